@@ -1,0 +1,245 @@
+"""The ``edgecap`` command. Heavy imports (TensorFlow) happen inside the commands that need them,
+so ``edgecap caption`` runs on a device with only the runtime installed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from edgecap import __version__
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _quiet_tensorflow() -> None:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgecap")
+def main():
+    """Attention image captioners, trained with Keras and run on device with TFLite."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# ------------------------------------------------------------------------------------- train
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (default: the shipped Flickr8k config, or the run's own when resuming).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default="runs/show_attend_tell", show_default=True, help="Where checkpoints, logs and the config go; an existing run resumes.")
+@click.option("--data-root", help="Dataset folder (overrides data.root and $EDGECAP_DATA_ROOT).")
+@click.option("--encoder-weights", help="Encoder weights file (overrides model.encoder_weights and $EDGECAP_ENCODER_WEIGHTS).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Feature cache folder (default $EDGECAP_CACHE_DIR or ~/.cache/edgecap).")
+@click.argument("overrides", nargs=-1)
+def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides):
+    """Train a captioner. OVERRIDES are section.key=value, e.g. train.epochs=5."""
+    _quiet_tensorflow()
+    from edgecap.config import Config, ConfigError
+    from edgecap.evaluation.evaluate import default_config
+    from edgecap.training.trainer import CONFIG, train as run_training
+
+    try:
+        if config_path:
+            cfg = Config.load(config_path)
+        elif (Path(run_dir) / CONFIG).is_file():
+            cfg = Config.load(Path(run_dir) / CONFIG)
+        else:
+            cfg = default_config()
+        if encoder_weights:
+            overrides = (*overrides, f'model.encoder_weights="{encoder_weights}"')
+        cfg.apply_overrides(list(overrides))
+        best = run_training(cfg, run_dir, data_root, cache_dir)
+    except (ConfigError, ValueError, OSError) as e:
+        _fail(str(e))
+    click.echo(f"best checkpoint: {best}")
+
+
+# ---------------------------------------------------------------------------------- evaluate
+@main.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True)
+@click.option("--beam-size", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--length-penalty", type=float, default=0.0, show_default=True)
+@click.option("--max-length", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--data-root", help="Dataset folder (overrides the config and $EDGECAP_DATA_ROOT).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Dataset config for a .tflite SOURCE.")
+@click.option("--limit", type=click.IntRange(0), default=0, help="First N images only.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads (.tflite SOURCE).")
+@click.option("--spice", is_flag=True, help="Also compute SPICE (needs a CoreNLP download: fails offline).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write metrics and captions as JSON here.")
+def evaluate(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, output):
+    """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D."""
+    _quiet_tensorflow()
+    from edgecap.evaluation.evaluate import evaluate as run_eval, write_report
+
+    try:
+        report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice)
+    except (ValueError, OSError, RuntimeError) as e:
+        _fail(str(e))
+    m = report["metrics"]
+    click.echo(f"{source} on {split} ({report['images']} images, beam {beam_size}, length penalty {length_penalty}):")
+    click.echo("  " + "  ".join(f"{k} {v:.2f}" for k, v in m.items()))
+    if output:
+        write_report(report, output)
+        click.echo(f"wrote {output}")
+
+
+@main.command("select-decoding")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--beam-sizes", default="1,3,5", show_default=True)
+@click.option("--length-penalties", default="0,0.5,1", show_default=True)
+@click.option("--data-root", help="Dataset folder.")
+def select_decoding(run_dir, beam_sizes, length_penalties, data_root):
+    """Choose beam size and length penalty on the dev split (CIDEr-D); saved as RUN_DIR/decoding.json."""
+    _quiet_tensorflow()
+    from edgecap.evaluation.evaluate import select_decoding as run_select
+
+    try:
+        out = run_select(run_dir, [int(x) for x in beam_sizes.split(",")], [float(x) for x in length_penalties.split(",")], "dev", data_root)
+    except (ValueError, OSError, RuntimeError) as e:
+        _fail(str(e))
+    click.echo(f"selected beam size {out['beam_size']}, length penalty {out['length_penalty']}")
+
+
+# ------------------------------------------------------------------------------------ export
+@main.command()
+@click.argument("source", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--float32", "mode", flag_value="float32", default=True, help="Float32 weights and activations (default).")
+@click.option("--float16", "mode", flag_value="float16", help="Float16 weights.")
+@click.option("--dynamic", "mode", flag_value="dynamic", help="Int8 weights, float activations (dynamic range).")
+@click.option("--int8", "mode", flag_value="int8", help="Full-integer int8, calibrated on training photos.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Output file (default: ./<name>_<mode>.tflite).")
+@click.option("--data-root", help="Dataset folder for calibration and verification photos.")
+@click.option("--calibration-images", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--verify-images", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--version", "model_version", default=__version__, show_default=True, help="Version string stored in the model metadata.")
+def export(source, mode, output, data_root, calibration_images, verify_images, model_version):
+    """Export SOURCE (a run directory; default: the released model's checkpoint) to one .tflite file
+    with `encode` and `decode_step` signatures, then verify it against Keras."""
+    _quiet_tensorflow()
+    from edgecap.export.command import run_export
+    from edgecap.paths import released_dir
+
+    source = Path(source) if source else released_dir()
+    output = Path(output) if output else Path(f"show_attend_tell_flickr8k_{mode}.tflite")
+    try:
+        result = run_export(source, mode, output, data_root, calibration_images, verify_images, model_version)
+    except (ValueError, OSError, RuntimeError) as e:
+        _fail(str(e))
+    click.echo(result.report.summary())
+    click.echo(f"wrote {result.path} ({result.size_bytes / 1e6:.2f} MB)")
+
+
+# ----------------------------------------------------------------------------------- caption
+def _collect_images(paths) -> list[Path]:
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        else:
+            out.append(p)
+    return out
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .tflite file from `edgecap export` (default: the built-in int8 model).")
+@click.option("--beam-size", type=click.IntRange(1), default=None, help="Beams (1 = greedy; default: the model's, chosen on dev).")
+@click.option("--length-penalty", type=float, default=None, help="α of log P / length^α (default: the model's, chosen on dev).")
+@click.option("--max-length", type=click.IntRange(1), default=None, help="Most words per caption (default: the model's).")
+@click.option("--nbest", type=click.IntRange(1), default=1, show_default=True, help="Captions per image (<= beam size).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
+@click.option("--attention-dir", type=click.Path(file_okay=False), help="Write a figure of each word's attention map here (needs matplotlib).")
+@click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
+def caption(images, model_path, beam_size, length_penalty, max_length, nbest, threads, as_json, attention_dir, verbose):
+    """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow."""
+    from edgecap.paths import default_model
+    from edgecap.runtime import Captioner, CaptionerOptions, ImageLoadError, ModelFileError, NoInterpreterError
+
+    path = Path(model_path) if model_path else default_model()
+    try:
+        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, num_results=nbest, num_threads=threads)
+        captioner = Captioner.from_file(path, options)
+    except (ModelFileError, NoInterpreterError, ValueError) as e:
+        _fail(str(e))
+    if verbose:
+        m = captioner.metadata
+        click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
+    failures = 0
+    for image in _collect_images(images):
+        try:
+            result = captioner.caption(image)
+        except ImageLoadError as e:
+            click.echo(f"error: {e}", err=True)
+            failures += 1
+            continue
+        if as_json:
+            click.echo(json.dumps({"image": str(image), "caption": result.text, "log_prob": round(result.log_prob, 4), "nbest": [{"caption": c.text, "log_prob": round(c.log_prob, 4)} for c in result.nbest], "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}}))
+        else:
+            click.echo(f"{image}: {result.text}")
+            for c in result.nbest[1:]:
+                click.echo(f"    {c.text}  ({c.log_prob:.2f})")
+        if verbose:
+            click.echo("    " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()), err=True)
+        if attention_dir:
+            from edgecap.visualize import save_attention_figure
+
+            save_attention_figure(image, result, Path(attention_dir) / f"{Path(image).stem}_attention.png")
+    if failures:
+        sys.exit(2)
+
+
+# ------------------------------------------------------------------------------------- bench
+@main.command()
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), help="Default: the built-in int8 model.")
+@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2.")
+@click.option("--images", "image_dir", type=click.Path(exists=True, file_okay=False), help="Photos to time (default: the examples/ photos).")
+@click.option("--repeats", type=click.IntRange(3), default=20, show_default=True)
+@click.option("--keras-run", type=click.Path(exists=True, file_okay=False), help="Run directory for the Keras float baseline (default: the released checkpoint); 'none' to skip.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures as JSON.")
+def bench(model_path, threads, image_dir, repeats, keras_run, json_path):
+    """Time load, encode, one decode step and whole captions; compare with Keras float generation."""
+    from edgecap.bench import format_report, run_bench
+    from edgecap.paths import default_model
+
+    thread_counts = [int(t) for t in threads.split(",") if t.strip()]
+    report = run_bench(Path(model_path) if model_path else default_model(), thread_counts, image_dir, repeats, keras_run)
+    click.echo(format_report(report))
+    if json_path:
+        from edgecap.utils import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(report, indent=1))
+
+
+# ----------------------------------------------------------------------------------- release
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out-dir", type=click.Path(file_okay=False), default="export", show_default=True)
+@click.option("--data-root", help="Dataset folder.")
+@click.option("--threads", default="1,2", show_default=True, help="Thread counts for the benchmark.")
+def release(run_dir, out_dir, data_root, threads):
+    """Make RUN_DIR the built-in model: export every mode, score them on test, bench, write the model card."""
+    _quiet_tensorflow()
+    from edgecap.release import release as run_release
+
+    command = "edgecap release " + " ".join(sys.argv[2:])
+    try:
+        card = run_release(run_dir, out_dir, data_root, threads=[int(t) for t in threads.split(",")], version=__version__, command=command)
+    except (ValueError, OSError, RuntimeError) as e:
+        _fail(str(e))
+    click.echo(f"wrote {out_dir}/MODEL_CARD.md ({card['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Run configuration: dataclasses read from / written to TOML (no TensorFlow).
+
+A run directory's ``config.toml`` records everything needed to reproduce it. Unknown keys
+are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed or names a key that does not exist."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "flickr8k"  #: "flickr8k" (native layout), "karpathy" or "folder" (photos + captions.txt)
+    root: str = "../shared/data/flickr8k"  #: relative: against the working directory, then the repository root
+    karpathy_json: str = ""
+    min_count: int = 5  #: vocabulary: keep words seen at least this often in train
+    max_length: int = 20  #: words per training caption (longer ones are cut)
+    train_limit: int = 0  #: use only the first N training images (0 = all); for tests
+    dev_limit: int = 0  #: use only the first N dev images for model selection (0 = all)
+
+
+@dataclass
+class ModelConfig:
+    architecture: str = "show_attend_tell"
+    backbone: str = "mobilenet_v2"
+    encoder_weights: str = "imagenet"  #: "imagenet", a .weights.h5 path, or "none"
+    embedding_dim: int = 128
+    hidden_dim: int = 352
+    attention_dim: int = 256
+    dropout: float = 0.5  #: on the deep-output layer
+    context_dropout: float = 0.5  #: on the context vector ẑ_t
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    lr_decay: str = "cosine"  #: "cosine" or "constant"
+    min_lr_ratio: float = 0.05
+    clipnorm: float = 5.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    doubly_stochastic: float = 1.0  #: λ of the doubly stochastic attention penalty (Xu et al. eq. 14)
+    patience: int = 4  #: epochs without a better dev CIDEr-D before stopping
+    seed: int = 1234
+    distribute: str = "auto"  #: "auto" (mirrored when >1 GPU), "mirrored", "none"
+    mixed_precision: str = "auto"  #: "auto" (on a GPU), "on", "off"
+    max_steps_per_epoch: int = 0  #: 0 = whole training set; for tests
+    jit_compile: bool = True  #: XLA-compile the training step
+
+
+@dataclass
+class DecodeConfig:
+    beam_size: int = 3
+    length_penalty: float = 0.0
+    max_length: int = 20
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    # --- reading and writing -------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "<config>") -> "Config":
+        cfg = cls()
+        cfg.update(raw, source)
+        return cfg
+
+    def update(self, raw: dict[str, Any], source: str = "<config>") -> None:
+        """Merge a nested dict into this config, type-checking each value.
+
+        Raises:
+            ConfigError: unknown section or key, or a value of the wrong type (names ``source``).
+        """
+        for section, values in raw.items():
+            if section not in {f.name for f in dataclasses.fields(self)}:
+                raise ConfigError(f"{source}: unknown section [{section}]; known: {[f.name for f in dataclasses.fields(self)]}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{section}] must be a table")
+            target = getattr(self, section)
+            known = {f.name: f for f in dataclasses.fields(target)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"{source}: unknown key {section}.{key}; known: {sorted(known)}")
+                default = getattr(target, key)
+                if isinstance(default, bool) or not isinstance(default, (int, float, str)):
+                    ok = isinstance(value, type(default))
+                elif isinstance(default, float):
+                    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                    value = float(value) if ok else value
+                else:
+                    ok = isinstance(value, type(default)) and not isinstance(value, bool)
+                if not ok:
+                    raise ConfigError(f"{source}: {section}.{key} must be {type(default).__name__}, got {value!r}")
+                setattr(target, key, value)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        """Raises: ConfigError naming the file (missing, bad TOML, unknown key)."""
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})") from e
+        return cls.from_dict(raw, str(path))
+
+    def apply_overrides(self, overrides: list[str]) -> None:
+        """Apply ``section.key=value`` strings (value parsed as TOML, bare words as strings).
+
+        Raises:
+            ConfigError: malformed override or unknown key.
+        """
+        for item in overrides:
+            key, sep, text = item.partition("=")
+            section, dot, name = key.strip().partition(".")
+            if not sep or not dot:
+                raise ConfigError(f"override {item!r}: expected section.key=value")
+            try:
+                value = tomllib.loads(f"v = {text}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = text
+            self.update({section: {name: value}}, f"override {item!r}")
+
+    def to_toml(self) -> str:
+        lines = []
+        for section in dataclasses.fields(self):
+            lines.append(f"[{section.name}]")
+            for f in dataclasses.fields(getattr(self, section.name)):
+                v = getattr(getattr(self, section.name), f.name)
+                lines.append(f"{f.name} = {_toml_value(v)}")
+            lines.append("")
+        return "\n".join(lines)
+
+    def save(self, path: str | Path) -> None:
+        from edgecap.utils import atomic_write_text
+
+        atomic_write_text(path, self.to_toml())
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)

@@ -1,0 +1,187 @@
+"""Readers for the captioning corpora: Flickr8k layout, Karpathy-split JSON, COCO captions.
+
+Every reader returns ``{split: [CaptionedImage, ...]}`` and skips (with one warning that
+gives the count) caption entries whose image file is missing. No TensorFlow.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, malformed or yields an empty split; the message names it."""
+
+
+@dataclass
+class CaptionedImage:
+    """One image and its human reference captions.
+
+    Attributes:
+        image_id: file name (Flickr) or numeric id as string (COCO).
+        path: absolute path to the image file.
+        captions: raw reference sentences (usually 5).
+    """
+
+    image_id: str
+    path: Path
+    captions: list[str] = field(default_factory=list)
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    return [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+
+
+def _drop_missing(items: list[CaptionedImage], source: Path) -> list[CaptionedImage]:
+    kept = [it for it in items if it.path.is_file()]
+    missing = len(items) - len(kept)
+    if missing:
+        example = next(it.image_id for it in items if not it.path.is_file())
+        warnings.warn(f"{source}: {missing} image(s) named there are missing and skipped (e.g. {example})", stacklevel=3)
+    return kept
+
+
+def _check_split(items: list[CaptionedImage], split: str, source: Path) -> list[CaptionedImage]:
+    if not items:
+        raise DatasetError(f"{source}: split {split!r} is empty")
+    return items
+
+
+def read_flickr8k(root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict[str, list[CaptionedImage]]:
+    """Read the Flickr8k layout (Hodosh et al. 2013): ``Flickr8k.token.txt`` + split lists.
+
+    Args:
+        root: folder with ``Images/``, ``Flickr8k.token.txt`` and ``Flickr_8k.{train,dev,test}Images.txt``.
+        splits: which splits to return.
+
+    Returns:
+        ``{split: [CaptionedImage]}`` in the order of the split files.
+
+    Raises:
+        DatasetError: a file is missing or malformed, or a split is empty.
+    """
+    root = Path(root)
+    token_file = root / "Flickr8k.token.txt"
+    captions: dict[str, list[str]] = collections.defaultdict(list)
+    for n, line in enumerate(_read_lines(token_file), 1):
+        key, sep, caption = line.partition("\t")
+        name, hash_, _ = key.rpartition("#")
+        if not sep or not hash_:
+            raise DatasetError(f"{token_file}:{n}: expected 'IMAGE.jpg#N<TAB>caption', got {line[:80]!r}")
+        captions[name].append(caption)
+    unknown = [name for name in captions if not name.endswith(".jpg")]
+    if unknown:  # e.g. '2258277193_586949ec62.jpg.1' in the official file
+        warnings.warn(f"{token_file}: {len(unknown)} caption id(s) name no image file and are skipped (e.g. {unknown[0]})", stacklevel=2)
+    out = {}
+    for split in splits:
+        list_file = root / f"Flickr_8k.{split}Images.txt"
+        items = [CaptionedImage(name, root / "Images" / name, captions.get(name, [])) for name in _read_lines(list_file)]
+        no_caps = [it for it in items if not it.captions]
+        if no_caps:
+            warnings.warn(f"{list_file}: {len(no_caps)} image(s) have no caption in {token_file.name} and are skipped", stacklevel=2)
+        items = [it for it in items if it.captions]
+        out[split] = _check_split(_drop_missing(items, list_file), split, list_file)
+    return out
+
+
+_KARPATHY_SPLITS = {"train": ("train", "restval"), "dev": ("val",), "val": ("val",), "test": ("test",)}
+
+
+def read_karpathy_json(json_path: str | Path, image_root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict[str, list[CaptionedImage]]:
+    """Read a Karpathy-split file (``dataset_flickr8k.json``, ``dataset_flickr30k.json``, ``dataset_coco.json``).
+
+    ``train`` includes COCO's ``restval``; ``dev`` is Karpathy's ``val``. Images are found at
+    ``image_root/filepath/filename`` (COCO) or ``image_root/filename`` (Flickr).
+
+    Raises:
+        DatasetError: the file is missing or not in the Karpathy format, or a split is empty.
+    """
+    json_path, image_root = Path(json_path), Path(image_root)
+    if not json_path.is_file():
+        raise DatasetError(f"{json_path}: file not found")
+    try:
+        images = json.loads(json_path.read_text(encoding="utf-8"))["images"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DatasetError(f"{json_path}: not a Karpathy-split JSON file ({e})") from e
+    out = {}
+    for split in splits:
+        wanted = _KARPATHY_SPLITS.get(split, (split,))
+        items = []
+        for img in images:
+            if img.get("split") not in wanted:
+                continue
+            try:
+                rel = Path(img.get("filepath", "")) / img["filename"]
+                caps = [s["raw"] for s in img["sentences"]]
+            except (KeyError, TypeError) as e:
+                raise DatasetError(f"{json_path}: image entry without {e}") from e
+            items.append(CaptionedImage(img["filename"], image_root / rel, caps))
+        out[split] = _check_split(_drop_missing(items, json_path), split, json_path)
+    return out
+
+
+def read_coco_captions(json_path: str | Path, image_dir: str | Path) -> list[CaptionedImage]:
+    """Read a COCO captions file (``captions_train2014.json`` style: ``images`` + ``annotations``).
+
+    Raises:
+        DatasetError: the file is missing or malformed, or holds no captioned image.
+    """
+    json_path, image_dir = Path(json_path), Path(image_dir)
+    if not json_path.is_file():
+        raise DatasetError(f"{json_path}: file not found")
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        names = {img["id"]: img["file_name"] for img in data["images"]}
+        caps: dict[int, list[str]] = collections.defaultdict(list)
+        for ann in data["annotations"]:
+            caps[ann["image_id"]].append(ann["caption"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DatasetError(f"{json_path}: not a COCO captions file ({e})") from e
+    items = [CaptionedImage(str(i), image_dir / names[i], caps[i]) for i in names if caps.get(i)]
+    return _check_split(_drop_missing(items, json_path), "all", json_path)
+
+
+def read_caption_folder(root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test"), caption_file: str = "captions.txt") -> dict[str, list[CaptionedImage]]:
+    """A folder of photos plus ``captions.txt`` (``IMAGE<TAB>caption`` lines); every split is the whole folder.
+
+    For small custom sets and for tests (the repository's ``examples/``).
+
+    Raises:
+        DatasetError: the caption file is missing or malformed, or names no existing photo.
+    """
+    root = Path(root)
+    token_file = root / caption_file
+    captions: dict[str, list[str]] = collections.defaultdict(list)
+    for n, line in enumerate(_read_lines(token_file), 1):
+        name, sep, caption = line.partition("\t")
+        if not sep or not caption.strip():
+            raise DatasetError(f"{token_file}:{n}: expected 'IMAGE<TAB>caption', got {line[:80]!r}")
+        captions[name].append(caption.strip())
+    items = _drop_missing([CaptionedImage(name, root / name, caps) for name, caps in captions.items()], token_file)
+    return {split: _check_split(list(items), split, token_file) for split in splits}
+
+
+def read_dataset(name: str, root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test"), karpathy_json: str | Path | None = None) -> dict[str, list[CaptionedImage]]:
+    """Dispatch on a dataset name from a config: ``flickr8k`` (native layout), ``karpathy`` or ``folder``.
+
+    Raises:
+        DatasetError: unknown name, or whatever the reader raises.
+    """
+    if name == "flickr8k":
+        return read_flickr8k(root, splits)
+    if name == "karpathy":
+        if karpathy_json is None:
+            raise DatasetError("dataset 'karpathy' needs data.karpathy_json")
+        return read_karpathy_json(karpathy_json, root, splits)
+    if name == "folder":
+        return read_caption_folder(root, splits)
+    raise DatasetError(f"unknown dataset {name!r}; expected 'flickr8k', 'karpathy' or 'folder'")

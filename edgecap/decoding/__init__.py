@@ -1,0 +1,10 @@
+"""Caption search over a step function: greedy and beam search (numpy only, no TensorFlow).
+
+The same code decodes with the Keras step during training/evaluation and with the TFLite
+``decode_step`` signature on the device: anything that follows :class:`StepFunction` works.
+"""
+
+from edgecap.decoding.processors import LogitsProcessor, LogitsProcessorList, MinLength, SuppressTokens, decoding_processors
+from edgecap.decoding.search import Hypothesis, StepFunction, beam_search, greedy_search
+
+__all__ = ["Hypothesis", "LogitsProcessor", "LogitsProcessorList", "MinLength", "StepFunction", "SuppressTokens", "beam_search", "decoding_processors", "greedy_search"]

@@ -1,0 +1,188 @@
+"""Greedy and beam search against a step-function protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from edgecap.decoding.processors import LogitsProcessorList
+
+State = tuple  # tuple of arrays, each with the batch (beam) dimension first
+
+
+class StepFunction(Protocol):
+    """One decoder step.
+
+    Called with ``tokens int32 (B,)`` (previous words) and ``state`` (a tuple of arrays,
+    batch first, e.g. ``(h, c, annotations)``); returns ``(log_probs float32 (B, V),
+    new_state, attention float32 (B, L) or None)``. Rows of the state are reordered by the
+    search with fancy indexing (``s[idx]``).
+    """
+
+    def __call__(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State, np.ndarray | None]: ...
+
+
+@dataclass
+class Hypothesis:
+    """One finished caption.
+
+    Attributes:
+        tokens: word ids, without ``<start>``/``<end>``.
+        log_prob: sum of the chosen words' log-probabilities, ``<end>`` included (nats).
+        score: ``log_prob / length ** length_penalty`` (length counts ``<end>``); ranks hypotheses.
+        attention: ``(len(tokens), L)`` attention weights per emitted word, or None.
+    """
+
+    tokens: list[int]
+    log_prob: float
+    score: float
+    attention: np.ndarray | None = None
+
+
+def _check(max_length: int, beam_size: int = 1) -> None:
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+
+
+def greedy_search(step: StepFunction, state: State, start_id: int, end_id: int, max_length: int = 20, processors: LogitsProcessorList | None = None) -> list[Hypothesis]:
+    """Pick the most probable word at each step, for a batch of B images at once.
+
+    Args:
+        step: the decoder step (see :class:`StepFunction`).
+        state: initial state, batch first (B rows).
+        start_id, end_id: ids of ``<start>`` and ``<end>``.
+        max_length: most words per caption (``<end>`` not counted).
+        processors: edits applied to the log-probabilities before each choice.
+
+    Returns:
+        one :class:`Hypothesis` per batch row (score = log_prob).
+
+    Raises:
+        ValueError: ``max_length`` < 1.
+    """
+    _check(max_length)
+    batch = state[0].shape[0]
+    tokens = np.full((batch,), start_id, np.int32)
+    out = np.full((batch, max_length + 1), end_id, np.int32)
+    total = np.zeros((batch,), np.float64)
+    done = np.zeros((batch,), bool)
+    rows = np.arange(batch)
+    attn = []
+    for t in range(max_length + 1):
+        log_probs, state, alpha = step(tokens, state)
+        if processors:
+            log_probs = processors(np.array(log_probs, np.float32), t)
+        if t == max_length:  # out of room: force <end>
+            tokens = np.full((batch,), end_id, np.int32)
+        else:
+            tokens = np.argmax(log_probs, axis=-1).astype(np.int32)
+        chosen = log_probs[rows, tokens]
+        total += np.where(done | ~np.isfinite(chosen), 0.0, chosen)
+        out[:, t] = np.where(done, end_id, tokens)
+        if alpha is not None:
+            attn.append(np.array(alpha))
+        done |= tokens == end_id
+        if done.all():
+            break
+    hyps = []
+    for b in range(batch):
+        seq = out[b].tolist()
+        n = seq.index(end_id)
+        a = np.stack([x[b] for x in attn[:n]]) if attn and n else (np.zeros((0, attn[0].shape[-1]), np.float32) if attn else None)
+        hyps.append(Hypothesis(seq[:n], float(total[b]), float(total[b]), a))
+    return hyps
+
+
+def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, beam_size: int = 3, max_length: int = 20, length_penalty: float = 0.0, num_return: int = 1, processors: LogitsProcessorList | None = None) -> list[Hypothesis]:
+    """Beam search for one image.
+
+    Keeps the ``beam_size`` best partial captions; a caption ends when it emits ``<end>``.
+    Finished captions are ranked by ``log_prob / length ** length_penalty`` (length counts
+    ``<end>``; ``length_penalty`` 0 ranks by total log-probability, > 0 favours longer
+    captions). Search stops when ``beam_size`` captions have finished and no live beam can
+    still beat the worst of them, or at ``max_length`` words.
+
+    Args:
+        step: the decoder step; called with B = 1 first, then B = number of live beams.
+        state: initial state for one image (each array with leading dimension 1).
+        start_id, end_id: ids of ``<start>`` and ``<end>``.
+        beam_size: K, beams kept per step.
+        max_length: most words per caption (``<end>`` not counted).
+        length_penalty: exponent α of the length normalisation.
+        num_return: n-best size (<= ``beam_size``).
+        processors: edits applied to the log-probabilities before each choice.
+
+    Returns:
+        up to ``num_return`` hypotheses, best first.
+
+    Raises:
+        ValueError: ``beam_size`` or ``max_length`` < 1, ``num_return`` not in 1..beam_size,
+            or a state not of batch 1.
+    """
+    _check(max_length, beam_size)
+    if not 1 <= num_return <= beam_size:
+        raise ValueError(f"num_return must be in 1..beam_size ({beam_size}), got {num_return}")
+    if state[0].shape[0] != 1:
+        raise ValueError(f"beam_search decodes one image: state batch must be 1, got {state[0].shape[0]}")
+    tokens = np.array([start_id], np.int32)
+    scores = np.zeros((1,), np.float64)  # (K,) running log-probs
+    seqs: list[list[int]] = [[]]
+    attns: list[list[np.ndarray]] = [[]]
+    finished: list[Hypothesis] = []
+
+    def norm(logp: float, length: int) -> float:
+        return logp / (length ** length_penalty) if length_penalty else logp
+
+    for t in range(max_length + 1):
+        log_probs, state, alpha = step(tokens, state)
+        log_probs = np.array(log_probs, np.float64)
+        if processors:
+            log_probs = processors(log_probs, t)
+        if t == max_length:  # out of room: every live beam ends here
+            end_lp = log_probs[:, end_id]
+            for row, seq in enumerate(seqs):
+                logp = float(scores[row] + (end_lp[row] if np.isfinite(end_lp[row]) else 0.0))
+                finished.append(Hypothesis(list(seq), logp, norm(logp, len(seq) + 1), np.stack(attns[row]) if alpha is not None and seq else None))
+            break
+        cand = (scores[:, None] + log_probs).ravel()  # (K*V,)
+        n_cand = min(2 * beam_size, cand.size)
+        top = np.argpartition(-cand, n_cand - 1)[:n_cand]
+        top = top[np.argsort(-cand[top], kind="stable")]
+        vocab = log_probs.shape[1]
+        keep_rows, keep_tokens, keep_scores = [], [], []
+        for flat in top:
+            score = cand[flat]
+            if not np.isfinite(score):
+                break
+            row, token = divmod(int(flat), vocab)
+            path_attn = attns[row] + ([alpha[row]] if alpha is not None else [])
+            if token == end_id:
+                seq = seqs[row]
+                finished.append(Hypothesis(list(seq), float(score), norm(float(score), len(seq) + 1), np.stack(path_attn[:-1]) if alpha is not None and seq else None))
+            else:
+                keep_rows.append(row)
+                keep_tokens.append(token)
+                keep_scores.append(score)
+                if len(keep_rows) == beam_size:
+                    break
+        if not keep_rows:
+            break
+        finished.sort(key=lambda h: -h.score)
+        del finished[beam_size:]
+        best_alive = norm(keep_scores[0], t + 2)
+        if len(finished) >= beam_size and (length_penalty <= 0 and keep_scores[0] <= finished[-1].score or length_penalty > 0 and best_alive < finished[-1].score):
+            break
+        idx = np.asarray(keep_rows)
+        if idx.size != len(seqs) or (idx != np.arange(idx.size)).any():
+            state = tuple(s[idx] for s in state)
+        seqs = [seqs[r] + [tok] for r, tok in zip(keep_rows, keep_tokens)]
+        attns = [attns[r] + ([alpha[r]] if alpha is not None else []) for r in keep_rows]
+        scores = np.asarray(keep_scores, np.float64)
+        tokens = np.asarray(keep_tokens, np.int32)
+    finished.sort(key=lambda h: -h.score)
+    return finished[:num_return]

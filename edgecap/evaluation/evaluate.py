@@ -1,0 +1,119 @@
+"""``edgecap evaluate``: caption a split with a training run (Keras) or a ``.tflite`` file and score it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from edgecap.config import Config
+from edgecap.evaluation.metrics import coco_caption_scores
+from edgecap.utils import atomic_write_text
+
+
+def _features_for_run(cfg: Config, model, items, split: str, cache_dir=None):
+    from edgecap.data.features import cached_features
+    from edgecap.models.backbones import WeightsError, resolve_weights
+
+    spec = model.spec
+    try:
+        weights = resolve_weights(cfg.model.encoder_weights)
+    except WeightsError:  # weights file not here: the checkpoint's own encoder, keyed by nothing reusable
+        weights = "imagenet"
+    if weights in ("imagenet", "none"):
+        from edgecap.data.features import encode_images
+
+        return encode_images(model.encoder, items, spec.image_size, desc=f"encoding {split}")
+    return cached_features(lambda: model.encoder, spec.name, weights, spec.image_size, items, cache_dir, split)
+
+
+def evaluate(source: str | Path, split: str = "test", beam_size: int = 3, length_penalty: float = 0.0, max_length: int = 20, data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, spice: bool = False) -> dict:
+    """Caption every image of ``split`` and compute the COCO caption metrics (×100).
+
+    Args:
+        source: a run directory (Keras, best checkpoint) or a ``.tflite`` file (runtime).
+        split: ``train`` | ``dev`` | ``test``.
+        beam_size, length_penalty, max_length: decoding settings.
+        data_root: dataset folder override.
+        config: dataset config for a ``.tflite`` source (default: the run's / the shipped config).
+        limit: first N images only (0 = all).
+
+    Returns:
+        ``{"source", "split", "images", "beam_size", "length_penalty", "metrics", "seconds", "captions"}``.
+    """
+    from edgecap.training.trainer import read_splits
+
+    source = Path(source)
+    t0 = time.time()
+    if source.is_dir():
+        from edgecap.training.keras_step import KerasStep, caption_features
+        from edgecap.training.trainer import load_run
+
+        cfg, vocab, model = load_run(source)
+        items = read_splits(cfg, (split,), data_root)[split]
+        items = items[:limit] if limit else items
+        feats = _features_for_run(cfg, model, items, split)
+        hyps = caption_features(KerasStep(model), feats, vocab, beam_size, length_penalty, max_length, progress=True)
+        captions = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
+    else:
+        from edgecap.runtime import Captioner, CaptionerOptions
+
+        cfg = Config.load(config) if config else default_config()
+        items = read_splits(cfg, (split,), data_root)[split]
+        items = items[:limit] if limit else items
+        captioner = Captioner.from_file(source, CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, num_threads=num_threads))
+        captions = {it.image_id: captioner.caption(it.path).text for it in tqdm(items, desc=f"captioning {split} (beam {beam_size})", unit="img")}
+    refs = {it.image_id: it.captions for it in items}
+    metrics = coco_caption_scores(refs, captions, spice=spice)
+    return {
+        "source": str(source), "split": split, "images": len(items), "beam_size": beam_size, "length_penalty": length_penalty,
+        "max_length": max_length, "metrics": metrics, "seconds": round(time.time() - t0, 1),
+        "captions": [{"image_id": k, "caption": v} for k, v in captions.items()],
+    }
+
+
+def default_config() -> Config:
+    """The shipped Flickr8k config (``edgecap/configs/show_attend_tell_flickr8k.toml``)."""
+    from importlib import resources
+
+    return Config.load(Path(str(resources.files("edgecap") / "configs" / "show_attend_tell_flickr8k.toml")))
+
+
+def write_report(report: dict, path: str | Path) -> None:
+    atomic_write_text(path, json.dumps(report, indent=1, ensure_ascii=False))
+
+
+def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=(0.0, 0.5, 1.0), split: str = "dev", data_root: str | None = None) -> dict:
+    """Choose beam size and length penalty by CIDEr-D on the dev split; write ``decoding.json``.
+
+    Every (beam size, length penalty) pair is decoded with the run's best Keras checkpoint;
+    the winner becomes the run's default decoding (read by :func:`load_run`, stored in
+    exported files' metadata).
+
+    Returns:
+        ``{"beam_size", "length_penalty", "table": [{"beam_size", "length_penalty", "CIDEr-D", "BLEU-4"}]}``.
+    """
+    from edgecap.evaluation.metrics import cider_d
+    from edgecap.training.keras_step import KerasStep, caption_features
+    from edgecap.training.trainer import DECODING, load_run, read_splits
+
+    run_dir = Path(run_dir)
+    cfg, vocab, model = load_run(run_dir)
+    items = read_splits(cfg, (split,), data_root)[split]
+    feats = _features_for_run(cfg, model, items, split)
+    refs = {it.image_id: it.captions for it in items}
+    step = KerasStep(model)
+    table = []
+    for k in beam_sizes:
+        for lp in length_penalties if k > 1 else (0.0,):
+            hyps = caption_features(step, feats, vocab, k, lp, cfg.decode.max_length, progress=True)
+            caps = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
+            row = {"beam_size": k, "length_penalty": lp, "CIDEr-D": cider_d(refs, caps), "mean_words": sum(len(h.tokens) for h in hyps) / len(hyps)}
+            table.append(row)
+            print(f"beam {k} length penalty {lp}: dev CIDEr-D {row['CIDEr-D']:.2f}, {row['mean_words']:.1f} words", flush=True)
+    best = max(table, key=lambda r: r["CIDEr-D"])
+    out = {"beam_size": best["beam_size"], "length_penalty": best["length_penalty"], "selected_on": split, "table": table}
+    atomic_write_text(run_dir / DECODING, json.dumps(out, indent=1))
+    return out

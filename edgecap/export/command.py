@@ -1,0 +1,85 @@
+"""The ``edgecap export`` job: load a run, convert, verify, and only then put the file in place."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecap.data.readers import CaptionedImage, DatasetError
+from edgecap.export.exporter import export_model, representative_dataset
+from edgecap.export.verify import VerifyReport, verify_export
+from edgecap.utils import atomic_write_text
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    size_bytes: int
+    report: VerifyReport
+
+
+def _spread(items: list, n: int) -> list:
+    """``n`` items evenly spaced over ``items`` (varied photos for calibration)."""
+    if n >= len(items):
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, n).astype(int)]
+
+
+def _example_items() -> list[CaptionedImage]:
+    from edgecap.paths import examples_dir
+
+    photos = sorted(p for p in examples_dir().glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return [CaptionedImage(p.name, p, ["a photo"]) for p in photos]
+
+
+def run_export(source: str | Path, mode: str, output: str | Path, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0") -> ExportResult:
+    """Export ``source`` (a run directory) in ``mode``; verify against Keras; write ``output``.
+
+    Calibration uses training photos and verification dev photos of the run's dataset; when
+    the dataset is not on this machine both fall back to the photos in ``examples/`` (with a
+    warning: calibration on a handful of photos gives a poorer int8 model).
+
+    Returns:
+        the written file, its size and the verification report.
+
+    Raises:
+        ExportError: verification failed (the file is kept as ``<output>.rejected``).
+    """
+    from edgecap.export.exporter import ExportError
+    from edgecap.runtime import Captioner, CaptionerOptions
+    from edgecap.training.trainer import load_run, read_splits
+
+    cfg, vocab, model = load_run(source)
+    try:
+        splits = read_splits(cfg, ("train", "dev"), data_root)
+        calib, check = _spread(splits["train"], calibration_images), _spread(splits["dev"], verify_images)
+    except DatasetError as e:
+        warnings.warn(f"{e}; calibrating and verifying on the example photos instead", stacklevel=2)
+        calib = check = _example_items()
+    output = Path(output)
+    staging = output.with_name(output.name + ".staging")
+
+    def calibration():
+        return representative_dataset(model, [it.path for it in calib], [it.captions[0] for it in calib], vocab)
+
+    extra = {"source_run": str(source), "dataset": cfg.data.dataset, "calibration_images": len(calib) if mode == "int8" else 0}
+    export_model(model, vocab, staging, mode, calibration if mode == "int8" else None, name=f"{cfg.model.architecture}_{cfg.data.dataset}", version=version,
+                 max_length=cfg.decode.max_length, beam_size=cfg.decode.beam_size, length_penalty=cfg.decode.length_penalty, extra=extra)
+    try:
+        captioner = Captioner.from_file(staging, CaptionerOptions(beam_size=1))
+        report = verify_export(model, captioner, [it.path for it in check], [it.captions for it in check], mode, cfg.decode.max_length)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    atomic_write_text(output.with_name(output.name + ".verify.json"), json.dumps(report.as_dict(), indent=1))
+    if not report.passed:
+        rejected = output.with_name(output.name + ".rejected")
+        os.replace(staging, rejected)
+        raise ExportError(f"{output}: verification failed, file kept as {rejected}\n{report.summary()}")
+    os.replace(staging, output)
+    return ExportResult(output, output.stat().st_size, report)

@@ -1,0 +1,109 @@
+"""Image encoders, registered by name: pixels → annotation vectors ``(B, L, D)``.
+
+The encoder's input is ``uint8`` RGB; casting and normalisation happen inside the graph,
+so training, Keras inference and the exported TFLite file all take raw pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+WEIGHTS_ENV = "EDGECAP_ENCODER_WEIGHTS"
+
+
+class WeightsError(ValueError):
+    """An encoder weights file is missing or does not fit the architecture (names the file)."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one encoder.
+
+    Attributes:
+        name: registry key.
+        image_size: square input side in pixels.
+        grid: spatial side of the output feature map (L = grid²).
+        dim: channels D of each annotation vector.
+        normalization: human-readable description of the in-graph pixel normalisation.
+        build: ``weights -> keras.Model`` mapping float pixels (0..255) to ``(B, g, g, D)``;
+            ``weights`` is ``"imagenet"``, ``"none"`` or a file path.
+    """
+
+    name: str
+    image_size: int
+    grid: int
+    dim: int
+    normalization: str
+    build: Callable[[str], keras.Model]
+
+    @property
+    def num_locations(self) -> int:
+        return self.grid * self.grid
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """Raises: ValueError naming the known backbones."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def resolve_weights(weights: str | None) -> str:
+    """``None``/``"imagenet"``: ``$EDGECAP_ENCODER_WEIGHTS`` if set, else ``"imagenet"`` (Keras downloads it).
+
+    Returns ``"imagenet"``, ``"none"`` (random initialisation) or an existing file path.
+
+    Raises:
+        WeightsError: a path that does not exist.
+    """
+    if weights in (None, "", "imagenet"):
+        weights = os.environ.get(WEIGHTS_ENV) or "imagenet"
+    if weights not in ("imagenet", "none") and not Path(weights).is_file():
+        raise WeightsError(f"{weights}: encoder weights file not found (set {WEIGHTS_ENV} or --encoder-weights)")
+    return weights
+
+
+def _mobilenet_v2(weights: str) -> keras.Model:
+    inputs = keras.Input((224, 224, 3), dtype="float32", name="pixels")
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(inputs)  # mobilenet_v2.preprocess_input
+    try:
+        base = keras.applications.MobileNetV2(include_top=False, alpha=1.0, input_shape=(224, 224, 3), weights=None if weights == "none" else weights)
+    except (ValueError, OSError) as e:
+        raise WeightsError(f"{weights}: cannot load as MobileNetV2 (alpha 1.0, 224, no top) weights: {e}") from e
+    return keras.Model(inputs, base(x), name="mobilenet_v2")
+
+
+register_backbone(BackboneSpec("mobilenet_v2", 224, 7, 1280, "x / 127.5 - 1 (MobileNetV2 preprocess_input)", _mobilenet_v2))
+
+
+def build_encoder(name: str = "mobilenet_v2", weights: str | None = "imagenet") -> keras.Model:
+    """Encoder ``uint8 (B, S, S, 3)`` → annotation vectors ``float32 (B, L, D)``.
+
+    Args:
+        name: registry key, e.g. ``"mobilenet_v2"`` (L = 49, D = 1280).
+        weights: ``"imagenet"`` (or ``$EDGECAP_ENCODER_WEIGHTS``), a ``.weights.h5`` path, or ``"none"``.
+
+    Raises:
+        ValueError: unknown backbone. WeightsError: weights file missing or of the wrong shape.
+    """
+    spec = get_backbone(name)
+    cnn = spec.build(resolve_weights(weights))
+    pixels = keras.Input((spec.image_size, spec.image_size, 3), dtype="uint8", name="image")
+    x = keras.ops.cast(pixels, "float32")
+    grid = cnn(x)  # (B, g, g, D)
+    annotations = keras.layers.Reshape((spec.num_locations, spec.dim), name="annotations")(grid)  # (B, L, D)
+    return keras.Model(pixels, annotations, name=f"{name}_encoder")

@@ -1,0 +1,78 @@
+"""The Show, Attend and Tell captioner: encoder + soft-attention decoder step."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from edgecap.models.backbones import build_encoder, get_backbone
+from edgecap.models.show_attend_tell.decoder import SoftAttentionDecoder
+
+
+class ShowAttendTell(keras.Model):
+    """Xu et al. 2015 soft-attention captioner.
+
+    Called on ``{"annotations": float (B, L, D), "captions": int32 (B, T+1)}`` (cached
+    features) or ``{"images": uint8 (B, S, S, 3), "captions": ...}`` it unrolls the decoder
+    step over the caption with teacher forcing and returns logits ``float32 (B, T, V)`` for
+    ``captions[:, 1:]``. While training it adds the doubly stochastic attention penalty
+    ``λ Σ_i (1 − Σ_t α_ti)²`` (Xu et al. eq. 14) to ``self.losses``, divided by the number of
+    target words in the batch: the cross-entropy is a per-word mean, so this keeps the paper's
+    balance between the caption's negative log-likelihood and the penalty.
+
+    Args:
+        vocab_size: V.
+        backbone: encoder registry name.
+        encoder_weights: see :func:`edgecap.models.backbones.build_encoder`.
+        embedding_dim, hidden_dim, attention_dim, dropout, context_dropout: see :class:`SoftAttentionDecoder`.
+        doubly_stochastic: λ (0 disables the penalty).
+    """
+
+    def __init__(self, vocab_size: int, backbone: str = "mobilenet_v2", encoder_weights: str | None = "imagenet", embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, doubly_stochastic: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = get_backbone(backbone)
+        self.encoder = build_encoder(backbone, encoder_weights)
+        self.encoder.trainable = False
+        self.decoder = SoftAttentionDecoder(vocab_size, embedding_dim, hidden_dim, attention_dim, dropout, context_dropout, name="decoder")
+        self.doubly_stochastic = doubly_stochastic
+
+    def build(self, input_shape=None) -> None:
+        """Create every variable (call before loading weights)."""
+        annotations = ops.zeros((1, self.spec.num_locations, self.spec.dim))
+        h, c = self.decoder.initial_state(annotations)
+        self.decoder.step(ops.zeros((1,), "int32"), h, c, annotations)
+        self.built = True
+
+    def encode(self, images):
+        """``uint8 (B, S, S, 3)`` → ``(annotations (B, L, D), h0 (B, H), c0 (B, H))``."""
+        annotations = self.encoder(images, training=False)
+        h, c = self.decoder.initial_state(annotations)
+        return annotations, h, c
+
+    def decode_step(self, tokens, h, c, annotations):
+        """Inference step: ``(log_probs (B, V), h, c, alpha (B, L))``; see :meth:`SoftAttentionDecoder.step`."""
+        logits, h, c, alpha = self.decoder.step(tokens, h, c, annotations, training=False)
+        return ops.log_softmax(ops.cast(logits, "float32"), axis=-1), h, c, alpha
+
+    def call(self, inputs, training=False):
+        if "annotations" in inputs:
+            annotations = ops.cast(inputs["annotations"], self.compute_dtype)
+        else:
+            annotations = self.encoder(inputs["images"], training=False)
+        captions = ops.cast(inputs["captions"], "int32")  # (B, T+1)
+        h, c = self.decoder.initial_state(annotations)
+        projected = self.decoder.project_annotations(annotations)  # (B, L, A), once per caption
+        logits, alphas = [], []
+        steps = captions.shape[1] - 1
+        for t in range(steps):  # teacher forcing: feed the reference word y_{t-1}
+            out, h, c, alpha = self.decoder.step(captions[:, t], h, c, annotations, projected, training=training)
+            logits.append(out)
+            alphas.append(alpha)
+        logits = ops.stack(logits, axis=1)  # (B, T, V)
+        if training and self.doubly_stochastic > 0:
+            mask = ops.cast(captions[:, 1:] != 0, "float32")  # (B, T)
+            coverage = ops.sum(ops.cast(ops.stack(alphas, axis=1), "float32") * mask[..., None], axis=1)  # Σ_t α_ti (B, L)
+            penalty = ops.sum((1.0 - coverage) ** 2)  # Σ_b Σ_i (1 − Σ_t α_ti)²
+            # Per target word, like the cross-entropy, so λ keeps the paper's per-caption balance.
+            self.add_loss(self.doubly_stochastic * penalty / ops.maximum(ops.sum(mask), 1.0))
+        return logits

@@ -1,0 +1,1 @@
+"""Training: the trainer, resumable checkpoints and the Keras step used for decoding."""

@@ -1,0 +1,266 @@
+"""``edgecap train``: teacher-forced training on cached features, with resumable checkpoints.
+
+A run directory holds::
+
+    config.toml          the full configuration of the run
+    vocab.json           the vocabulary built from the training captions
+    last.weights.h5      model + optimizer after the last finished epoch
+    state.json           epoch, best dev CIDEr-D, early-stopping counter, history
+    best.weights.h5      model of the epoch with the best dev CIDEr-D (what export uses)
+    logs/                TensorBoard
+
+Every file is written atomically; killed at any point, the next ``edgecap train`` on the
+same directory continues from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from edgecap.config import Config, ConfigError
+from edgecap.data.features import cached_features
+from edgecap.data.pipeline import caption_dataset, encode_captions
+from edgecap.data.readers import CaptionedImage, read_dataset
+from edgecap.data.vocabulary import Vocabulary
+from edgecap.evaluation.metrics import cider_d
+from edgecap.paths import resolve_data_root
+from edgecap.training.keras_step import KerasStep, caption_features
+from edgecap.utils import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CONFIG, VOCAB, LAST, STATE, BEST = "config.toml", "vocab.json", "last.weights.h5", "state.json", "best.weights.h5"
+DECODING = "decoding.json"  #: beam size and length penalty chosen on dev (edgecap select-decoding)
+
+
+class RunError(ValueError):
+    """A run directory is inconsistent (config or vocabulary mismatch, missing files)."""
+
+
+@dataclass
+class SplitData:
+    items: list[CaptionedImage]
+    features: np.ndarray  # (N, L, D) float16
+
+    @property
+    def references(self) -> dict[str, list[str]]:
+        return {it.image_id: it.captions for it in self.items}
+
+
+def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None):
+    from edgecap.models import ShowAttendTell
+
+    if cfg.model.architecture != "show_attend_tell":
+        raise ConfigError(f"model.architecture {cfg.model.architecture!r} is not available yet; use 'show_attend_tell'")
+    m = cfg.model
+    model = ShowAttendTell(vocab_size, m.backbone, encoder_weights if encoder_weights is not None else m.encoder_weights, m.embedding_dim, m.hidden_dim, m.attention_dim, m.dropout, m.context_dropout, cfg.train.doubly_stochastic)
+    model.build()
+    return model
+
+
+def read_splits(cfg: Config, splits: tuple[str, ...], data_root: str | None = None) -> dict[str, list[CaptionedImage]]:
+    """The configured dataset's ``splits`` (train/dev cut to ``data.train_limit``/``dev_limit``)."""
+    d = cfg.data
+    root = resolve_data_root(d.root, data_root)
+    data = read_dataset(d.dataset, root, splits, resolve_data_root(d.karpathy_json) if d.karpathy_json else None)
+    if d.train_limit and "train" in data:
+        data["train"] = data["train"][: d.train_limit]
+    if d.dev_limit and "dev" in data:
+        data["dev"] = data["dev"][: d.dev_limit]
+    return data
+
+
+def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | None = None, cache_dir=None) -> dict[str, SplitData]:
+    """Read the dataset and the cached annotation vectors of ``splits``."""
+    from edgecap.models.backbones import build_encoder, get_backbone, resolve_weights
+
+    data = read_splits(cfg, splits, data_root)
+    weights = resolve_weights(cfg.model.encoder_weights)
+    spec = get_backbone(cfg.model.backbone)
+    encoders: list = []
+
+    def make_encoder():  # built once, and only when a split is not cached yet
+        if not encoders:
+            encoders.append(build_encoder(cfg.model.backbone, weights))
+        return encoders[0]
+
+    return {s: SplitData(items, cached_features(make_encoder, spec.name, weights, spec.image_size, items, cache_dir, s)) for s, items in data.items()}
+
+
+def _dev_cider(step: KerasStep, dev: SplitData, vocab: Vocabulary, max_length: int) -> float:
+    hyps = caption_features(step, dev.features, vocab, beam_size=1, max_length=max_length)
+    return cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, hyps)})
+
+
+class SelectionCheckpoint(keras.callbacks.Callback):
+    """After each epoch: dev CIDEr-D (greedy), best/last checkpoints, state, early stopping."""
+
+    def __init__(self, run_dir: Path, dev: SplitData, vocab: Vocabulary, cfg: Config, state: dict):
+        super().__init__()
+        self.run_dir, self.dev, self.vocab, self.cfg, self.state = run_dir, dev, vocab, cfg, state
+
+    def on_epoch_end(self, epoch, logs=None):
+        t0 = time.time()
+        score = _dev_cider(KerasStep(self.model), self.dev, self.vocab, self.cfg.decode.max_length)
+        st = self.state
+        st["history"].append({"epoch": epoch + 1, "dev_cider_d": score, **{k: float(v) for k, v in (logs or {}).items()}})
+        if score > st["best_cider_d"]:
+            st.update(best_cider_d=score, best_epoch=epoch + 1, wait=0)
+            with atomic_path(self.run_dir / BEST) as tmp:
+                self.model.save_weights(tmp)
+        else:
+            st["wait"] += 1
+        st["epoch"] = epoch + 1
+        with atomic_path(self.run_dir / LAST) as tmp:
+            self.model.save_weights(tmp)
+        atomic_write_text(self.run_dir / STATE, json.dumps(st, indent=1))
+        print(f"epoch {epoch + 1}: dev CIDEr-D {score:.2f} (best {st['best_cider_d']:.2f} at epoch {st['best_epoch']}, selection {time.time() - t0:.0f}s)", flush=True)
+        if st["wait"] >= self.cfg.train.patience:
+            print(f"early stopping: no better dev CIDEr-D for {st['wait']} epochs")
+            self.model.stop_training = True
+
+
+def _strategy(cfg: Config) -> tf.distribute.Strategy:
+    mode = cfg.train.distribute
+    if mode not in ("auto", "mirrored", "none"):
+        raise ConfigError(f"train.distribute must be 'auto', 'mirrored' or 'none', got {mode!r}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if mode == "mirrored" or (mode == "auto" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+def _optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    t = cfg.train
+    total = max(1, t.epochs * steps_per_epoch)
+    if t.lr_decay == "cosine":
+        warmup = min(t.warmup_steps, total // 2)
+        lr = keras.optimizers.schedules.CosineDecay(0.0 if warmup else t.learning_rate, max(1, total - warmup), alpha=t.min_lr_ratio, warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup)
+    elif t.lr_decay == "constant":
+        lr = t.learning_rate
+    else:
+        raise ConfigError(f"train.lr_decay must be 'cosine' or 'constant', got {t.lr_decay!r}")
+    if t.weight_decay:
+        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, clipnorm=t.clipnorm or None)
+    return keras.optimizers.Adam(lr, clipnorm=t.clipnorm or None)
+
+
+def _check_resume(run_dir: Path, cfg: Config) -> Config:
+    saved = Config.load(run_dir / CONFIG)
+    if saved.to_toml() != cfg.to_toml():
+        raise RunError(f"{run_dir / CONFIG}: the run directory was started with a different configuration; resume it without changes or choose a new --run-dir")
+    return saved
+
+
+def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
+    """Train (or resume) a captioner; returns the path of the best checkpoint.
+
+    Args:
+        cfg: the configuration (ignored in favour of the saved one when resuming; must match it).
+        run_dir: run directory; if it holds a ``state.json`` the run resumes after its last epoch.
+        data_root: dataset folder override.
+        cache_dir: feature cache folder (default ``$EDGECAP_CACHE_DIR`` or ``~/.cache/edgecap``).
+        callbacks: extra Keras callbacks.
+
+    Raises:
+        ConfigError, RunError, DatasetError, WeightsError: with the offending file named.
+    """
+    run_dir = Path(run_dir)
+    resuming = (run_dir / STATE).is_file()
+    if resuming:
+        cfg = _check_resume(run_dir, cfg)
+    keras.utils.set_random_seed(cfg.train.seed)
+    if cfg.train.mixed_precision == "on" or (cfg.train.mixed_precision == "auto" and tf.config.list_logical_devices("GPU")):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    strategy = _strategy(cfg)
+    data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir)
+    train_split, dev = data["train"], data["dev"]
+    if resuming:
+        vocab = Vocabulary.load(run_dir / VOCAB)
+    else:
+        vocab = Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / CONFIG)
+        vocab.save(run_dir / VOCAB)
+    index, captions = encode_captions(train_split.items, vocab, cfg.data.max_length)
+    batch = cfg.train.batch_size
+    steps = len(index) // batch
+    if cfg.train.max_steps_per_epoch:
+        steps = min(steps, cfg.train.max_steps_per_epoch)
+    if steps < 1:
+        raise ConfigError(f"train.batch_size {batch} is larger than the {len(index)} training captions")
+    with strategy.scope():
+        model = build_model(cfg, len(vocab))  # the encoder is frozen: training reads its cached features
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=vocab.pad_id)
+        if cfg.train.label_smoothing:
+            loss = _smoothed_loss(cfg.train.label_smoothing, vocab.pad_id)
+        model.compile(optimizer=_optimizer(cfg, steps), loss=loss, jit_compile=cfg.train.jit_compile)
+        model.optimizer.build(model.trainable_variables)
+    state = {"epoch": 0, "best_cider_d": -1.0, "best_epoch": 0, "wait": 0, "history": []}
+    if resuming:
+        state = json.loads((run_dir / STATE).read_text())
+        model.load_weights(run_dir / LAST)
+        print(f"resuming {run_dir} after epoch {state['epoch']} (best dev CIDEr-D {state['best_cider_d']:.2f})")
+        if state["wait"] >= cfg.train.patience or state["epoch"] >= cfg.train.epochs:
+            print("training had already finished")
+            return run_dir / BEST
+    # A resumed run draws a new shuffle order rather than replaying the first epoch's.
+    dataset = caption_dataset(train_split.features, index, captions, batch, shuffle=True, seed=cfg.train.seed + state["epoch"]).repeat()
+    callbacks = [SelectionCheckpoint(run_dir, dev, vocab, cfg, state), keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False), *(callbacks or [])]
+    model.fit(dataset, epochs=cfg.train.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=1 if _interactive() else 2)
+    return run_dir / BEST
+
+
+def _smoothed_loss(smoothing: float, pad_id: int):
+    def loss(y_true, logits):
+        y_true = tf.cast(y_true, tf.int32)
+        vocab = tf.shape(logits)[-1]
+        onehot = tf.one_hot(y_true, vocab)
+        per_token = keras.losses.categorical_crossentropy(onehot, tf.cast(logits, tf.float32), from_logits=True, label_smoothing=smoothing)
+        mask = tf.cast(y_true != pad_id, tf.float32)
+        return tf.reduce_sum(per_token * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+    return loss
+
+
+def _interactive() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
+
+
+def load_run(run_dir: str | Path, which: str = BEST):
+    """``(config, vocabulary, model)`` of a run directory, weights from ``which`` (best by default).
+
+    The decoding chosen on dev (``decoding.json``), when present, replaces ``config.decode``.
+
+    The encoder is built without downloading anything: its weights come from the checkpoint.
+
+    Raises:
+        RunError: files missing, or the checkpoint does not fit the vocabulary/config.
+    """
+    run_dir = Path(run_dir)
+    for name in (CONFIG, VOCAB, which):
+        if not (run_dir / name).is_file():
+            raise RunError(f"{run_dir / name}: missing; is {run_dir} an edgecap run directory?")
+    cfg = Config.load(run_dir / CONFIG)
+    if (run_dir / DECODING).is_file():
+        chosen = json.loads((run_dir / DECODING).read_text())
+        cfg.decode.beam_size, cfg.decode.length_penalty = chosen["beam_size"], chosen["length_penalty"]
+    vocab = Vocabulary.load(run_dir / VOCAB)
+    model = build_model(cfg, len(vocab), encoder_weights="none")
+    try:
+        model.load_weights(run_dir / which)
+    except (ValueError, KeyError) as e:
+        raise RunError(f"{run_dir / which}: does not fit the model of {run_dir / CONFIG} with {len(vocab)} words in {run_dir / VOCAB} ({e})") from e
+    return cfg, vocab, model

@@ -1,0 +1,1 @@
+"""The released default model (installed as the package ``edgecap.released``)."""

@@ -1,0 +1,80 @@
+"""Shared fixtures. Tests that need ``../shared`` (Flickr8k, MobileNetV2 weights) skip without it;
+the rest train, export and caption tiny models on the photos in ``examples/``."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+from edgecap.paths import examples_dir, released_dir
+from edgecap.utils import shared_dir
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED = shared_dir()
+FLICKR = SHARED / "data" / "flickr8k"
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_no_top.weights.h5"
+HAVE_SHARED = FLICKR.is_dir() and WEIGHTS.is_file()
+needs_shared = pytest.mark.skipif(not HAVE_SHARED, reason=f"needs ../shared (Flickr8k and MobileNetV2 weights) at {SHARED}; set EDGECAP_SHARED")
+needs_release = pytest.mark.skipif(not (released_dir() / "best.weights.h5").is_file(), reason="the released checkpoint is not in export/")
+
+
+@pytest.fixture(scope="session")
+def flickr_root() -> Path:
+    if not HAVE_SHARED:
+        pytest.skip(f"needs ../shared at {SHARED}")
+    return FLICKR
+
+
+@pytest.fixture(scope="session")
+def examples() -> Path:
+    return examples_dir()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _feature_cache(tmp_path_factory):
+    """Keep the tests' feature caches out of the user's ~/.cache."""
+    os.environ["EDGECAP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
+def tiny_config(tmp_dir: Path, on_flickr: bool, **train):
+    from edgecap.config import Config
+
+    cfg = Config()
+    if on_flickr:
+        cfg.data.root, cfg.data.train_limit, cfg.data.dev_limit = str(FLICKR), 120, 24
+        cfg.model.encoder_weights = str(WEIGHTS)
+    else:
+        cfg.data.dataset, cfg.data.root, cfg.data.min_count = "folder", str(examples_dir()), 1
+        cfg.model.encoder_weights = "none"
+    cfg.model.embedding_dim, cfg.model.hidden_dim, cfg.model.attention_dim = 32, 48, 32
+    cfg.train.batch_size, cfg.train.epochs, cfg.train.warmup_steps, cfg.train.patience = 8, 2, 0, 10
+    cfg.train.jit_compile = False
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny captioner trained for a few steps: on a Flickr8k slice when ../shared is here, else on examples/."""
+    from edgecap.training.trainer import train
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    cfg = tiny_config(run, HAVE_SHARED, max_steps_per_epoch=15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, run)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_float32(tiny_run, tmp_path_factory) -> Path:
+    from edgecap.export.command import run_export
+
+    out = tmp_path_factory.mktemp("export") / "tiny_float32.tflite"
+    run_export(tiny_run, "float32", out, verify_images=8)
+    return out

@@ -1,0 +1,100 @@
+"""Readers (real shared files where present), tokenisation and the vocabulary."""
+
+import json
+import shutil
+
+import pytest
+
+from conftest import needs_shared
+from edgecap.data import DatasetError, Vocabulary, read_coco_captions, read_flickr8k, read_karpathy_json, tokenize
+from edgecap.data.readers import read_caption_folder
+
+
+def test_tokenize_lowercases_and_strips_punctuation():
+    assert tokenize("A dog's ball, in the PARK .") == ["a", "dogs", "ball", "in", "the", "park"]
+    assert tokenize("  ") == []
+
+
+def test_vocabulary_round_trip(tmp_path):
+    vocab = Vocabulary.build(["a dog runs", "a dog sits", "a cat"], min_count=2)
+    assert vocab.words[:4] == ["<pad>", "<start>", "<end>", "<unk>"]
+    assert set(vocab.words[4:]) == {"a", "dog"}
+    ids = vocab.encode("A dog flies")
+    assert ids[0] == vocab.start_id and ids[-1] == vocab.end_id and vocab.unk_id in ids
+    assert vocab.decode(ids) == ["a", "dog", "<unk>"]
+    assert vocab.decode([vocab.start_id, 4, vocab.end_id, 5]) == [vocab.words[4]]
+    vocab.save(tmp_path / "v.json")
+    assert Vocabulary.load(tmp_path / "v.json").words == vocab.words
+    assert len(vocab.encode("a a a a a a", max_length=3)) == 5
+
+
+def test_vocabulary_errors(tmp_path):
+    with pytest.raises(ValueError):
+        Vocabulary(["a", "b", "c", "d"])
+    with pytest.raises(ValueError):
+        Vocabulary.build([], 1)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ValueError, match="bad.json"):
+        Vocabulary.load(bad)
+
+
+@needs_shared
+def test_flickr8k_reader_on_the_real_files(flickr_root):
+    with pytest.warns(UserWarning, match="2258277193_586949ec62.jpg.1"):
+        data = read_flickr8k(flickr_root)
+    assert [len(data[s]) for s in ("train", "dev", "test")] == [6000, 1000, 1000]
+    assert all(len(it.captions) == 5 and it.path.is_file() for it in data["test"])
+    train_names = {it.image_id for it in data["train"]}
+    assert train_names.isdisjoint(it.image_id for it in data["test"])
+    vocab = Vocabulary.build((c for it in data["train"] for c in it.captions), min_count=5)
+    assert 2000 < len(vocab) < 3500
+
+
+@needs_shared
+def test_flickr8k_missing_images_are_skipped_with_a_count(flickr_root, tmp_path):
+    root = tmp_path / "f8k"
+    (root / "Images").mkdir(parents=True)
+    names = (flickr_root / "Flickr_8k.devImages.txt").read_text().split()[:4]
+    for n in names[:3]:
+        shutil.copy(flickr_root / "Images" / n, root / "Images" / n)
+    tokens = [ln for ln in (flickr_root / "Flickr8k.token.txt").read_text().splitlines() if ln.split("#")[0] in names]
+    (root / "Flickr8k.token.txt").write_text("\n".join(tokens))
+    for split in ("train", "dev", "test"):
+        (root / f"Flickr_8k.{split}Images.txt").write_text("\n".join(names))
+    with pytest.warns(UserWarning, match="1 image"):
+        data = read_flickr8k(root, ("dev",))
+    assert len(data["dev"]) == 3
+
+
+def test_empty_split_is_an_error(tmp_path, examples):
+    root = tmp_path / "f8k"
+    (root / "Images").mkdir(parents=True)
+    (root / "Flickr8k.token.txt").write_text("x.jpg#0\ta cat\n")
+    (root / "Flickr_8k.devImages.txt").write_text("\n")
+    with pytest.raises(DatasetError, match="devImages.txt.*empty"):
+        read_flickr8k(root, ("dev",))
+    with pytest.raises(DatasetError, match="not found"):
+        read_flickr8k(tmp_path / "nowhere", ("dev",))
+
+
+def test_karpathy_and_coco_readers(tmp_path, examples):
+    photos = sorted(p.name for p in examples.glob("*.jpg"))
+    kj = {"images": [{"filename": n, "filepath": "", "split": s, "sentences": [{"raw": f"photo {n}"}]} for n, s in zip(photos, ["train", "val", "test"])]}
+    kj["images"].append({"filename": "missing.jpg", "split": "restval", "sentences": [{"raw": "gone"}]})
+    (tmp_path / "dataset_x.json").write_text(json.dumps(kj))
+    with pytest.warns(UserWarning, match="1 image"):
+        data = read_karpathy_json(tmp_path / "dataset_x.json", examples)
+    assert [it.image_id for it in data["dev"]] == [photos[1]]
+    coco = {"images": [{"id": i, "file_name": n} for i, n in enumerate(photos)], "annotations": [{"image_id": i, "caption": "a thing"} for i in range(len(photos))]}
+    (tmp_path / "captions.json").write_text(json.dumps(coco))
+    assert len(read_coco_captions(tmp_path / "captions.json", examples)) == len(photos)
+    (tmp_path / "broken.json").write_text('{"images": 3}')
+    with pytest.raises(DatasetError, match="broken.json"):
+        read_coco_captions(tmp_path / "broken.json", examples)
+
+
+def test_caption_folder_reader(examples):
+    data = read_caption_folder(examples)
+    assert {it.image_id for it in data["train"]} == {"astronaut.jpg", "chelsea.jpg", "coffee.jpg"}
+    assert all(len(it.captions) == 3 for it in data["train"])

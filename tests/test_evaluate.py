@@ -1,0 +1,24 @@
+"""`edgecap evaluate` on a run (Keras) and on its float32 export (TFLite) give the same captions."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR and the PTB tokenizer need Java")
+def test_evaluate_run_and_export_agree(tiny_run, tiny_float32, tmp_path):
+    def run(source, name, *extra):
+        out = tmp_path / f"{name}.json"
+        proc = subprocess.run([sys.executable, "-m", "edgecap.cli", "evaluate", str(source), "--split", "dev", "--beam-size", "2", "--limit", "6", "--output", str(out), *extra], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(out.read_text())
+
+    keras = run(tiny_run, "keras")
+    tflite = run(tiny_float32, "tflite", "--config", str(tiny_run / "config.toml"))
+    assert set(keras["metrics"]) == {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"}
+    assert keras["images"] == tflite["images"] > 0
+    assert [c["caption"] for c in keras["captions"]] == [c["caption"] for c in tflite["captions"]]
+    assert keras["metrics"] == pytest.approx(tflite["metrics"], abs=1e-6)

@@ -1,0 +1,122 @@
+"""Training on real data: the loss falls, checkpoints resume, MirroredStrategy runs, bad runs are refused."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import HAVE_SHARED, needs_shared, tiny_config
+from edgecap.training.trainer import RunError, load_run, train
+
+
+@needs_shared
+def test_a_few_steps_lower_the_loss_on_real_data(tmp_path):
+    from edgecap.data.pipeline import caption_dataset, encode_captions
+    from edgecap.data.vocabulary import Vocabulary
+    from edgecap.training.trainer import build_model, load_split_features
+
+    cfg = tiny_config(tmp_path, on_flickr=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        split = load_split_features(cfg, ("train",))["train"]
+    vocab = Vocabulary.build((c for it in split.items for c in it.captions), 2)
+    index, caps = encode_captions(split.items, vocab, 16)
+    keras.utils.set_random_seed(0)
+    model = build_model(cfg, len(vocab), encoder_weights="none")
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    fixed = next(iter(caption_dataset(split.features, index[:64], caps[:64], 64, shuffle=False)))
+    before = model.evaluate(*fixed, verbose=0)
+    model.fit(caption_dataset(split.features, index, caps, 16).repeat(), steps_per_epoch=40, epochs=1, verbose=0)
+    after = model.evaluate(*fixed, verbose=0)
+    assert after < before - 0.5, (before, after)
+
+
+class Crash(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if self.params and getattr(self, "_epoch", 0) == 1:
+            raise KeyboardInterrupt("killed mid-epoch")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+def test_resume_after_a_crash_mid_epoch(tmp_path):
+    run = tmp_path / "run"
+    cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=2, max_steps_per_epoch=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, run, callbacks=[Crash()])
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    assert not list(run.glob("*.tmp*")) and not list(run.glob(".*"))  # nothing half-written
+    first = load_run(run, "last.weights.h5")[2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, run)
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 2 and [h["epoch"] for h in state["history"]] == [1, 2]
+    second = load_run(run, "last.weights.h5")[2]
+    w1, w2 = first.decoder.lstm_hidden.kernel.numpy(), second.decoder.lstm_hidden.kernel.numpy()
+    assert not np.allclose(w1, w2)  # epoch 2 trained from epoch 1's weights
+
+
+def test_resume_refuses_a_changed_config(tiny_run):
+    from edgecap.config import Config
+
+    cfg = Config.load(tiny_run / "config.toml")
+    cfg.train.learning_rate *= 2
+    with pytest.raises(RunError, match="different configuration"):
+        train(cfg, tiny_run)
+
+
+def test_checkpoint_vocabulary_mismatch_names_the_files(tiny_run, tmp_path):
+    import shutil
+
+    from edgecap.data.vocabulary import Vocabulary
+
+    bad = tmp_path / "bad_run"
+    shutil.copytree(tiny_run, bad)
+    Vocabulary(Vocabulary.load(bad / "vocab.json").words + ["zebra", "quokka"]).save(bad / "vocab.json")
+    with pytest.raises(RunError, match="best.weights.h5.*vocab.json"):
+        load_run(bad)
+    with pytest.raises(RunError, match="missing"):
+        load_run(tmp_path / "nothing")
+
+
+def test_encoder_weights_of_the_wrong_shape(tmp_path):
+    from edgecap.models.backbones import WeightsError, build_encoder
+
+    wrong = tmp_path / "wrong.weights.h5"
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save_weights(wrong)
+    with pytest.raises(WeightsError, match="wrong.weights.h5"):
+        build_encoder("mobilenet_v2", str(wrong))
+    with pytest.raises(WeightsError, match="not found"):
+        build_encoder("mobilenet_v2", str(tmp_path / "absent.weights.h5"))
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, warnings, json
+        sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from conftest import tiny_config, HAVE_SHARED
+        from edgecap.training import trainer
+        seen = []
+        orig = trainer._strategy
+        trainer._strategy = lambda cfg: seen.append(orig(cfg)) or seen[-1]
+        cfg = tiny_config(None, HAVE_SHARED, epochs=1, max_steps_per_epoch=3, distribute="mirrored")
+        warnings.simplefilter("ignore")
+        trainer.train(cfg, {str(tmp_path / "mirrored")!r})
+        print("REPLICAS", seen[0].num_replicas_in_sync)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert "REPLICAS 2" in out.stdout, out.stderr[-3000:]
+    assert json.loads((tmp_path / "mirrored" / "state.json").read_text())["epoch"] == 1
