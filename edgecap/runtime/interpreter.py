@@ -78,7 +78,8 @@ class Signature:
         self.output_details = runner.get_output_details()
         self._inputs = {name: d["index"] for name, d in self.input_details.items()}
         self._outputs = [(name, d["index"]) for name, d in self.output_details.items()]
-        self._shapes: dict[str, tuple] = {}
+        self._shapes: dict[str, tuple] = {}  # input shapes the interpreter is allocated for
+        self._allocated = False
         self.invoke_seconds = 0.0  #: total time inside the interpreter's Invoke (for the benchmark)
         self._wrapper = getattr(runner, "_interpreter_wrapper", None)
         self._subgraph = getattr(runner, "_subgraph_index", None)
@@ -98,9 +99,9 @@ class Signature:
                 w.ResizeInputTensor(self._inputs[name], np.array(value.shape, np.int32), False, sg)
                 self._shapes[name] = value.shape
                 resized = True
-        if resized or not self._shapes.get("__allocated__"):
+        if resized or not self._allocated:
             w.AllocateTensors(sg)
-            self._shapes["__allocated__"] = True
+            self._allocated = True
             missing = set(self._inputs) - set(inputs)
             if missing:
                 raise ValueError(f"signature {self.key!r}: inputs {sorted(missing)} must be given after a shape change")
