@@ -159,10 +159,9 @@ def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, be
             if not np.isfinite(score):
                 break
             row, token = divmod(int(flat), vocab)
-            path_attn = attns[row] + ([alpha[row]] if alpha is not None else [])
-            if token == end_id:
+            if token == end_id:  # the attention rows of the words before <end>
                 seq = seqs[row]
-                finished.append(Hypothesis(list(seq), float(score), norm(float(score), len(seq) + 1), np.stack(path_attn[:-1]) if alpha is not None and seq else None))
+                finished.append(Hypothesis(list(seq), float(score), norm(float(score), len(seq) + 1), np.stack(attns[row]) if alpha is not None and seq else None))
             else:
                 keep_rows.append(row)
                 keep_tokens.append(token)

@@ -84,9 +84,8 @@ def representative_dataset(model, image_paths: Sequence[str | Path], captions: S
         yield "encode", {"image": pixels}
         annotations, h, c = encode(pixels)
         ids = vocab.encode(caption)
-        for t, token in enumerate(ids[:-1]):
-            if t < steps_per_image:
-                yield "decode_step", {"tokens": np.array([token], np.int32), "h": h.numpy(), "c": c.numpy(), "annotations": annotations.numpy()}
+        for token in ids[:-1][:steps_per_image]:
+            yield "decode_step", {"tokens": np.array([token], np.int32), "h": h.numpy(), "c": c.numpy(), "annotations": annotations.numpy()}
             _, h, c, _ = step(tf.constant([token], tf.int32), h, c, annotations)
 
 

@@ -18,7 +18,6 @@ class KerasStep:
     """
 
     def __init__(self, model):
-        self.model = model
         decoder = model.decoder
 
         @tf.function(reduce_retracing=True)
