@@ -68,26 +68,28 @@ def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides
 @main.command()
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True)
-@click.option("--beam-size", type=click.IntRange(1), default=3, show_default=True)
-@click.option("--length-penalty", type=float, default=0.0, show_default=True)
-@click.option("--max-length", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--beam-size", type=click.IntRange(1), default=None, help="Beams, 1 = greedy (default: the model's, chosen on dev).")
+@click.option("--length-penalty", type=float, default=None, help="α of log P / length^α (default: the model's, chosen on dev).")
+@click.option("--no-repeat-ngram", type=click.IntRange(0), default=None, help="Never repeat an n-gram of this size, 0 = off (default: the model's).")
+@click.option("--max-length", type=click.IntRange(1), default=None, help="Most words per caption (default: the model's).")
 @click.option("--data-root", help="Dataset folder (overrides the config and $EDGECAP_DATA_ROOT).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Dataset config for a .tflite SOURCE.")
 @click.option("--limit", type=click.IntRange(0), default=0, help="First N images only.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads (.tflite SOURCE).")
 @click.option("--spice", is_flag=True, help="Also compute SPICE (needs a CoreNLP download: fails offline).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write metrics and captions as JSON here.")
-def evaluate(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, output):
+def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_length, data_root, config_path, limit, threads, spice, output):
     """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D."""
     _quiet_tensorflow()
     from edgecap.evaluation.evaluate import evaluate as run_eval, write_report
 
     try:
-        report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice)
+        report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, no_repeat_ngram)
     except (ValueError, OSError, RuntimeError) as e:
         _fail(str(e))
     m = report["metrics"]
-    click.echo(f"{source} on {split} ({report['images']} images, beam {beam_size}, length penalty {length_penalty}):")
+    r = report
+    click.echo(f"{source} on {split} ({r['images']} images, beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}):")
     click.echo("  " + "  ".join(f"{k} {v:.2f}" for k, v in m.items()))
     if output:
         write_report(report, output)
@@ -98,17 +100,18 @@ def evaluate(source, split, beam_size, length_penalty, max_length, data_root, co
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--beam-sizes", default="1,3,5", show_default=True)
 @click.option("--length-penalties", default="0,0.5,1", show_default=True)
+@click.option("--no-repeat-ngram-sizes", default="0,3", show_default=True, help="n-gram blocking sizes to try (0 = off).")
 @click.option("--data-root", help="Dataset folder.")
-def select_decoding(run_dir, beam_sizes, length_penalties, data_root):
-    """Choose beam size and length penalty on the dev split (CIDEr-D); saved as RUN_DIR/decoding.json."""
+def select_decoding(run_dir, beam_sizes, length_penalties, no_repeat_ngram_sizes, data_root):
+    """Choose beam size, length penalty and n-gram blocking on the dev split (CIDEr-D); saved as RUN_DIR/decoding.json."""
     _quiet_tensorflow()
     from edgecap.evaluation.evaluate import select_decoding as run_select
 
     try:
-        out = run_select(run_dir, [int(x) for x in beam_sizes.split(",")], [float(x) for x in length_penalties.split(",")], "dev", data_root)
+        out = run_select(run_dir, [int(x) for x in beam_sizes.split(",")], [float(x) for x in length_penalties.split(",")], "dev", data_root, [int(x) for x in no_repeat_ngram_sizes.split(",")])
     except (ValueError, OSError, RuntimeError) as e:
         _fail(str(e))
-    click.echo(f"selected beam size {out['beam_size']}, length penalty {out['length_penalty']}")
+    click.echo(f"selected beam size {out['beam_size']}, length penalty {out['length_penalty']}, no-repeat n-gram {out['no_repeat_ngram_size']}")
 
 
 # ------------------------------------------------------------------------------------ export
@@ -157,19 +160,20 @@ def _collect_images(paths) -> list[Path]:
 @click.option("--beam-size", type=click.IntRange(1), default=None, help="Beams (1 = greedy; default: the model's, chosen on dev).")
 @click.option("--length-penalty", type=float, default=None, help="α of log P / length^α (default: the model's, chosen on dev).")
 @click.option("--max-length", type=click.IntRange(1), default=None, help="Most words per caption (default: the model's).")
+@click.option("--no-repeat-ngram", type=click.IntRange(0), default=None, help="Never repeat an n-gram of this size, 0 = off (default: the model's).")
 @click.option("--nbest", type=click.IntRange(1), default=1, show_default=True, help="Captions per image (<= beam size).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
 @click.option("--attention-dir", type=click.Path(file_okay=False), help="Write a figure of each word's attention map here (needs matplotlib).")
 @click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
-def caption(images, model_path, beam_size, length_penalty, max_length, nbest, threads, as_json, attention_dir, verbose):
+def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat_ngram, nbest, threads, as_json, attention_dir, verbose):
     """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow."""
     from edgecap.paths import default_model
     from edgecap.runtime import Captioner, CaptionerOptions, ImageLoadError, ModelFileError, NoInterpreterError
 
     path = Path(model_path) if model_path else default_model()
     try:
-        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, num_results=nbest, num_threads=threads)
+        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram, max_length=max_length, num_results=nbest, num_threads=threads)
         captioner = Captioner.from_file(path, options)
     except (ModelFileError, NoInterpreterError, ValueError) as e:
         _fail(str(e))

@@ -43,6 +43,7 @@ class ModelConfig:
     attention_dim: int = 256
     dropout: float = 0.5  #: on the deep-output layer
     context_dropout: float = 0.5  #: on the context vector ẑ_t
+    projection_dim: int = 0  #: 0 = annotation vectors used as they are (the paper); P = one shared linear map D → P first
 
 
 @dataclass
@@ -56,13 +57,17 @@ class TrainConfig:
     clipnorm: float = 5.0
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
+    ema_momentum: float = 0.0  #: Polyak averaging of the weights (e.g. 0.999); selection and checkpoints use the average. 0 = off
     doubly_stochastic: float = 1.0  #: λ of the doubly stochastic attention penalty (Xu et al. eq. 14)
     patience: int = 4  #: epochs without a better dev CIDEr-D before stopping
     seed: int = 1234
     distribute: str = "auto"  #: "auto" (mirrored when >1 GPU), "mirrored", "none"
     mixed_precision: str = "auto"  #: "auto" (on a GPU), "on", "off"
     max_steps_per_epoch: int = 0  #: 0 = whole training set; for tests
-    jit_compile: bool = True  #: XLA-compile the training step
+    jit_compile: bool = True  #: XLA-compile the training step (cross-entropy only)
+    objective: str = "cross_entropy"  #: "cross_entropy" (teacher forcing) or "self_critical" (SCST on CIDEr-D)
+    init_from: str = ""  #: run directory whose best checkpoint and vocabulary start this run (required by SCST)
+    num_samples: int = 5  #: SCST: captions sampled per image (batch_size counts images)
 
 
 @dataclass
@@ -70,6 +75,7 @@ class DecodeConfig:
     beam_size: int = 3
     length_penalty: float = 0.0
     max_length: int = 20
+    no_repeat_ngram_size: int = 0  #: 0 = off; n >= 2 forbids repeating any n-gram in a caption
 
 
 @dataclass

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgecap.decoding import LogitsProcessorList, SuppressTokens, beam_search, greedy_search
-from edgecap.decoding.processors import MinLength
+from edgecap.decoding.processors import MinLength, NoRepeatNGram
 
 START, END = 1, 2
 V = 6
@@ -89,6 +89,29 @@ def test_min_length_blocks_an_empty_caption():
     table = {START: {END: 0.9, 3: 0.1}, 3: {END: 1.0}}
     procs = LogitsProcessorList([MinLength(1, END)])
     assert greedy_search(TableStep(table), state(), START, END, 5, procs)[0].tokens == [3]
+
+
+def test_no_repeat_ngram_stops_a_loop():
+    loop = {START: {3: 1.0}, 3: {4: 0.9, END: 0.1}, 4: {3: 0.9, END: 0.1}}  # "3 4 3 4 ..." until max_length
+    assert greedy_search(TableStep(loop), state(), START, END, 8)[0].tokens == [3, 4] * 4
+    bigrams = LogitsProcessorList([NoRepeatNGram(2)])
+    assert greedy_search(TableStep(loop), state(), START, END, 8, bigrams)[0].tokens == [3, 4, 3]
+    for hyp in beam_search(TableStep(loop), state(), START, END, 3, 8, num_return=3, processors=bigrams):
+        pairs = list(zip(hyp.tokens, hyp.tokens[1:]))
+        assert len(pairs) == len(set(pairs)), hyp.tokens
+    trigrams = LogitsProcessorList([NoRepeatNGram(3)])
+    assert greedy_search(TableStep(loop), state(), START, END, 8, trigrams)[0].tokens == [3, 4, 3, 4]
+
+
+def test_no_repeat_ngram_bans_only_the_completing_word():
+    log_probs = np.zeros((2, V), np.float32)
+    seqs = np.array([[3, 4, 5, 3, 4], [3, 4, 5, 4, 4]])  # row 0 ends with "3 4": "5" would repeat "3 4 5"
+    out = NoRepeatNGram(3)(log_probs, seqs)
+    assert np.isneginf(out[0]).tolist() == [False] * 5 + [True]
+    assert not np.isneginf(out[1]).any()
+    for bad in (1, -1):
+        with pytest.raises(ValueError, match="ngram_size"):
+            NoRepeatNGram(bad)
 
 
 def test_greedy_decodes_a_batch():

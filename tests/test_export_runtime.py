@@ -43,12 +43,39 @@ def test_float32_export_matches_keras_to_1e_4(tiny_run, tiny_float32, examples):
         # three beams at once: dynamic batch
         tokens = np.array([vocab.start_id, 4, 5], np.int32)
         h, c, a = np.repeat(k_h, 3, 0), np.repeat(k_c, 3, 0), np.repeat(k_ann, 3, 0)
-        k_lp, (kh, kc, _, _), k_alpha = step(tokens, step.initial_state(a)[:0] + (h, c, a, model.decoder.project_annotations(a).numpy()))
+        k_lp, (kh, kc, _, _), k_alpha = step(tokens, (h, c, *(np.asarray(t) for t in model.decoder.prepare(a))))
         out = captioner.step_signature(tokens=tokens, h=h, c=c, annotations=a)
         np.testing.assert_allclose(out["log_probs"], k_lp, atol=1e-4, rtol=0)
         np.testing.assert_allclose(out["h"], kh, atol=1e-4, rtol=0)
         np.testing.assert_allclose(out["alpha"], k_alpha, atol=1e-4, rtol=0)
         assert np.allclose(np.exp(out["log_probs"]).sum(axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("projection_dim", [0, 24])
+def test_decode_step_exports_with_and_without_the_annotation_projection(tmp_path, projection_dim):
+    """The paper's decoder (projection 0) and the factorised one (P a_i) both convert with their weights."""
+    import keras
+
+    from edgecap.data.vocabulary import Vocabulary
+    from edgecap.export.exporter import export_model
+    from edgecap.models import ShowAttendTell
+
+    vocab = Vocabulary.build(["a dog runs", "a cat sits", "two dogs play"], 1)
+    keras.utils.set_random_seed(projection_dim)
+    model = ShowAttendTell(len(vocab), encoder_weights="none", embedding_dim=16, hidden_dim=24, attention_dim=16, projection_dim=projection_dim)
+    model.build()
+    assert (model.decoder.projection is not None) == bool(projection_dim)
+    path = export_model(model, vocab, tmp_path / "m.tflite", "float32")
+    captioner = Captioner.from_file(path)
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 6, (2, 49, 1280)).astype(np.float32)  # ReLU6-range annotation vectors
+    h, c = (rng.normal(size=(2, 24)).astype(np.float32) for _ in range(2))
+    tokens = np.array([vocab.start_id, 4], np.int32)
+    k_lp, kh, kc, k_alpha = (t.numpy() for t in model.decode_step(tokens, h, c, a))
+    out = captioner.step_signature(tokens=tokens, h=h, c=c, annotations=a)
+    np.testing.assert_allclose(out["log_probs"], k_lp, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(out["alpha"], k_alpha, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(out["c"], kc, atol=1e-4, rtol=0)
 
 
 def test_export_writes_metadata_and_a_verification_report(tiny_float32, tiny_run):
@@ -70,6 +97,17 @@ def test_caption_result_has_words_attention_and_nbest(tiny_float32, examples):
         assert np.allclose(result.attention.sum(axis=(1, 2)), 1.0, atol=1e-3)
     assert not {"<unk>", "<pad>", "<start>", "<end>"} & set(result.tokens)
     assert result.text == " ".join(result.tokens)
+
+
+def test_no_repeat_ngram_option_reaches_the_search(tiny_float32, examples):
+    """A barely trained model repeats itself; with bigram blocking no bigram occurs twice."""
+    for k in (1, 3):
+        words = Captioner.from_file(tiny_float32, CaptionerOptions(beam_size=k, no_repeat_ngram_size=2, max_length=20)).caption(examples / "chelsea.jpg").tokens
+        pairs = list(zip(words, words[1:]))
+        assert len(pairs) == len(set(pairs)), words
+    assert md.read_file(tiny_float32)[1].no_repeat_ngram_size == 0  # the model's default, from its decoding.json
+    with pytest.raises(ValueError, match="no_repeat_ngram_size"):
+        CaptionerOptions(no_repeat_ngram_size=1)
 
 
 def test_runtime_works_with_tensorflow_blocked(tiny_float32, examples):

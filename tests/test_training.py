@@ -120,3 +120,19 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert "REPLICAS 2" in out.stdout, out.stderr[-3000:]
     assert json.loads((tmp_path / "mirrored" / "state.json").read_text())["epoch"] == 1
+
+
+def test_weight_averaging_selects_and_saves_the_average(tmp_path):
+    """Same seed, so the same raw trajectory: the EMA run's checkpoint lags it, staying nearer the start."""
+    def run(name, **train_cfg):
+        cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=6, **train_cfg)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train(cfg, tmp_path / name)
+        return load_run(tmp_path / name)[2].decoder.lstm_hidden.kernel.numpy()
+
+    start = run("frozen", learning_rate=0.0)
+    raw = run("raw")
+    averaged = run("ema", ema_momentum=0.9)
+    assert not np.allclose(raw, start)
+    assert 0 < np.linalg.norm(averaged - start) < np.linalg.norm(raw - start)

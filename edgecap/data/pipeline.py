@@ -30,8 +30,36 @@ def encode_captions(items: Sequence[CaptionedImage], vocab: Vocabulary, max_leng
 def caption_dataset(features: np.ndarray, image_index: np.ndarray, captions: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
     """Batches of ``({"annotations": float16 (B, L, D), "captions": int32 (B, T+1)}, targets int32 (B, T))``.
 
-    ``features`` may be a memory map: rows are gathered per batch on the host, so the whole
-    cache never has to be a graph constant. Teacher forcing: targets are ``captions[:, 1:]``.
+    ``features`` may be a memory map (read per batch). Teacher forcing: targets are ``captions[:, 1:]``.
+    """
+    gather = _row_reader(features)
+
+    def load(idx, caps):
+        return {"annotations": gather(idx), "captions": caps}, caps[:, 1:]
+
+    ds = tf.data.Dataset.from_tensor_slices((image_index, captions))
+    if shuffle:
+        ds = ds.shuffle(len(image_index), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=shuffle).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def image_dataset(features: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
+    """Batches of ``(annotations float16 (B, L, D), image_index int32 (B,))``, one row per image.
+
+    For objectives that score whole generated captions per image (self-critical training).
+    """
+    gather = _row_reader(features)
+    ds = tf.data.Dataset.range(len(features)).map(lambda i: tf.cast(i, tf.int32))
+    if shuffle:
+        ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=shuffle).map(lambda idx: (gather(idx), idx), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def _row_reader(features: np.ndarray):
+    """A graph function ``int32 (B,) → float16 (B, L, D)`` reading rows of ``features`` on the host.
+
+    ``features`` may be a memory map: rows are gathered per batch, so the whole cache never
+    has to be a graph constant.
     """
     L, D = features.shape[1:]
 
@@ -41,12 +69,9 @@ def caption_dataset(features: np.ndarray, image_index: np.ndarray, captions: np.
         out[order] = features[idx[order]]
         return out
 
-    def load(idx, caps):
+    def read(idx):
         feats = tf.numpy_function(gather, [idx], tf.float16)
         feats.set_shape((None, L, D))
-        return {"annotations": feats, "captions": caps}, caps[:, 1:]
+        return feats
 
-    ds = tf.data.Dataset.from_tensor_slices((image_index, captions))
-    if shuffle:
-        ds = ds.shuffle(len(image_index), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=shuffle).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    return read

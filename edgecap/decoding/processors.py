@@ -1,4 +1,9 @@
-"""Small composable edits of next-word log-probabilities, applied before each search choice."""
+"""Small composable edits of next-word log-probabilities, applied before each search choice.
+
+A processor is called with ``log_probs float (B, V)`` and ``sequences int (B, t)``, the words
+each row has emitted so far (no ``<start>``; ``t`` is the 0-based step), and returns the
+edited ``log_probs`` (it may edit them in place).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ import numpy as np
 
 
 class LogitsProcessor:
-    """Maps ``log_probs (B, V)`` at step ``t`` (0-based) to new ``log_probs``; may edit in place."""
+    """Maps ``(log_probs (B, V), sequences (B, t))`` to new ``log_probs (B, V)``."""
 
-    def __call__(self, log_probs: np.ndarray, step: int) -> np.ndarray:
+    def __call__(self, log_probs: np.ndarray, sequences: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -26,7 +31,7 @@ class SuppressTokens(LogitsProcessor):
         if self.token_ids.size and self.token_ids[0] < 0:
             raise ValueError(f"token ids must be >= 0, got {self.token_ids.tolist()}")
 
-    def __call__(self, log_probs: np.ndarray, step: int) -> np.ndarray:
+    def __call__(self, log_probs: np.ndarray, sequences: np.ndarray) -> np.ndarray:
         log_probs[:, self.token_ids] = -np.inf
         return log_probs
 
@@ -43,21 +48,56 @@ class MinLength(LogitsProcessor):
             raise ValueError(f"min_length must be >= 0, got {min_length}")
         self.min_length, self.end_id = min_length, end_id
 
-    def __call__(self, log_probs: np.ndarray, step: int) -> np.ndarray:
-        if step < self.min_length:
+    def __call__(self, log_probs: np.ndarray, sequences: np.ndarray) -> np.ndarray:
+        if sequences.shape[1] < self.min_length:
             log_probs[:, self.end_id] = -np.inf
+        return log_probs
+
+
+class NoRepeatNGram(LogitsProcessor):
+    """Forbid any word that would repeat an n-gram already in the caption.
+
+    "a dog on a skateboard on a skateboard" repeats the trigram "on a skateboard"; with
+    ``ngram_size=3`` the second "skateboard" is blocked. As Hugging Face's
+    ``NoRepeatNGramLogitsProcessor`` (``no_repeat_ngram_size``); 0 disables it.
+
+    Raises:
+        ValueError: ``ngram_size`` < 0 or == 1 (that would forbid every repeated word).
+    """
+
+    def __init__(self, ngram_size: int):
+        if ngram_size < 0 or ngram_size == 1:
+            raise ValueError(f"ngram_size must be 0 (off) or >= 2, got {ngram_size}")
+        self.n = ngram_size
+
+    def __call__(self, log_probs: np.ndarray, sequences: np.ndarray) -> np.ndarray:
+        n, t = self.n, sequences.shape[1]
+        if not n or t < n:
+            return log_probs
+        for row, seq in enumerate(sequences.tolist()):
+            prefix = seq[t - n + 1 :]  # the last n-1 words
+            banned = [seq[i + n - 1] for i in range(t - n + 1) if seq[i : i + n - 1] == prefix]
+            log_probs[row, banned] = -np.inf
         return log_probs
 
 
 class LogitsProcessorList(list):
     """Applies its processors in order."""
 
-    def __call__(self, log_probs: np.ndarray, step: int) -> np.ndarray:
+    def __call__(self, log_probs: np.ndarray, sequences: np.ndarray) -> np.ndarray:
         for processor in self:
-            log_probs = processor(log_probs, step)
+            log_probs = processor(log_probs, sequences)
         return log_probs
 
 
-def decoding_processors(pad_id: int, start_id: int, end_id: int, unk_id: int) -> LogitsProcessorList:
-    """The captioning default: never emit ``<pad>``, ``<start>`` or ``<unk>``, nor an empty caption."""
-    return LogitsProcessorList([SuppressTokens([pad_id, start_id, unk_id]), MinLength(1, end_id)])
+def decoding_processors(pad_id: int, start_id: int, end_id: int, unk_id: int, no_repeat_ngram_size: int = 0) -> LogitsProcessorList:
+    """The captioning default: never emit ``<pad>``, ``<start>`` or ``<unk>``, nor an empty caption;
+    optionally no repeated n-gram (see :class:`NoRepeatNGram`).
+
+    Raises:
+        ValueError: a bad ``no_repeat_ngram_size``.
+    """
+    processors = LogitsProcessorList([SuppressTokens([pad_id, start_id, unk_id]), MinLength(1, end_id)])
+    if no_repeat_ngram_size:
+        processors.append(NoRepeatNGram(no_repeat_ngram_size))
+    return processors

@@ -75,7 +75,7 @@ def greedy_search(step: StepFunction, state: State, start_id: int, end_id: int, 
     for t in range(max_length + 1):
         log_probs, state, alpha = step(tokens, state)
         if processors:
-            log_probs = processors(np.array(log_probs, np.float32), t)
+            log_probs = processors(np.array(log_probs, np.float32), out[:, :t])
         if t == max_length:  # out of room: force <end>
             tokens = np.full((batch,), end_id, np.int32)
         else:
@@ -141,7 +141,7 @@ def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, be
         log_probs, state, alpha = step(tokens, state)
         log_probs = np.array(log_probs, np.float64)
         if processors:
-            log_probs = processors(log_probs, t)
+            log_probs = processors(log_probs, np.asarray(seqs, np.int64).reshape(len(seqs), t))
         if t == max_length:  # out of room: every live beam ends here
             end_lp = log_probs[:, end_id]
             for row, seq in enumerate(seqs):

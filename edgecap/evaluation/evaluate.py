@@ -29,19 +29,21 @@ def _features_for_run(cfg: Config, model, items, split: str, cache_dir=None):
     return cached_features(lambda: model.encoder, spec.name, weights, spec.image_size, items, cache_dir, split)
 
 
-def evaluate(source: str | Path, split: str = "test", beam_size: int = 3, length_penalty: float = 0.0, max_length: int = 20, data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, spice: bool = False) -> dict:
+def evaluate(source: str | Path, split: str = "test", beam_size: int | None = None, length_penalty: float | None = None, max_length: int | None = None, data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, spice: bool = False, no_repeat_ngram_size: int | None = None) -> dict:
     """Caption every image of ``split`` and compute the COCO caption metrics (×100).
 
     Args:
         source: a run directory (Keras, best checkpoint) or a ``.tflite`` file (runtime).
         split: ``train`` | ``dev`` | ``test``.
-        beam_size, length_penalty, max_length: decoding settings.
+        beam_size, length_penalty, max_length, no_repeat_ngram_size: decoding settings; ``None``
+            takes the model's own (chosen on dev by ``edgecap select-decoding``, kept in the
+            run's ``decoding.json`` and in an exported file's metadata).
         data_root: dataset folder override.
         config: dataset config for a ``.tflite`` source (default: the run's / the shipped config).
         limit: first N images only (0 = all).
 
     Returns:
-        ``{"source", "split", "images", "beam_size", "length_penalty", "metrics", "seconds", "captions"}``.
+        ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "metrics", "seconds", "captions"}``.
     """
     from edgecap.training.trainer import read_splits
 
@@ -52,10 +54,13 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int = 3, length
         from edgecap.training.trainer import load_run
 
         cfg, vocab, model = load_run(source)
+        d = cfg.decode
+        beam_size, length_penalty, max_length, no_repeat_ngram_size = (d.beam_size if beam_size is None else beam_size, d.length_penalty if length_penalty is None else length_penalty,
+                                                                      max_length or d.max_length, d.no_repeat_ngram_size if no_repeat_ngram_size is None else no_repeat_ngram_size)
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
         feats = _features_for_run(cfg, model, items, split)
-        hyps = caption_features(KerasStep(model), feats, vocab, beam_size, length_penalty, max_length, progress=True)
+        hyps = caption_features(KerasStep(model), feats, vocab, beam_size, length_penalty, max_length, progress=True, no_repeat_ngram_size=no_repeat_ngram_size)
         captions = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
     else:
         from edgecap.runtime import Captioner, CaptionerOptions
@@ -63,13 +68,16 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int = 3, length
         cfg = Config.load(config) if config else default_config()
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
-        captioner = Captioner.from_file(source, CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, num_threads=num_threads))
+        captioner = Captioner.from_file(source, CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, no_repeat_ngram_size=no_repeat_ngram_size, num_threads=num_threads))
+        m = captioner.metadata
+        beam_size, length_penalty, max_length, no_repeat_ngram_size = (m.beam_size if beam_size is None else beam_size, m.length_penalty if length_penalty is None else length_penalty,
+                                                                      max_length or m.max_length, m.no_repeat_ngram_size if no_repeat_ngram_size is None else no_repeat_ngram_size)
         captions = {it.image_id: captioner.caption(it.path).text for it in tqdm(items, desc=f"captioning {split} (beam {beam_size})", unit="img")}
     refs = {it.image_id: it.captions for it in items}
     metrics = coco_caption_scores(refs, captions, spice=spice)
     return {
         "source": str(source), "split": split, "images": len(items), "beam_size": beam_size, "length_penalty": length_penalty,
-        "max_length": max_length, "metrics": metrics, "seconds": round(time.time() - t0, 1),
+        "no_repeat_ngram_size": no_repeat_ngram_size, "max_length": max_length, "metrics": metrics, "seconds": round(time.time() - t0, 1),
         "captions": [{"image_id": k, "caption": v} for k, v in captions.items()],
     }
 
@@ -85,15 +93,15 @@ def write_report(report: dict, path: str | Path) -> None:
     atomic_write_text(path, json.dumps(report, indent=1, ensure_ascii=False))
 
 
-def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=(0.0, 0.5, 1.0), split: str = "dev", data_root: str | None = None) -> dict:
-    """Choose beam size and length penalty by CIDEr-D on the dev split; write ``decoding.json``.
+def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=(0.0, 0.5, 1.0), split: str = "dev", data_root: str | None = None, no_repeat_ngram_sizes=(0,)) -> dict:
+    """Choose beam size, length penalty (and n-gram blocking) by CIDEr-D on the dev split; write ``decoding.json``.
 
-    Every (beam size, length penalty) pair is decoded with the run's best Keras checkpoint;
+    Every (beam size, length penalty, no-repeat n-gram size) is decoded with the run's best Keras checkpoint;
     the winner becomes the run's default decoding (read by :func:`load_run`, stored in
     exported files' metadata).
 
     Returns:
-        ``{"beam_size", "length_penalty", "table": [{"beam_size", "length_penalty", "CIDEr-D", "BLEU-4"}]}``.
+        ``{"beam_size", "length_penalty", "no_repeat_ngram_size", "table": [{"beam_size", "length_penalty", "no_repeat_ngram_size", "CIDEr-D", "mean_words"}]}``.
     """
     from edgecap.evaluation.metrics import cider_d
     from edgecap.training.keras_step import KerasStep, caption_features
@@ -106,14 +114,15 @@ def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=
     refs = {it.image_id: it.captions for it in items}
     step = KerasStep(model)
     table = []
-    for k in beam_sizes:
-        for lp in length_penalties if k > 1 else (0.0,):
-            hyps = caption_features(step, feats, vocab, k, lp, cfg.decode.max_length, progress=True)
-            caps = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
-            row = {"beam_size": k, "length_penalty": lp, "CIDEr-D": cider_d(refs, caps), "mean_words": sum(len(h.tokens) for h in hyps) / len(hyps)}
-            table.append(row)
-            print(f"beam {k} length penalty {lp}: dev CIDEr-D {row['CIDEr-D']:.2f}, {row['mean_words']:.1f} words", flush=True)
+    for n in no_repeat_ngram_sizes:
+        for k in beam_sizes:
+            for lp in length_penalties if k > 1 else (0.0,):
+                hyps = caption_features(step, feats, vocab, k, lp, cfg.decode.max_length, progress=True, no_repeat_ngram_size=n)
+                caps = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
+                row = {"beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": n, "CIDEr-D": cider_d(refs, caps), "mean_words": sum(len(h.tokens) for h in hyps) / len(hyps)}
+                table.append(row)
+                print(f"beam {k} length penalty {lp} no-repeat n-gram {n}: dev CIDEr-D {row['CIDEr-D']:.2f}, {row['mean_words']:.1f} words", flush=True)
     best = max(table, key=lambda r: r["CIDEr-D"])
-    out = {"beam_size": best["beam_size"], "length_penalty": best["length_penalty"], "selected_on": split, "table": table}
+    out = {"beam_size": best["beam_size"], "length_penalty": best["length_penalty"], "no_repeat_ngram_size": best["no_repeat_ngram_size"], "selected_on": split, "table": table}
     atomic_write_text(run_dir / DECODING, json.dumps(out, indent=1))
     return out

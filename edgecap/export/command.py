@@ -69,7 +69,7 @@ def run_export(source: str | Path, mode: str, output: str | Path, data_root: str
 
     extra = {"source_run": str(source), "dataset": cfg.data.dataset, "calibration_images": len(calib) if mode == "int8" else 0}
     export_model(model, vocab, staging, mode, calibration if mode == "int8" else None, name=f"{cfg.model.architecture}_{cfg.data.dataset}", version=version,
-                 max_length=cfg.decode.max_length, beam_size=cfg.decode.beam_size, length_penalty=cfg.decode.length_penalty, extra=extra)
+                 max_length=cfg.decode.max_length, beam_size=cfg.decode.beam_size, length_penalty=cfg.decode.length_penalty, no_repeat_ngram_size=cfg.decode.no_repeat_ngram_size, extra=extra)
     try:
         captioner = Captioner.from_file(staging, CaptionerOptions(beam_size=1))
         report = verify_export(model, captioner, [it.path for it in check], [it.captions for it in check], mode, cfg.decode.max_length)

@@ -121,7 +121,7 @@ def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None
         raise ExportError(f"TFLite conversion ({mode}) failed: {e}") from e
 
 
-def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "float32", calibration=None, name: str = "show_attend_tell_flickr8k", version: str = "0", max_length: int = 20, beam_size: int = 3, length_penalty: float = 0.0, extra: dict | None = None) -> Path:
+def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "float32", calibration=None, name: str = "show_attend_tell_flickr8k", version: str = "0", max_length: int = 20, beam_size: int = 3, length_penalty: float = 0.0, extra: dict | None = None, no_repeat_ngram_size: int = 0) -> Path:
     """Convert ``model`` and write ``out_path`` atomically with the edgecap metadata packed in.
 
     Returns:
@@ -137,7 +137,7 @@ def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "fl
         name=name, version=version, architecture="show_attend_tell", quantization=mode, vocabulary=list(vocab.words),
         image_size=spec.image_size, normalization=spec.normalization, grid=spec.grid, hidden_dim=model.decoder.hidden_dim,
         annotation_dim=spec.dim, pad_id=vocab.pad_id, start_id=vocab.start_id, end_id=vocab.end_id, unk_id=vocab.unk_id,
-        max_length=max_length, beam_size=beam_size, length_penalty=length_penalty, extra=extra or {},
+        max_length=max_length, beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, extra=extra or {},
     )
     atomic_write_bytes(out_path, md.pack(flatbuffer, meta))
     return Path(out_path)

@@ -28,6 +28,7 @@ class CaptionerOptions:
     Attributes:
         beam_size: 1 = greedy search; K > 1 = beam search with K beams (None: the model's default).
         length_penalty: α in ``log P / length^α`` for ranking finished beams (None: the model's default).
+        no_repeat_ngram_size: 0 = off, n >= 2 = never repeat an n-gram (None: the model's default).
         max_length: most words per caption (None: the model's default).
         num_results: n-best captions to return (<= beam_size).
         num_threads: interpreter CPU threads (None: backend default).
@@ -36,6 +37,7 @@ class CaptionerOptions:
 
     beam_size: int | None = None
     length_penalty: float | None = None
+    no_repeat_ngram_size: int | None = None
     max_length: int | None = None
     num_results: int = 1
     num_threads: int | None = None
@@ -46,6 +48,8 @@ class CaptionerOptions:
             raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
         if self.num_results < 1 or (self.beam_size is not None and self.num_results > self.beam_size):
             raise ValueError(f"num_results must be in 1..beam_size ({self.beam_size}), got {self.num_results}")
+        if self.no_repeat_ngram_size is not None and (self.no_repeat_ngram_size < 0 or self.no_repeat_ngram_size == 1):
+            raise ValueError(f"no_repeat_ngram_size must be 0 (off) or >= 2, got {self.no_repeat_ngram_size}")
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}")
         if self.num_threads is not None and self.num_threads < 1:
@@ -133,7 +137,8 @@ class Captioner:
             raise md.ModelFileError(f"{source}: the interpreter cannot load this model ({e})") from e
         m = metadata
         self.vocabulary = m.vocabulary
-        self.suppress = decoding_processors(m.pad_id, m.start_id, m.end_id, m.unk_id)
+        no_repeat = m.no_repeat_ngram_size if self.options.no_repeat_ngram_size is None else self.options.no_repeat_ngram_size
+        self.suppress = decoding_processors(m.pad_id, m.start_id, m.end_id, m.unk_id, no_repeat)
 
     @classmethod
     def from_file(cls, path: str | Path, options: CaptionerOptions | None = None) -> "Captioner":

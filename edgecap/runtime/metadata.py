@@ -37,7 +37,7 @@ class ModelMetadata:
         normalization: the in-graph pixel normalisation (informative: it is inside the graph).
         grid: attention grid side (L = grid²); hidden_dim: H; annotation_dim: D.
         max_length: default most words per caption.
-        beam_size, length_penalty: default decoding, as selected on the dev split.
+        beam_size, length_penalty, no_repeat_ngram_size: default decoding, as selected on the dev split.
         extra: free-form provenance (training run, dataset, metrics).
     """
 
@@ -58,6 +58,7 @@ class ModelMetadata:
     max_length: int = 20
     beam_size: int = 3
     length_penalty: float = 0.0
+    no_repeat_ngram_size: int = 0
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
 

@@ -11,10 +11,11 @@ from edgecap.decoding.search import Hypothesis
 
 
 class KerasStep:
-    """Compiled decoder step over the state ``(h, c, annotations, projected)``.
+    """Compiled decoder step over the state ``(h, c, features, keys)``.
 
-    The projected annotations ``W_a a_i`` are carried in the state, so they are computed
-    once per image instead of once per step (the TFLite signature recomputes them).
+    What :meth:`SoftAttentionDecoder.prepare` computes from the annotation vectors is carried
+    in the state, so it is computed once per image instead of once per step (the TFLite
+    signature recomputes it).
     """
 
     def __init__(self, model):
@@ -24,11 +25,11 @@ class KerasStep:
         def _init(annotations):
             annotations = tf.cast(annotations, tf.float32)
             h, c = decoder.initial_state(annotations)
-            return h, c, annotations, decoder.project_annotations(annotations)
+            return (h, c, *decoder.prepare(annotations))
 
         @tf.function(reduce_retracing=True)
-        def _step(tokens, h, c, annotations, projected):
-            logits, h, c, alpha = decoder.step(tokens, h, c, annotations, projected, training=False)
+        def _step(tokens, h, c, features, keys):
+            logits, h, c, alpha = decoder.step(tokens, h, c, features, keys, training=False)
             return tf.nn.log_softmax(tf.cast(logits, tf.float32)), h, c, alpha
 
         self._init, self._step = _init, _step
@@ -38,19 +39,20 @@ class KerasStep:
         return tuple(t.numpy() for t in self._init(annotations))
 
     def __call__(self, tokens, state):
-        h, c, annotations, projected = state
-        log_probs, h, c, alpha = self._step(tokens, h, c, annotations, projected)
-        return log_probs.numpy(), (h.numpy(), c.numpy(), annotations, projected), alpha.numpy()
+        h, c, features, keys = state
+        log_probs, h, c, alpha = self._step(tokens, h, c, features, keys)
+        return log_probs.numpy(), (h.numpy(), c.numpy(), features, keys), alpha.numpy()
 
 
-def caption_features(step: KerasStep, features: np.ndarray, vocab: Vocabulary, beam_size: int = 1, length_penalty: float = 0.0, max_length: int = 20, batch_size: int = 200, progress: bool = False) -> list[Hypothesis]:
+def caption_features(step: KerasStep, features: np.ndarray, vocab: Vocabulary, beam_size: int = 1, length_penalty: float = 0.0, max_length: int = 20, batch_size: int = 200, progress: bool = False, no_repeat_ngram_size: int = 0) -> list[Hypothesis]:
     """Decode a caption for every row of cached annotation vectors ``(N, L, D)``.
 
     Greedy search runs ``batch_size`` images at once; beam search one image at a time.
+    ``no_repeat_ngram_size``: see :class:`edgecap.decoding.NoRepeatNGram`.
     """
     from tqdm.auto import tqdm
 
-    suppress = decoding_processors(vocab.pad_id, vocab.start_id, vocab.end_id, vocab.unk_id)
+    suppress = decoding_processors(vocab.pad_id, vocab.start_id, vocab.end_id, vocab.unk_id, no_repeat_ngram_size)
     out: list[Hypothesis] = []
     chunk = batch_size if beam_size == 1 else 1
     for start in tqdm(range(0, len(features), chunk), disable=not progress, desc=f"decoding (beam {beam_size})", unit="batch" if chunk > 1 else "img"):

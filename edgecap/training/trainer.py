@@ -15,6 +15,7 @@ same directory continues from the last finished epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -27,7 +28,7 @@ import tensorflow as tf
 
 from edgecap.config import Config, ConfigError
 from edgecap.data.features import cached_features
-from edgecap.data.pipeline import caption_dataset, encode_captions
+from edgecap.data.pipeline import caption_dataset, encode_captions, image_dataset
 from edgecap.data.readers import CaptionedImage, read_dataset
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.metrics import cider_d
@@ -55,13 +56,17 @@ class SplitData:
         return {it.image_id: it.captions for it in self.items}
 
 
-def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None):
+def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None, objective: str = "cross_entropy"):
+    """The configured captioner, built; for ``objective="self_critical"`` its SCST variant (same weights)."""
     from edgecap.models import ShowAttendTell
 
     if cfg.model.architecture != "show_attend_tell":
         raise ConfigError(f"model.architecture {cfg.model.architecture!r} is not available yet; use 'show_attend_tell'")
+    cls = ShowAttendTell
+    if objective == "self_critical":
+        from edgecap.training.self_critical import SelfCriticalShowAttendTell as cls
     m = cfg.model
-    model = ShowAttendTell(vocab_size, m.backbone, encoder_weights if encoder_weights is not None else m.encoder_weights, m.embedding_dim, m.hidden_dim, m.attention_dim, m.dropout, m.context_dropout, cfg.train.doubly_stochastic)
+    model = cls(vocab_size, m.backbone, encoder_weights if encoder_weights is not None else m.encoder_weights, m.embedding_dim, m.hidden_dim, m.attention_dim, m.dropout, m.context_dropout, cfg.train.doubly_stochastic, m.projection_dim)
     model.build()
     return model
 
@@ -149,9 +154,24 @@ def _optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         lr = t.learning_rate
     else:
         raise ConfigError(f"train.lr_decay must be 'cosine' or 'constant', got {t.lr_decay!r}")
+    if not 0.0 <= t.ema_momentum < 1.0:
+        raise ConfigError(f"train.ema_momentum must be in [0, 1), got {t.ema_momentum}")
+    ema = {"use_ema": True, "ema_momentum": t.ema_momentum} if t.ema_momentum else {}
     if t.weight_decay:
-        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, clipnorm=t.clipnorm or None)
-    return keras.optimizers.Adam(lr, clipnorm=t.clipnorm or None)
+        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, clipnorm=t.clipnorm or None, **ema)
+    return keras.optimizers.Adam(lr, clipnorm=t.clipnorm or None, **ema)
+
+
+class AveragedWeights(keras.callbacks.SwapEMAWeights):
+    """Puts the averaged (EMA) weights in the model at each epoch's end, for selection and checkpoints.
+
+    Checkpoints then hold the average as the model's weights and the raw weights in the
+    optimizer's average slot; a resumed run (``resumed=True``) swaps them back before training.
+    """
+
+    def __init__(self, resumed: bool = False):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = resumed
 
 
 def _check_resume(run_dir: Path, cfg: Config) -> Config:
@@ -161,8 +181,36 @@ def _check_resume(run_dir: Path, cfg: Config) -> Config:
     return saved
 
 
+OBJECTIVES = ("cross_entropy", "self_critical")
+
+
+def _initial_run(cfg: Config) -> Path | None:
+    """The run directory named by ``train.init_from``, checked to hold a model like ``cfg``'s.
+
+    Raises:
+        ConfigError: SCST without ``init_from``. RunError: files missing or another model.
+    """
+    if not cfg.train.init_from:
+        if cfg.train.objective == "self_critical":
+            raise ConfigError("train.objective = 'self_critical' starts from a trained run: set train.init_from to its run directory")
+        return None
+    init = Path(cfg.train.init_from)
+    for name in (CONFIG, VOCAB, BEST):
+        if not (init / name).is_file():
+            raise RunError(f"{init / name}: missing; train.init_from must be an edgecap run directory")
+    theirs = Config.load(init / CONFIG).model
+    ours = dataclasses.replace(cfg.model, encoder_weights=theirs.encoder_weights)
+    if ours != theirs:
+        raise RunError(f"{init / CONFIG}: its [model] differs from this run's; train.init_from needs the same architecture and sizes")
+    return init
+
+
 def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
     """Train (or resume) a captioner; returns the path of the best checkpoint.
+
+    ``train.objective`` picks teacher-forced cross-entropy (Xu et al. 2015) or self-critical
+    sequence training on CIDEr-D (:mod:`edgecap.training.self_critical`), which starts from the
+    best checkpoint and vocabulary of ``train.init_from``.
 
     Args:
         cfg: the configuration (ignored in favour of the saved one when resuming; must match it).
@@ -178,46 +226,69 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     resuming = (run_dir / STATE).is_file()
     if resuming:
         cfg = _check_resume(run_dir, cfg)
-    keras.utils.set_random_seed(cfg.train.seed)
-    if cfg.train.mixed_precision == "on" or (cfg.train.mixed_precision == "auto" and tf.config.list_logical_devices("GPU")):
+    t = cfg.train
+    if t.objective not in OBJECTIVES:
+        raise ConfigError(f"train.objective must be one of {OBJECTIVES}, got {t.objective!r}")
+    init = None if resuming else _initial_run(cfg)
+    keras.utils.set_random_seed(t.seed)
+    if t.mixed_precision == "on" or (t.mixed_precision == "auto" and tf.config.list_logical_devices("GPU")):
         keras.mixed_precision.set_global_policy("mixed_float16")
 
     strategy = _strategy(cfg)
+    if t.objective == "self_critical" and strategy.num_replicas_in_sync > 1:
+        raise ConfigError("train.objective = 'self_critical' runs on one device for now; set train.distribute = 'none'")
     data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir)
     train_split, dev = data["train"], data["dev"]
-    if resuming:
-        vocab = Vocabulary.load(run_dir / VOCAB)
-    else:
-        vocab = Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(run_dir / CONFIG)
-        vocab.save(run_dir / VOCAB)
-    index, captions = encode_captions(train_split.items, vocab, cfg.data.max_length)
-    batch = cfg.train.batch_size
-    steps = len(index) // batch
-    if cfg.train.max_steps_per_epoch:
-        steps = min(steps, cfg.train.max_steps_per_epoch)
-    if steps < 1:
-        raise ConfigError(f"train.batch_size {batch} is larger than the {len(index)} training captions")
-    with strategy.scope():
-        model = build_model(cfg, len(vocab))  # the encoder is frozen: training reads its cached features
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=vocab.pad_id)
-        if cfg.train.label_smoothing:
-            loss = _smoothed_loss(cfg.train.label_smoothing, vocab.pad_id)
-        model.compile(optimizer=_optimizer(cfg, steps), loss=loss, jit_compile=cfg.train.jit_compile)
-        model.optimizer.build(model.trainable_variables)
     state = {"epoch": 0, "best_cider_d": -1.0, "best_epoch": 0, "wait": 0, "history": []}
     if resuming:
         state = json.loads((run_dir / STATE).read_text())
+        vocab = Vocabulary.load(run_dir / VOCAB)
+    else:
+        vocab = Vocabulary.load(init / VOCAB) if init else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / CONFIG)
+        vocab.save(run_dir / VOCAB)
+    # A resumed run draws a new shuffle order rather than replaying the first epoch's.
+    seed = t.seed + state["epoch"]
+    self_critical = t.objective == "self_critical"
+    if self_critical:  # a batch is batch_size images, each with num_samples sampled captions
+        examples = len(train_split.items)
+        dataset = image_dataset(train_split.features, t.batch_size, shuffle=True, seed=seed)
+    else:  # a batch is batch_size (image, reference caption) pairs
+        index, captions = encode_captions(train_split.items, vocab, cfg.data.max_length)
+        examples = len(index)
+        dataset = caption_dataset(train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed)
+    steps = examples // t.batch_size
+    if t.max_steps_per_epoch:
+        steps = min(steps, t.max_steps_per_epoch)
+    if steps < 1:
+        raise ConfigError(f"train.batch_size {t.batch_size} is larger than the {examples} training examples")
+    with strategy.scope():
+        model = build_model(cfg, len(vocab), objective=t.objective)  # the encoder is frozen: training reads its cached features
+        if init:  # before compiling: the optimizer starts afresh
+            model.load_weights(init / BEST)
+            print(f"starting from {init / BEST}")
+        if self_critical:
+            from edgecap.training.self_critical import CorpusCiderD
+
+            reward = CorpusCiderD([it.captions for it in train_split.items])
+            model.configure_self_critical(vocab, reward, t.num_samples, cfg.decode.max_length, t.seed)
+            model.compile(optimizer=_optimizer(cfg, steps), jit_compile=False)  # the reward runs on the host
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=vocab.pad_id)
+            if t.label_smoothing:
+                loss = _smoothed_loss(t.label_smoothing, vocab.pad_id)
+            model.compile(optimizer=_optimizer(cfg, steps), loss=loss, jit_compile=t.jit_compile)
+        model.optimizer.build(model.trainable_variables)
+    if resuming:
         model.load_weights(run_dir / LAST)
         print(f"resuming {run_dir} after epoch {state['epoch']} (best dev CIDEr-D {state['best_cider_d']:.2f})")
-        if state["wait"] >= cfg.train.patience or state["epoch"] >= cfg.train.epochs:
+        if state["wait"] >= t.patience or state["epoch"] >= t.epochs:
             print("training had already finished")
             return run_dir / BEST
-    # A resumed run draws a new shuffle order rather than replaying the first epoch's.
-    dataset = caption_dataset(train_split.features, index, captions, batch, shuffle=True, seed=cfg.train.seed + state["epoch"]).repeat()
-    callbacks = [SelectionCheckpoint(run_dir, dev, vocab, cfg, state), keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False), *(callbacks or [])]
-    model.fit(dataset, epochs=cfg.train.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=1 if _interactive() else 2)
+    averaging = [AveragedWeights(resumed=resuming)] if t.ema_momentum else []  # must run before the selection
+    callbacks = [*averaging, SelectionCheckpoint(run_dir, dev, vocab, cfg, state), keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False), *(callbacks or [])]
+    model.fit(dataset.repeat(), epochs=t.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=1 if _interactive() else 2)
     return run_dir / BEST
 
 
@@ -257,6 +328,7 @@ def load_run(run_dir: str | Path, which: str = BEST):
     if (run_dir / DECODING).is_file():
         chosen = json.loads((run_dir / DECODING).read_text())
         cfg.decode.beam_size, cfg.decode.length_penalty = chosen["beam_size"], chosen["length_penalty"]
+        cfg.decode.no_repeat_ngram_size = chosen.get("no_repeat_ngram_size", 0)
     vocab = Vocabulary.load(run_dir / VOCAB)
     model = build_model(cfg, len(vocab), encoder_weights="none")
     try:

@@ -25,18 +25,24 @@ class SoftAttentionDecoder(keras.layers.Layer):
         attention_dim: size of the attention MLP's hidden layer.
         dropout: rate on the deep-output layer while training.
         context_dropout: rate on the context vector ẑ_t while training.
+        projection_dim: 0 (as in the paper) or P < D: every use of the annotation vectors
+            goes through one shared linear map ``P a_i`` (D → P). All of them are linear in
+            ``a_i`` (``W_a a_i``, ``ẑ_t = Σ α a_i`` into the LSTM and deep output, the init
+            MLPs' first layer), so this is a rank-P factorisation of those weights: it frees
+            parameters for a larger H under the int8 size budget.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, **kwargs):
+    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, projection_dim: int = 0, **kwargs):
         super().__init__(**kwargs)
-        if min(vocab_size, embedding_dim, hidden_dim, attention_dim) < 1:
-            raise ValueError("vocab_size, embedding_dim, hidden_dim and attention_dim must be positive")
+        if min(vocab_size, embedding_dim, hidden_dim, attention_dim) < 1 or projection_dim < 0:
+            raise ValueError("vocab_size, embedding_dim, hidden_dim and attention_dim must be positive, projection_dim >= 0")
         if not (0.0 <= dropout < 1.0 and 0.0 <= context_dropout < 1.0):
             raise ValueError(f"dropout rates must be in [0, 1), got {dropout}, {context_dropout}")
         self.vocab_size, self.embedding_dim, self.hidden_dim, self.attention_dim = vocab_size, embedding_dim, hidden_dim, attention_dim
-        self.dropout_rate, self.context_dropout_rate = dropout, context_dropout
+        self.dropout_rate, self.context_dropout_rate, self.projection_dim = dropout, context_dropout, projection_dim
         H, m, A = hidden_dim, embedding_dim, attention_dim
         dense = keras.layers.Dense
+        self.projection = dense(projection_dim, use_bias=False, name="annotation_projection") if projection_dim else None  # P
         self.embedding = keras.layers.Embedding(vocab_size, m, name="embedding")  # E
         # Initial state: c0 = f_init,c(mean a), h0 = f_init,h(mean a)  (§3.1.2)
         self.init_h = dense(H, activation="tanh", name="init_h")
@@ -59,41 +65,45 @@ class SoftAttentionDecoder(keras.layers.Layer):
         self.context_drop = keras.layers.Dropout(context_dropout)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim, "attention_dim": self.attention_dim, "dropout": self.dropout_rate, "context_dropout": self.context_dropout_rate}
+        return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim, "attention_dim": self.attention_dim, "dropout": self.dropout_rate, "context_dropout": self.context_dropout_rate, "projection_dim": self.projection_dim}
 
     def initial_state(self, annotations):
         """``(B, L, D)`` annotation vectors → ``h0, c0`` each ``(B, H)``."""
         mean = ops.mean(annotations, axis=1)  # (B, D)
+        if self.projection is not None:
+            mean = self.projection(mean)  # P mean(a) = mean(P a)  (B, P)
         return self.init_h(mean), self.init_c(mean)
 
-    def project_annotations(self, annotations):
-        """``W_a a_i + b`` for every location: ``(B, L, D)`` → ``(B, L, A)``; constant over steps."""
-        return self.att_annotations(annotations)
+    def prepare(self, annotations):
+        """What is constant over the steps of one caption.
 
-    def step(self, tokens, h, c, annotations, projected=None, training=False):
+        Returns:
+            ``features (B, L, F)``: the annotation vectors, or ``P a_i`` (F = projection_dim);
+            ``keys (B, L, A)``: ``W_a features_i + b`` of the attention MLP.
+        """
+        features = annotations if self.projection is None else self.projection(annotations)
+        return features, self.att_annotations(features)
+
+    def step(self, tokens, h, c, features, keys, training=False):
         """One decoding step.
 
         Args:
             tokens: ``int32 (B,)`` previous words y_{t-1}.
             h, c: ``float32 (B, H)`` LSTM hidden state and memory.
-            annotations: ``float32 (B, L, D)`` annotation vectors a_i.
-            projected: optional ``(B, L, A)`` from :meth:`project_annotations` (saves work
-                when unrolling); computed here when ``None``.
+            features, keys: from :meth:`prepare` (computed once per image when unrolling).
             training: enables dropout.
 
         Returns:
             ``(logits (B, V), h (B, H), c (B, H), alpha (B, L))``; logits are unnormalised
             log-probabilities of y_t.
         """
-        if projected is None:
-            projected = self.project_annotations(annotations)
         emb = self.embedding(tokens)  # (B, m)
         # α_t = softmax_i(f_att(a_i, h_{t-1}))  (eqs. 4-5)
-        scores = self.att_score(ops.tanh(projected + self.att_hidden(h)[:, None, :]))  # (B, L, 1)
+        scores = self.att_score(ops.tanh(keys + self.att_hidden(h)[:, None, :]))  # (B, L, 1)
         alpha = ops.softmax(scores[..., 0], axis=-1)  # (B, L)
-        context = ops.sum(alpha[..., None] * annotations, axis=1)  # ẑ_t (B, D), eq. 6 (soft)
+        context = ops.sum(alpha[..., None] * features, axis=1)  # ẑ_t (B, F), eq. 6 (soft)
         context = self.context_drop(context, training=training)
-        gated = self.gate(h) * context  # β_t ẑ_t (B, D)
+        gated = self.gate(h) * context  # β_t ẑ_t (B, F)
         # LSTM (eq. 1), gate order i, f, o, g.
         z = self.lstm_word(emb) + self.lstm_context(gated) + self.lstm_hidden(h)  # (B, 4H)
         i, f, o, g = ops.split(z, 4, axis=-1)
@@ -105,4 +115,4 @@ class SoftAttentionDecoder(keras.layers.Layer):
         return logits, h, c, alpha
 
     def call(self, tokens, h, c, annotations, training=False):
-        return self.step(tokens, h, c, annotations, training=training)
+        return self.step(tokens, h, c, *self.prepare(annotations), training=training)

@@ -24,24 +24,24 @@ class ShowAttendTell(keras.Model):
         vocab_size: V.
         backbone: encoder registry name.
         encoder_weights: see :func:`edgecap.models.backbones.build_encoder`.
-        embedding_dim, hidden_dim, attention_dim, dropout, context_dropout: see :class:`SoftAttentionDecoder`.
+        embedding_dim, hidden_dim, attention_dim, dropout, context_dropout, projection_dim: see :class:`SoftAttentionDecoder`.
         doubly_stochastic: λ (0 disables the penalty).
     """
 
-    def __init__(self, vocab_size: int, backbone: str = "mobilenet_v2", encoder_weights: str | None = "imagenet", embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, doubly_stochastic: float = 1.0, **kwargs):
+    def __init__(self, vocab_size: int, backbone: str = "mobilenet_v2", encoder_weights: str | None = "imagenet", embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, doubly_stochastic: float = 1.0, projection_dim: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.spec = get_backbone(backbone)
         self.encoder = build_encoder(backbone, encoder_weights)
         self.encoder.trainable = False
-        self.decoder = SoftAttentionDecoder(vocab_size, embedding_dim, hidden_dim, attention_dim, dropout, context_dropout, name="decoder")
+        self.decoder = SoftAttentionDecoder(vocab_size, embedding_dim, hidden_dim, attention_dim, dropout, context_dropout, projection_dim, name="decoder")
         self.doubly_stochastic = doubly_stochastic
 
     def build(self, input_shape=None) -> None:
         """Create every variable (call before loading weights)."""
         annotations = ops.zeros((1, self.spec.num_locations, self.spec.dim))
         h, c = self.decoder.initial_state(annotations)
-        self.decoder.step(ops.zeros((1,), "int32"), h, c, annotations)
-        self.built = True
+        self.decoder.step(ops.zeros((1,), "int32"), h, c, *self.decoder.prepare(annotations))
+        self.decoder.built = self.built = True
 
     def encode(self, images):
         """``uint8 (B, S, S, 3)`` → ``(annotations (B, L, D), h0 (B, H), c0 (B, H))``."""
@@ -51,7 +51,7 @@ class ShowAttendTell(keras.Model):
 
     def decode_step(self, tokens, h, c, annotations):
         """Inference step: ``(log_probs (B, V), h, c, alpha (B, L))``; see :meth:`SoftAttentionDecoder.step`."""
-        logits, h, c, alpha = self.decoder.step(tokens, h, c, annotations, training=False)
+        logits, h, c, alpha = self.decoder.step(tokens, h, c, *self.decoder.prepare(annotations), training=False)
         return ops.log_softmax(ops.cast(logits, "float32"), axis=-1), h, c, alpha
 
     def call(self, inputs, training=False):
@@ -61,11 +61,11 @@ class ShowAttendTell(keras.Model):
             annotations = self.encoder(inputs["images"], training=False)
         captions = ops.cast(inputs["captions"], "int32")  # (B, T+1)
         h, c = self.decoder.initial_state(annotations)
-        projected = self.decoder.project_annotations(annotations)  # (B, L, A), once per caption
+        features, keys = self.decoder.prepare(annotations)  # once per caption
         logits, alphas = [], []
         steps = captions.shape[1] - 1
         for t in range(steps):  # teacher forcing: feed the reference word y_{t-1}
-            out, h, c, alpha = self.decoder.step(captions[:, t], h, c, annotations, projected, training=training)
+            out, h, c, alpha = self.decoder.step(captions[:, t], h, c, features, keys, training=training)
             logits.append(out)
             alphas.append(alpha)
         logits = ops.stack(logits, axis=1)  # (B, T, V)
