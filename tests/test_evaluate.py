@@ -22,3 +22,16 @@ def test_evaluate_run_and_export_agree(tiny_run, tiny_float32, tmp_path):
     assert keras["images"] == tflite["images"] > 0
     assert [c["caption"] for c in keras["captions"]] == [c["caption"] for c in tflite["captions"]]
     assert keras["metrics"] == pytest.approx(tflite["metrics"], abs=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR and the PTB tokenizer need Java")
+def test_evaluate_defaults_to_the_decoding_chosen_on_dev(tiny_run, tmp_path):
+    from edgecap.evaluation.evaluate import evaluate
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "decoding.json").write_text(json.dumps({"beam_size": 2, "length_penalty": 0.7, "no_repeat_ngram_size": 3}))
+    report = evaluate(run, "dev", limit=3)
+    assert (report["beam_size"], report["length_penalty"], report["no_repeat_ngram_size"]) == (2, 0.7, 3)
+    report = evaluate(run, "dev", beam_size=1, no_repeat_ngram_size=0, limit=3)  # explicit settings win
+    assert (report["beam_size"], report["length_penalty"], report["no_repeat_ngram_size"]) == (1, 0.7, 0)
