@@ -54,9 +54,7 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int | None = No
         from edgecap.training.trainer import load_run
 
         cfg, vocab, model = load_run(source)
-        d = cfg.decode
-        beam_size, length_penalty, max_length, no_repeat_ngram_size = (d.beam_size if beam_size is None else beam_size, d.length_penalty if length_penalty is None else length_penalty,
-                                                                      max_length or d.max_length, d.no_repeat_ngram_size if no_repeat_ngram_size is None else no_repeat_ngram_size)
+        beam_size, length_penalty, max_length, no_repeat_ngram_size = _or_defaults(cfg.decode, beam_size, length_penalty, max_length, no_repeat_ngram_size)
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
         feats = _features_for_run(cfg, model, items, split)
@@ -69,9 +67,7 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int | None = No
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
         captioner = Captioner.from_file(source, CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, no_repeat_ngram_size=no_repeat_ngram_size, num_threads=num_threads))
-        m = captioner.metadata
-        beam_size, length_penalty, max_length, no_repeat_ngram_size = (m.beam_size if beam_size is None else beam_size, m.length_penalty if length_penalty is None else length_penalty,
-                                                                      max_length or m.max_length, m.no_repeat_ngram_size if no_repeat_ngram_size is None else no_repeat_ngram_size)
+        beam_size, length_penalty, max_length, no_repeat_ngram_size = _or_defaults(captioner.metadata, beam_size, length_penalty, max_length, no_repeat_ngram_size)
         captions = {it.image_id: captioner.caption(it.path).text for it in tqdm(items, desc=f"captioning {split} (beam {beam_size})", unit="img")}
     refs = {it.image_id: it.captions for it in items}
     metrics = coco_caption_scores(refs, captions, spice=spice)
@@ -80,6 +76,12 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int | None = No
         "no_repeat_ngram_size": no_repeat_ngram_size, "max_length": max_length, "metrics": metrics, "seconds": round(time.time() - t0, 1),
         "captions": [{"image_id": k, "caption": v} for k, v in captions.items()],
     }
+
+
+def _or_defaults(defaults, beam_size, length_penalty, max_length, no_repeat_ngram_size) -> tuple:
+    """The given decoding settings, each ``None`` replaced by the model's (``DecodeConfig`` or ``ModelMetadata``)."""
+    given = {"beam_size": beam_size, "length_penalty": length_penalty, "max_length": max_length, "no_repeat_ngram_size": no_repeat_ngram_size}
+    return tuple(getattr(defaults, k) if v is None else v for k, v in given.items())
 
 
 def default_config() -> Config:
