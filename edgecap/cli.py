@@ -87,10 +87,9 @@ def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_leng
         report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, no_repeat_ngram)
     except (ValueError, OSError, RuntimeError) as e:
         _fail(str(e))
-    m = report["metrics"]
     r = report
     click.echo(f"{source} on {split} ({r['images']} images, beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}):")
-    click.echo("  " + "  ".join(f"{k} {v:.2f}" for k, v in m.items()))
+    click.echo("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["metrics"].items()))
     if output:
         write_report(report, output)
         click.echo(f"wrote {output}")

@@ -67,7 +67,7 @@ class NoRepeatNGram(LogitsProcessor):
 
     def __init__(self, ngram_size: int):
         if ngram_size < 0 or ngram_size == 1:
-            raise ValueError(f"ngram_size must be 0 (off) or >= 2, got {ngram_size}")
+            raise ValueError(f"no_repeat_ngram_size must be 0 (off) or >= 2, got {ngram_size}")
         self.n = ngram_size
 
     def __call__(self, log_probs: np.ndarray, sequences: np.ndarray) -> np.ndarray:

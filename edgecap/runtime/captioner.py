@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecap.decoding import beam_search, decoding_processors, greedy_search
+from edgecap.decoding import NoRepeatNGram, beam_search, decoding_processors, greedy_search
 from edgecap.decoding.search import Hypothesis
 from edgecap.runtime import metadata as md
 from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter
@@ -48,8 +48,8 @@ class CaptionerOptions:
             raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
         if self.num_results < 1 or (self.beam_size is not None and self.num_results > self.beam_size):
             raise ValueError(f"num_results must be in 1..beam_size ({self.beam_size}), got {self.num_results}")
-        if self.no_repeat_ngram_size is not None and (self.no_repeat_ngram_size < 0 or self.no_repeat_ngram_size == 1):
-            raise ValueError(f"no_repeat_ngram_size must be 0 (off) or >= 2, got {self.no_repeat_ngram_size}")
+        if self.no_repeat_ngram_size is not None:
+            NoRepeatNGram(self.no_repeat_ngram_size)  # raises ValueError for 1 or < 0
         if self.max_length is not None and self.max_length < 1:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}")
         if self.num_threads is not None and self.num_threads < 1:
