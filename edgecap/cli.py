@@ -98,7 +98,7 @@ def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_leng
 @main.command("select-decoding")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--beam-sizes", default="1,3,5", show_default=True)
-@click.option("--length-penalties", default="0,0.5,1", show_default=True)
+@click.option("--length-penalties", default="0,0.25,0.5,0.75,1", show_default=True)
 @click.option("--no-repeat-ngram-sizes", default="0,3", show_default=True, help="n-gram blocking sizes to try (0 = off).")
 @click.option("--data-root", help="Dataset folder.")
 def select_decoding(run_dir, beam_sizes, length_penalties, no_repeat_ngram_sizes, data_root):

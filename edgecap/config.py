@@ -31,6 +31,7 @@ class DataConfig:
     max_length: int = 20  #: words per training caption (longer ones are cut)
     train_limit: int = 0  #: use only the first N training images (0 = all); for tests
     dev_limit: int = 0  #: use only the first N dev images for model selection (0 = all)
+    horizontal_flip: bool = False  #: cross-entropy augmentation: half the examples see the mirrored photo ("left" ↔ "right" in the caption)
 
 
 @dataclass

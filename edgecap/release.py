@@ -119,9 +119,10 @@ def model_card_markdown(card: dict) -> str:
     for mode, v in card["verify"].items():
         lines.append(f"| {mode} | {v['logprob_mean_abs']:.2e} | {v['token_agreement']:.3f} | {v['exact_match']:.3f} | {v['bleu4_keras']:.2f} → {v['bleu4_tflite']:.2f} |")
     if "decoding_selection" in card:
-        lines += ["", "## Decoding selected on dev (CIDEr-D, Keras)", "", "| beam size | length penalty | no-repeat n-gram | dev CIDEr-D | words |", "|---|---|---|---|---|"]
+        lines += ["", "## Decoding selected on dev (CIDEr-D, Keras)", "", "| beam size | length penalty | no-repeat n-gram | dev CIDEr-D | dev BLEU-4 | words |", "|---|---|---|---|---|---|"]
         for row in card["decoding_selection"]["table"]:
-            lines.append(f"| {row['beam_size']} | {row['length_penalty']} | {row.get('no_repeat_ngram_size', 0)} | {row['CIDEr-D']:.2f} | {row['mean_words']:.1f} |")
+            bleu = f"{row['BLEU-4']:.2f}" if "BLEU-4" in row else "—"
+            lines.append(f"| {row['beam_size']} | {row['length_penalty']} | {row.get('no_repeat_ngram_size', 0)} | {row['CIDEr-D']:.2f} | {bleu} | {row['mean_words']:.1f} |")
     lines += ["", "## Speed (`edgecap bench`, this machine)", "", "```", card["bench_text"], "```", ""]
     lines += ["## Limits", "", "- Trained on 6,000 Flickr photos of people and animals: it describes such scenes; elsewhere it guesses.",
               "- English only; vocabulary of words seen at least 5 times in the training captions.",

@@ -98,3 +98,58 @@ def test_caption_folder_reader(examples):
     data = read_caption_folder(examples)
     assert {it.image_id for it in data["train"]} == {"astronaut.jpg", "chelsea.jpg", "coffee.jpg"}
     assert all(len(it.captions) == 3 for it in data["train"])
+
+
+def test_mirrored_features_are_the_flipped_photos(examples, tmp_path):
+    import numpy as np
+
+    from edgecap.data.features import cached_features
+
+    items = read_caption_folder(examples)["train"]
+    calls = []
+
+    def make_encoder():  # "annotation vectors" = the 4×4-pooled pixels, so a flip is visible
+        calls.append(1)
+        return lambda pixels, training: pixels.reshape(len(pixels), 4, 56, 4, 56, 3).mean((2, 4)).reshape(len(pixels), 16, 3)
+
+    plain = cached_features(make_encoder, "toy", "none", 224, items, tmp_path, "train")
+    mirrored = cached_features(make_encoder, "toy", "none", 224, items, tmp_path, "train", mirrored=True)
+    assert len(calls) == 2 and len(list((tmp_path / "features").glob("*.npy"))) == 2
+    flipped = np.asarray(plain, np.float32).reshape(-1, 4, 4, 3)[:, :, ::-1].reshape(-1, 16, 3)
+    np.testing.assert_allclose(np.asarray(mirrored, np.float32), flipped, atol=0.5)
+    assert not np.allclose(plain, mirrored, atol=0.5)
+    cached_features(make_encoder, "toy", "none", 224, items, tmp_path, "train", mirrored=True)
+    assert len(calls) == 2  # read back from the cache
+
+
+def test_horizontal_flip_pairs_mirrored_features_with_swapped_captions():
+    import numpy as np
+
+    from edgecap.data.pipeline import caption_dataset, encode_captions, mirror_token_map
+    from edgecap.data.readers import CaptionedImage
+
+    items = [CaptionedImage(str(i), f"{i}.jpg", ["a dog turns left", "a dog on the right"]) for i in range(32)]
+    vocab = Vocabulary.build((c for it in items for c in it.captions), 1)
+    swap = mirror_token_map(vocab)
+    left, right = vocab.id_of("left"), vocab.id_of("right")
+    assert swap[left] == right and swap[right] == left and swap[vocab.id_of("dog")] == vocab.id_of("dog")
+    assert (mirror_token_map(vocab, [("left", "absent")]) == np.arange(len(vocab))).all()
+
+    index, caps = encode_captions(items, vocab, 8)
+    features = np.zeros((32, 2, 3), np.float16)
+    features[:, 0, 0] = np.arange(32)  # row i says "image i"
+    mirrored = features.copy()
+    mirrored[:, 1, 0] = 1.0  # and whether it is the mirrored photo
+    seen = set()
+    for inputs, targets in caption_dataset(features, index, caps, 16, seed=3, mirrored=mirrored, mirror_ids=swap):
+        a, c = inputs["annotations"].numpy(), inputs["captions"].numpy()
+        for row, cap in zip(a, c):
+            flipped = bool(row[1, 0])
+            original = caps[np.flatnonzero(index == int(row[0, 0]))]
+            expected = swap[original] if flipped else original
+            assert any((cap == e).all() for e in expected)
+            seen.add(flipped)
+        np.testing.assert_array_equal(targets.numpy(), c[:, 1:])
+    assert seen == {False, True}
+    with pytest.raises(ValueError, match="mirrored features"):
+        caption_dataset(features, index, caps, 16, mirrored=mirrored[:8])

@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from edgecap.evaluation import cider_d, coco_caption_scores
+from edgecap.evaluation.metrics import bleu4
 
 REFS = {
     "1": ["a dog runs on the grass", "a brown dog running across a field", "the dog is running outside"],
@@ -27,6 +28,11 @@ def test_all_metrics_rank_a_good_caption_set_above_a_bad_one():
 
 def test_cider_d_without_java():
     assert cider_d(REFS, GOOD) > cider_d(REFS, BAD) >= 0.0
+
+
+def test_bleu4_without_java():
+    assert bleu4(REFS, GOOD) == pytest.approx(100.0, abs=0.01)  # each hypothesis is one of its references
+    assert bleu4(REFS, BAD) < 1.0
 
 
 def test_hypothesis_without_references_is_an_error():

@@ -122,6 +122,27 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert json.loads((tmp_path / "mirrored" / "state.json").read_text())["epoch"] == 1
 
 
+def test_horizontal_flip_trains_on_mirrored_features(tmp_path, monkeypatch):
+    from edgecap.data import pipeline
+    from edgecap.training import trainer
+
+    given = {}
+
+    def spy(*args, **kwargs):
+        given.update(kwargs)
+        return pipeline.caption_dataset(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "caption_dataset", spy)
+    cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=3)
+    cfg.data.horizontal_flip = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, tmp_path / "run")
+    plain = trainer.load_split_features(cfg, ("train",))["train"].features
+    assert given["mirrored"].shape == plain.shape and not np.array_equal(given["mirrored"], plain)
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
+
+
 def test_weight_averaging_selects_and_saves_the_average(tmp_path):
     """Same seed, so the same raw trajectory: the EMA run's checkpoint lags it, staying nearer the start."""
     def run(name, **train_cfg):

@@ -27,20 +27,50 @@ def encode_captions(items: Sequence[CaptionedImage], vocab: Vocabulary, max_leng
     return np.asarray(index, np.int32), np.asarray(rows, np.int32)
 
 
-def caption_dataset(features: np.ndarray, image_index: np.ndarray, captions: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
+def caption_dataset(features: np.ndarray, image_index: np.ndarray, captions: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0, mirrored: np.ndarray | None = None, mirror_ids: np.ndarray | None = None) -> tf.data.Dataset:
     """Batches of ``({"annotations": float16 (B, L, D), "captions": int32 (B, T+1)}, targets int32 (B, T))``.
 
     ``features`` may be a memory map (read per batch). Teacher forcing: targets are ``captions[:, 1:]``.
+
+    Args:
+        mirrored: optional ``float16 (N, L, D)`` annotation vectors of the same photos flipped
+            left to right. Each example then reads them with probability 0.5 (horizontal-flip
+            augmentation), its caption mapped through ``mirror_ids``.
+        mirror_ids: ``int32 (V,)`` token map applied to the captions of mirrored examples
+            (:func:`mirror_token_map`); identity when omitted.
+
+    Raises:
+        ValueError: ``mirrored`` does not match ``features`` in shape.
     """
-    gather = _row_reader(features)
+    if mirrored is not None and mirrored.shape != features.shape:
+        raise ValueError(f"mirrored features have shape {mirrored.shape}, expected {features.shape}")
+    gather = _row_reader(features, mirrored)
 
     def load(idx, caps):
-        return {"annotations": gather(idx), "captions": caps}, caps[:, 1:]
+        if mirrored is None:
+            return {"annotations": gather(idx), "captions": caps}, caps[:, 1:]
+        flip = tf.random.uniform(tf.shape(idx)) < 0.5  # (B,)
+        if mirror_ids is not None:
+            caps = tf.where(flip[:, None], tf.gather(tf.constant(mirror_ids, tf.int32), caps), caps)
+        return {"annotations": gather(idx, flip), "captions": caps}, caps[:, 1:]
 
     ds = tf.data.Dataset.from_tensor_slices((image_index, captions))
     if shuffle:
         ds = ds.shuffle(len(image_index), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=shuffle).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def mirror_token_map(vocab: Vocabulary, pairs: Sequence[tuple[str, str]] = (("left", "right"),)) -> np.ndarray:
+    """``int32 (V,)`` token map for mirrored photos: each word of ``pairs`` becomes its partner.
+
+    Words of a pair missing from ``vocab`` are left alone.
+    """
+    ids = np.arange(len(vocab), dtype=np.int32)
+    for a, b in pairs:
+        i, j = vocab.id_of(a), vocab.id_of(b)
+        if i is not None and j is not None:
+            ids[i], ids[j] = j, i
+    return ids
 
 
 def image_dataset(features: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
@@ -55,22 +85,30 @@ def image_dataset(features: np.ndarray, batch_size: int, shuffle: bool = True, s
     return ds.batch(batch_size, drop_remainder=shuffle).map(lambda idx: (gather(idx), idx), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
-def _row_reader(features: np.ndarray):
-    """A graph function ``int32 (B,) → float16 (B, L, D)`` reading rows of ``features`` on the host.
+def _row_reader(features: np.ndarray, mirrored: np.ndarray | None = None):
+    """A graph function ``int32 (B,)[, bool (B,)] → float16 (B, L, D)`` reading rows on the host.
 
     ``features`` may be a memory map: rows are gathered per batch, so the whole cache never
-    has to be a graph constant.
+    has to be a graph constant. With ``mirrored``, rows whose flag is set come from it.
     """
     L, D = features.shape[1:]
 
-    def gather(idx):
-        order = np.argsort(idx)  # sorted reads from the memory map, then back to batch order
+    def rows(source, idx, out, where):
+        sel = np.flatnonzero(where)
+        order = sel[np.argsort(idx[sel])]  # sorted reads from the memory map, then back to batch order
+        out[order] = source[idx[order]]
+
+    def gather(idx, flip=None):
         out = np.empty((len(idx), L, D), np.float16)
-        out[order] = features[idx[order]]
+        flip = np.zeros(len(idx), bool) if flip is None else flip
+        rows(features, idx, out, ~flip)
+        if flip.any():
+            rows(mirrored, idx, out, flip)
         return out
 
-    def read(idx):
-        feats = tf.numpy_function(gather, [idx], tf.float16)
+    def read(idx, flip=None):
+        args = [idx] if flip is None else [idx, flip]
+        feats = tf.numpy_function(gather, args, tf.float16)
         feats.set_shape((None, L, D))
         return feats
 

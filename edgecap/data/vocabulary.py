@@ -73,6 +73,10 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.words)
 
+    def id_of(self, word: str) -> int | None:
+        """The id of ``word``, or None when it is not in the vocabulary."""
+        return self._index.get(word)
+
     def encode(self, caption: str | Sequence[str], max_length: int | None = None) -> list[int]:
         """Caption → ``[<start>, w1, ..., <end>]`` ids; unknown words map to ``<unk>``.
 

@@ -95,7 +95,7 @@ def write_report(report: dict, path: str | Path) -> None:
     atomic_write_text(path, json.dumps(report, indent=1, ensure_ascii=False))
 
 
-def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=(0.0, 0.5, 1.0), split: str = "dev", data_root: str | None = None, no_repeat_ngram_sizes=(0,)) -> dict:
+def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=(0.0, 0.25, 0.5, 0.75, 1.0), split: str = "dev", data_root: str | None = None, no_repeat_ngram_sizes=(0,)) -> dict:
     """Choose beam size, length penalty (and n-gram blocking) by CIDEr-D on the dev split; write ``decoding.json``.
 
     Every (beam size, length penalty, no-repeat n-gram size) is decoded with the run's best Keras checkpoint;
@@ -103,9 +103,9 @@ def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=
     exported files' metadata).
 
     Returns:
-        ``{"beam_size", "length_penalty", "no_repeat_ngram_size", "table": [{"beam_size", "length_penalty", "no_repeat_ngram_size", "CIDEr-D", "mean_words"}]}``.
+        ``{"beam_size", "length_penalty", "no_repeat_ngram_size", "table": [{"beam_size", "length_penalty", "no_repeat_ngram_size", "CIDEr-D", "BLEU-4", "mean_words"}]}``.
     """
-    from edgecap.evaluation.metrics import cider_d
+    from edgecap.evaluation.metrics import bleu4, cider_d
     from edgecap.training.keras_step import KerasStep, caption_features
     from edgecap.training.trainer import DECODING, load_run, read_splits
 
@@ -121,9 +121,9 @@ def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=
             for lp in length_penalties if k > 1 else (0.0,):
                 hyps = caption_features(step, feats, vocab, k, lp, cfg.decode.max_length, progress=True, no_repeat_ngram_size=n)
                 caps = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
-                row = {"beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": n, "CIDEr-D": cider_d(refs, caps), "mean_words": sum(len(h.tokens) for h in hyps) / len(hyps)}
+                row = {"beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": n, "CIDEr-D": cider_d(refs, caps), "BLEU-4": bleu4(refs, caps), "mean_words": sum(len(h.tokens) for h in hyps) / len(hyps)}
                 table.append(row)
-                print(f"beam {k} length penalty {lp} no-repeat n-gram {n}: dev CIDEr-D {row['CIDEr-D']:.2f}, {row['mean_words']:.1f} words", flush=True)
+                print(f"beam {k} length penalty {lp} no-repeat n-gram {n}: dev CIDEr-D {row['CIDEr-D']:.2f}, BLEU-4 {row['BLEU-4']:.2f}, {row['mean_words']:.1f} words", flush=True)
     best = max(table, key=lambda r: r["CIDEr-D"])
     out = {"beam_size": best["beam_size"], "length_penalty": best["length_penalty"], "no_repeat_ngram_size": best["no_repeat_ngram_size"], "selected_on": split, "table": table}
     atomic_write_text(run_dir / DECODING, json.dumps(out, indent=1))

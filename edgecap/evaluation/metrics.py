@@ -31,6 +31,14 @@ def _check(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str
         raise ValueError(f"{len(missing)} hypothesis id(s) have no references, e.g. {missing[0]!r}")
 
 
+def _simply_tokenized(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str]) -> tuple[dict, dict]:
+    _require_pycocoevalcap()
+    _check(references, hypotheses)
+    gts = {k: [" ".join(tokenize(r)) for r in references[k]] for k in hypotheses}
+    res = {k: [" ".join(tokenize(v))] for k, v in hypotheses.items()}
+    return gts, res
+
+
 def cider_d(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str]) -> float:
     """CIDEr-D ×100 (Vedantam et al. 2015; pycocoevalcap's ``Cider`` is the CIDEr-D variant).
 
@@ -39,14 +47,22 @@ def cider_d(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, st
     Raises:
         ValueError: no hypotheses, or a hypothesis without references.
     """
-    _require_pycocoevalcap()
     from pycocoevalcap.cider.cider import Cider
 
-    _check(references, hypotheses)
-    gts = {k: [" ".join(tokenize(r)) for r in references[k]] for k in hypotheses}
-    res = {k: [" ".join(tokenize(v))] for k, v in hypotheses.items()}
-    score, _ = Cider().compute_score(gts, res)
+    score, _ = Cider().compute_score(*_simply_tokenized(references, hypotheses))
     return 100.0 * float(score)
+
+
+def bleu4(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str]) -> float:
+    """Corpus BLEU-4 ×100 (Papineni et al. 2002, pycocoevalcap's ``Bleu``), tokenised as :func:`cider_d`.
+
+    Raises:
+        ValueError: no hypotheses, or a hypothesis without references.
+    """
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    score, _ = Bleu(4).compute_score(*_simply_tokenized(references, hypotheses), verbose=0)
+    return 100.0 * float(score[3])
 
 
 def coco_caption_scores(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str], spice: bool = False) -> dict[str, float]:

@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from edgecap.config import Config, ConfigError
 from edgecap.data.features import cached_features
-from edgecap.data.pipeline import caption_dataset, encode_captions, image_dataset
+from edgecap.data.pipeline import caption_dataset, encode_captions, image_dataset, mirror_token_map
 from edgecap.data.readers import CaptionedImage, read_dataset
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.metrics import cider_d
@@ -83,8 +83,13 @@ def read_splits(cfg: Config, splits: tuple[str, ...], data_root: str | None = No
     return data
 
 
-def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | None = None, cache_dir=None) -> dict[str, SplitData]:
-    """Read the dataset and the cached annotation vectors of ``splits``."""
+def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | None = None, cache_dir=None, mirrored: tuple[str, ...] = ()) -> dict[str, SplitData]:
+    """Read the dataset and the cached annotation vectors of ``splits``.
+
+    Args:
+        mirrored: splits whose photos are also encoded flipped left to right; the result then
+            holds them under ``"<split>-mirrored"`` too.
+    """
     from edgecap.models.backbones import build_encoder, get_backbone, resolve_weights
 
     data = read_splits(cfg, splits, data_root)
@@ -97,7 +102,12 @@ def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | N
             encoders.append(build_encoder(cfg.model.backbone, weights))
         return encoders[0]
 
-    return {s: SplitData(items, cached_features(make_encoder, spec.name, weights, spec.image_size, items, cache_dir, s)) for s, items in data.items()}
+    def split_data(s: str, mirror: bool = False) -> SplitData:
+        return SplitData(data[s], cached_features(make_encoder, spec.name, weights, spec.image_size, data[s], cache_dir, s, mirror))
+
+    out = {s: split_data(s) for s in data}
+    out.update({f"{s}-mirrored": split_data(s, True) for s in mirrored})
+    return out
 
 
 def _dev_cider(step: KerasStep, dev: SplitData, vocab: Vocabulary, max_length: int) -> float:
@@ -237,7 +247,8 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     strategy = _strategy(cfg)
     if t.objective == "self_critical" and strategy.num_replicas_in_sync > 1:
         raise ConfigError("train.objective = 'self_critical' runs on one device for now; set train.distribute = 'none'")
-    data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir)
+    flip = cfg.data.horizontal_flip and t.objective == "cross_entropy"
+    data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir, mirrored=("train",) if flip else ())
     train_split, dev = data["train"], data["dev"]
     state = {"epoch": 0, "best_cider_d": -1.0, "best_epoch": 0, "wait": 0, "history": []}
     if resuming:
@@ -257,7 +268,8 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     else:  # a batch is batch_size (image, reference caption) pairs
         index, captions = encode_captions(train_split.items, vocab, cfg.data.max_length)
         examples = len(index)
-        dataset = caption_dataset(train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed)
+        mirrored = dict(mirrored=data["train-mirrored"].features, mirror_ids=mirror_token_map(vocab)) if flip else {}
+        dataset = caption_dataset(train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed, **mirrored)
     steps = examples // t.batch_size
     if t.max_steps_per_epoch:
         steps = min(steps, t.max_steps_per_epoch)
