@@ -61,6 +61,7 @@ class TrainConfig:
     ema_momentum: float = 0.0  #: Polyak averaging of the weights (e.g. 0.999); selection and checkpoints use the average. 0 = off
     doubly_stochastic: float = 1.0  #: λ of the doubly stochastic attention penalty (Xu et al. eq. 14)
     patience: int = 4  #: epochs without a better dev CIDEr-D before stopping
+    selection_decoding: str = "greedy"  #: how dev captions are decoded for the per-epoch selection: "greedy", or "decode" (the [decode] section's beam search)
     seed: int = 1234
     distribute: str = "auto"  #: "auto" (mirrored when >1 GPU), "mirrored", "none"
     mixed_precision: str = "auto"  #: "auto" (on a GPU), "on", "off"

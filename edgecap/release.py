@@ -43,7 +43,7 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
     card: dict = {"run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
     if (run_dir / STATE).is_file():
         state = json.loads((run_dir / STATE).read_text())
-        card["training"] = {"objective": cfg.train.objective, "init_from": cfg.train.init_from, "ema_momentum": cfg.train.ema_momentum, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "best_dev_cider_d_greedy": state["best_cider_d"]}
+        card["training"] = {"objective": cfg.train.objective, "init_from": cfg.train.init_from, "ema_momentum": cfg.train.ema_momentum, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "best_dev_cider_d": state["best_cider_d"], "selection_decoding": cfg.train.selection_decoding}
     if (run_dir / DECODING).is_file():
         card["decoding_selection"] = json.loads((run_dir / DECODING).read_text())
     t0 = time.time()
@@ -107,7 +107,7 @@ def model_card_markdown(card: dict) -> str:
             how = f"self-critical sequence training on CIDEr-D (Rennie et al. 2017; leave-one-out baseline, Luo 2020) from the cross-entropy run `{t['init_from']}`"
         if t.get("ema_momentum"):
             how += f", weights averaged (EMA, momentum {t['ema_momentum']}) for selection and the checkpoint"
-        lines.append(f"- Training: {how}; best epoch {t['best_epoch']} of {t['epochs_run']} run (dev CIDEr-D greedy {t['best_dev_cider_d_greedy']:.2f}).")
+        lines.append(f"- Training: {how}; best epoch {t['best_epoch']} of {t['epochs_run']} run (dev CIDEr-D {_selection(t)}).")
     lines += ["", "## Flickr8k test split (1,000 images), ×100", "", "| model | size MB | " + " | ".join(METRICS) + " | ΔBLEU-4 | ΔCIDEr-D |", "|---" * (len(METRICS) + 4) + "|"]
     for name, m in r.items():
         mode = name.split()[-1] if name.startswith("tflite") else None
@@ -128,6 +128,13 @@ def model_card_markdown(card: dict) -> str:
               "- English only; vocabulary of words seen at least 5 times in the training captions.",
               "- Flickr8k is for research use; cite Hodosh et al. (2013) when reporting numbers.", ""]
     return "\n".join(lines)
+
+
+def _selection(training: dict) -> str:
+    """``"greedy 41.40"``; cards written before ``train.selection_decoding`` existed were greedy."""
+    mode = training.get("selection_decoding", "greedy")
+    score = training.get("best_dev_cider_d", training.get("best_dev_cider_d_greedy"))
+    return f"{'greedy' if mode == 'greedy' else 'with the [decode] beam search'} {score:.2f}"
 
 
 def _sizes(model: dict | None) -> str:

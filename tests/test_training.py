@@ -157,3 +157,25 @@ def test_weight_averaging_selects_and_saves_the_average(tmp_path):
     averaged = run("ema", ema_momentum=0.9)
     assert not np.allclose(raw, start)
     assert 0 < np.linalg.norm(averaged - start) < np.linalg.norm(raw - start)
+
+
+def test_selection_can_decode_dev_with_the_configured_beam_search(tmp_path):
+    from edgecap.config import ConfigError
+    from edgecap.evaluation import cider_d
+    from edgecap.training.keras_step import KerasStep, caption_features
+    from edgecap.training.trainer import load_split_features
+
+    cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=4, selection_decoding="decode")
+    cfg.decode.beam_size, cfg.decode.length_penalty, cfg.decode.no_repeat_ngram_size = 2, 0.5, 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, tmp_path / "run")
+    _, vocab, model = load_run(tmp_path / "run")
+    dev = load_split_features(cfg, ("dev",))["dev"]
+    score = lambda **decoding: cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, caption_features(KerasStep(model), dev.features, vocab, max_length=cfg.decode.max_length, **decoding))})
+    recorded = json.loads((tmp_path / "run" / "state.json").read_text())["best_cider_d"]
+    assert recorded == pytest.approx(score(beam_size=2, length_penalty=0.5, no_repeat_ngram_size=2), abs=1e-6)
+    assert recorded != pytest.approx(score(beam_size=1), abs=1e-6)  # greedy selection would have recorded another score
+    cfg.train.selection_decoding = "beam"
+    with pytest.raises(ConfigError, match="selection_decoding"):
+        train(cfg, tmp_path / "bad")

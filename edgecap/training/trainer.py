@@ -110,13 +110,20 @@ def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | N
     return out
 
 
-def _dev_cider(step: KerasStep, dev: SplitData, vocab: Vocabulary, max_length: int) -> float:
-    hyps = caption_features(step, dev.features, vocab, beam_size=1, max_length=max_length)
+SELECTION_DECODINGS = ("greedy", "decode")
+
+
+def _dev_cider(step: KerasStep, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
+    d = cfg.decode
+    if cfg.train.selection_decoding == "greedy":
+        hyps = caption_features(step, dev.features, vocab, beam_size=1, max_length=d.max_length)
+    else:
+        hyps = caption_features(step, dev.features, vocab, d.beam_size, d.length_penalty, d.max_length, no_repeat_ngram_size=d.no_repeat_ngram_size)
     return cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, hyps)})
 
 
 class SelectionCheckpoint(keras.callbacks.Callback):
-    """After each epoch: dev CIDEr-D (greedy), best/last checkpoints, state, early stopping."""
+    """After each epoch: dev CIDEr-D (``train.selection_decoding``), best/last checkpoints, state, early stopping."""
 
     def __init__(self, run_dir: Path, dev: SplitData, vocab: Vocabulary, cfg: Config, state: dict):
         super().__init__()
@@ -124,7 +131,7 @@ class SelectionCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.time()
-        score = _dev_cider(KerasStep(self.model), self.dev, self.vocab, self.cfg.decode.max_length)
+        score = _dev_cider(KerasStep(self.model), self.dev, self.vocab, self.cfg)
         st = self.state
         st["history"].append({"epoch": epoch + 1, "dev_cider_d": score, **{k: float(v) for k, v in (logs or {}).items()}})
         if score > st["best_cider_d"]:
@@ -239,6 +246,8 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     t = cfg.train
     if t.objective not in OBJECTIVES:
         raise ConfigError(f"train.objective must be one of {OBJECTIVES}, got {t.objective!r}")
+    if t.selection_decoding not in SELECTION_DECODINGS:
+        raise ConfigError(f"train.selection_decoding must be one of {SELECTION_DECODINGS}, got {t.selection_decoding!r}")
     init = None if resuming else _initial_run(cfg)
     keras.utils.set_random_seed(t.seed)
     if t.mixed_precision == "on" or (t.mixed_precision == "auto" and tf.config.list_logical_devices("GPU")):
