@@ -115,10 +115,8 @@ SELECTION_DECODINGS = ("greedy", "decode")
 
 def _dev_cider(step: KerasStep, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
     d = cfg.decode
-    if cfg.train.selection_decoding == "greedy":
-        hyps = caption_features(step, dev.features, vocab, beam_size=1, max_length=d.max_length)
-    else:
-        hyps = caption_features(step, dev.features, vocab, d.beam_size, d.length_penalty, d.max_length, no_repeat_ngram_size=d.no_repeat_ngram_size)
+    k, lp, n = (1, 0.0, 0) if cfg.train.selection_decoding == "greedy" else (d.beam_size, d.length_penalty, d.no_repeat_ngram_size)
+    hyps = caption_features(step, dev.features, vocab, k, lp, d.max_length, no_repeat_ngram_size=n)
     return cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, hyps)})
 
 
