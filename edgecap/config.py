@@ -45,6 +45,7 @@ class ModelConfig:
     dropout: float = 0.5  #: on the deep-output layer
     context_dropout: float = 0.5  #: on the context vector ẑ_t
     projection_dim: int = 0  #: 0 = annotation vectors used as they are (the paper); P = one shared linear map D → P first
+    fine_tune_from: str = ""  #: first encoder layer trained with the decoder (e.g. "block_16_expand"); "" = frozen encoder (the paper)
 
 
 @dataclass

@@ -179,3 +179,63 @@ def test_selection_can_decode_dev_with_the_configured_beam_search(tmp_path):
     cfg.train.selection_decoding = "beam"
     with pytest.raises(ConfigError, match="selection_decoding"):
         train(cfg, tmp_path / "bad")
+
+
+def _random_mobilenet_v2(path):
+    """A random MobileNetV2 in a weights file, so that the feature cache and the models share it.
+
+    Its BatchNorm statistics are set from the example photos: with the initial ones (mean 0,
+    variance 1) the activations shrink layer by layer to ~1e-12, zero in the float16 cache.
+    """
+    from edgecap.paths import examples_dir
+    from edgecap.runtime.preprocessing import load_image
+
+    net = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(224, 224, 3))
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0  # the moving statistics become those of the next batch
+    photos = np.stack([load_image(p, 224) for p in sorted(examples_dir().glob("*.jpg"))]).astype("float32")
+    net(photos / 127.5 - 1.0, training=True)
+    net.save_weights(path)
+    return path
+
+
+def test_fine_tune_from_trains_the_top_of_the_encoder_only(tmp_path):
+    """Same seed with and without learning: just the layers from block_16_expand on move, and the
+    exported path (the whole encoder on pixels) sees them as training did (cached grid + annotate)."""
+    from edgecap.models.backbones import encoder_head_layers, encoder_stem
+    from edgecap.runtime.preprocessing import load_image
+    from edgecap.training.trainer import load_split_features
+
+    weights = None if HAVE_SHARED else _random_mobilenet_v2(tmp_path / "random_mobilenet_v2.weights.h5")
+
+    def run(name, lr):
+        cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=4, learning_rate=lr)
+        cfg.model.fine_tune_from = "block_16_expand"
+        cfg.model.encoder_weights = str(weights or cfg.model.encoder_weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train(cfg, tmp_path / name)
+        return cfg, load_run(tmp_path / name)[2]
+
+    _, still = run("still", 0.0)
+    cfg, tuned = run("tuned", 3e-3)
+    before = {v.path: v.numpy() for v in still.encoder.weights}
+    moved = {v.path for v in tuned.encoder.weights if not np.array_equal(v.numpy(), before[v.path])}
+    head = {v.path for layer in encoder_head_layers(tuned.encoder, "block_16_expand") for v in layer.trainable_weights}
+    assert moved and moved <= head and any("Conv_1/kernel" in p for p in moved)
+
+    dev = load_split_features(cfg, ("dev",))["dev"]
+    assert dev.features.shape[1:] == (7, 7, 160)  # the cache holds the frozen layers' output
+    pixels = np.stack([load_image(it.path, 224) for it in dev.items[:4]])  # (4, 224, 224, 3) uint8
+    np.testing.assert_allclose(encoder_stem(tuned.encoder, "block_16_expand")(pixels).numpy(), dev.features[:4], rtol=1e-2, atol=1e-2)  # float16 cache
+    whole = tuned.encoder(pixels).numpy()  # what export writes
+    np.testing.assert_allclose(tuned.annotate(np.asarray(dev.features[:4], np.float32)).numpy(), whole, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("layer, why", [("block_99_expand", "not a layer"), ("block_15_expand", "cannot split")])
+def test_fine_tune_from_refuses_a_layer_it_cannot_split_at(layer, why):
+    from edgecap.models.backbones import build_encoder, encoder_head_layers
+
+    with pytest.raises(ValueError, match=why):
+        encoder_head_layers(build_encoder("mobilenet_v2", "none"), layer)

@@ -86,12 +86,13 @@ def image_dataset(features: np.ndarray, batch_size: int, shuffle: bool = True, s
 
 
 def _row_reader(features: np.ndarray, mirrored: np.ndarray | None = None):
-    """A graph function ``int32 (B,)[, bool (B,)] → float16 (B, L, D)`` reading rows on the host.
+    """A graph function ``int32 (B,)[, bool (B,)] → float16 (B, *row)`` reading rows on the host.
 
     ``features`` may be a memory map: rows are gathered per batch, so the whole cache never
-    has to be a graph constant. With ``mirrored``, rows whose flag is set come from it.
+    has to be a graph constant. With ``mirrored``, rows whose flag is set come from it. A row
+    is ``(L, D)`` annotation vectors, or a ``(g, g, C)`` grid under ``model.fine_tune_from``.
     """
-    L, D = features.shape[1:]
+    row = tuple(features.shape[1:])
 
     def rows(source, idx, out, where):
         sel = np.flatnonzero(where)
@@ -99,7 +100,7 @@ def _row_reader(features: np.ndarray, mirrored: np.ndarray | None = None):
         out[order] = source[idx[order]]
 
     def gather(idx, flip=None):
-        out = np.empty((len(idx), L, D), np.float16)
+        out = np.empty((len(idx), *row), np.float16)
         flip = np.zeros(len(idx), bool) if flip is None else flip
         rows(features, idx, out, ~flip)
         if flip.any():
@@ -109,7 +110,7 @@ def _row_reader(features: np.ndarray, mirrored: np.ndarray | None = None):
     def read(idx, flip=None):
         args = [idx] if flip is None else [idx, flip]
         feats = tf.numpy_function(gather, args, tf.float16)
-        feats.set_shape((None, L, D))
+        feats.set_shape((None, *row))
         return feats
 
     return read

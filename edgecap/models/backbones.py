@@ -107,3 +107,60 @@ def build_encoder(name: str = "mobilenet_v2", weights: str | None = "imagenet") 
     grid = cnn(x)  # (B, g, g, D)
     annotations = keras.layers.Reshape((spec.num_locations, spec.dim), name="annotations")(grid)  # (B, L, D)
     return keras.Model(pixels, annotations, name=f"{name}_encoder")
+
+
+def _backbone_graph(encoder: keras.Model) -> tuple[list, keras.Model]:
+    """``(preprocessing layers, innermost functional CNN)`` of an encoder from :func:`build_encoder`."""
+    cnn = next(layer for layer in encoder.layers if isinstance(layer, keras.Model))
+    preprocess = [layer for layer in cnn.layers if not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
+    base = next((layer for layer in cnn.layers if isinstance(layer, keras.Model)), cnn)
+    return preprocess, base
+
+
+def encoder_head_layers(encoder: keras.Model, first_layer: str) -> list:
+    """The encoder's layers from ``first_layer`` to its output grid, in order: the part that a
+    fine-tuned encoder trains (e.g. ``"block_16_expand"``: MobileNetV2's last inverted residual
+    block and ``Conv_1``, 0.89 M weights).
+
+    They are the encoder's own layer objects, so training them changes the encoder itself
+    (and what export writes). They must form a chain of single-input layers, so that they can
+    be applied one after the other to the cached output of the layers before them.
+
+    Raises:
+        ValueError: ``first_layer`` is not a layer of the backbone, or the layers after it are
+            not a chain (a residual connection crosses the split).
+    """
+    _, base = _backbone_graph(encoder)
+    names = [layer.name for layer in base.layers]
+    if first_layer not in names:
+        raise ValueError(f"model.fine_tune_from: {first_layer!r} is not a layer of {base.name}")
+    head = base.layers[names.index(first_layer) :]
+    if isinstance(head[0].input, (list, tuple)):
+        raise ValueError(f"model.fine_tune_from: {first_layer!r} takes several inputs; choose a layer with one")
+    for prev, layer in zip(head, head[1:]):
+        if layer.input is not prev.output:
+            raise ValueError(f"model.fine_tune_from: {first_layer!r} cannot split {base.name}: {layer.name!r} does not take just the output of {prev.name!r} (choose a layer after which the network is a plain chain, e.g. 'block_16_expand' in MobileNetV2)")
+    return head
+
+
+def frozen_output_name(backbone: str, fine_tune_from: str = "") -> str:
+    """Names what a feature cache holds: the backbone's output, or the input of ``fine_tune_from``."""
+    return f"{backbone}.{fine_tune_from}" if fine_tune_from else backbone
+
+
+def encoder_stem(encoder: keras.Model, first_layer: str) -> keras.Model:
+    """The frozen part of a fine-tuned encoder: ``uint8 (B, S, S, 3)`` → the input grid of
+    ``first_layer``, ``float32 (B, g, g, C)`` (``(B, 7, 7, 160)`` for MobileNetV2 at
+    ``"block_16_expand"``); what the feature cache holds when ``model.fine_tune_from`` is set.
+
+    Raises:
+        ValueError: see :func:`encoder_head_layers`.
+    """
+    head = encoder_head_layers(encoder, first_layer)
+    preprocess, base = _backbone_graph(encoder)
+    pixels = keras.Input(encoder.input.shape[1:], dtype="uint8", name="image")
+    x = keras.ops.cast(pixels, "float32")
+    for layer in preprocess:
+        x = layer(x)
+    grid = keras.Model(base.input, head[0].input, name=f"{base.name}_to_{first_layer}")(x)
+    return keras.Model(pixels, grid, name=f"{encoder.name}_stem")

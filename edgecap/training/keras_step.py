@@ -44,6 +44,15 @@ class KerasStep:
         return log_probs.numpy(), (h.numpy(), c.numpy(), features, keys), alpha.numpy()
 
 
+def cached_annotations(model, features: np.ndarray, batch_size: int = 200) -> np.ndarray:
+    """Annotation vectors ``float32 (N, L, D)`` of cached features (see ``ShowAttendTell.annotate``);
+    the features themselves when the whole encoder is frozen."""
+    if not model.fine_tune_from:
+        return features
+    annotate = tf.function(model.annotate, reduce_retracing=True)
+    return np.concatenate([annotate(np.asarray(features[i : i + batch_size], np.float32)).numpy() for i in range(0, len(features), batch_size)])
+
+
 def caption_features(step: KerasStep, features: np.ndarray, vocab: Vocabulary, beam_size: int = 1, length_penalty: float = 0.0, max_length: int = 20, batch_size: int = 200, progress: bool = False, no_repeat_ngram_size: int = 0) -> list[Hypothesis]:
     """Decode a caption for every row of cached annotation vectors ``(N, L, D)``.
 

@@ -33,7 +33,7 @@ from edgecap.data.readers import CaptionedImage, read_dataset
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.metrics import cider_d
 from edgecap.paths import resolve_data_root
-from edgecap.training.keras_step import KerasStep, caption_features
+from edgecap.training.keras_step import KerasStep, cached_annotations, caption_features
 from edgecap.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class RunError(ValueError):
 @dataclass
 class SplitData:
     items: list[CaptionedImage]
-    features: np.ndarray  # (N, L, D) float16
+    features: np.ndarray  # (N, L, D) float16 annotation vectors, or with model.fine_tune_from (N, g, g, C) (see ShowAttendTell.annotate)
 
     @property
     def references(self) -> dict[str, list[str]]:
@@ -66,7 +66,7 @@ def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None
     if objective == "self_critical":
         from edgecap.training.self_critical import SelfCriticalShowAttendTell as cls
     m = cfg.model
-    model = cls(vocab_size, m.backbone, encoder_weights if encoder_weights is not None else m.encoder_weights, m.embedding_dim, m.hidden_dim, m.attention_dim, m.dropout, m.context_dropout, cfg.train.doubly_stochastic, m.projection_dim)
+    model = cls(vocab_size, m.backbone, encoder_weights if encoder_weights is not None else m.encoder_weights, m.embedding_dim, m.hidden_dim, m.attention_dim, m.dropout, m.context_dropout, cfg.train.doubly_stochastic, m.projection_dim, m.fine_tune_from)
     model.build()
     return model
 
@@ -86,24 +86,31 @@ def read_splits(cfg: Config, splits: tuple[str, ...], data_root: str | None = No
 def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | None = None, cache_dir=None, mirrored: tuple[str, ...] = ()) -> dict[str, SplitData]:
     """Read the dataset and the cached annotation vectors of ``splits``.
 
+    With ``model.fine_tune_from`` the cache holds the output of the frozen layers before it
+    instead (:func:`edgecap.models.backbones.encoder_stem`), in a cache of its own.
+
     Args:
         mirrored: splits whose photos are also encoded flipped left to right; the result then
             holds them under ``"<split>-mirrored"`` too.
     """
-    from edgecap.models.backbones import build_encoder, get_backbone, resolve_weights
+    from edgecap.models.backbones import build_encoder, encoder_stem, frozen_output_name, get_backbone, resolve_weights
 
     data = read_splits(cfg, splits, data_root)
     weights = resolve_weights(cfg.model.encoder_weights)
     spec = get_backbone(cfg.model.backbone)
+    split_at = cfg.model.fine_tune_from
     encoders: list = []
 
     def make_encoder():  # built once, and only when a split is not cached yet
         if not encoders:
-            encoders.append(build_encoder(cfg.model.backbone, weights))
+            encoder = build_encoder(cfg.model.backbone, weights)
+            encoders.append(encoder_stem(encoder, split_at) if split_at else encoder)
         return encoders[0]
 
+    name = frozen_output_name(spec.name, split_at)
+
     def split_data(s: str, mirror: bool = False) -> SplitData:
-        return SplitData(data[s], cached_features(make_encoder, spec.name, weights, spec.image_size, data[s], cache_dir, s, mirror))
+        return SplitData(data[s], cached_features(make_encoder, name, weights, spec.image_size, data[s], cache_dir, s, mirror))
 
     out = {s: split_data(s) for s in data}
     out.update({f"{s}-mirrored": split_data(s, True) for s in mirrored})
@@ -113,10 +120,10 @@ def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | N
 SELECTION_DECODINGS = ("greedy", "decode")
 
 
-def _dev_cider(step: KerasStep, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
+def _dev_cider(model, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
     d = cfg.decode
     k, lp, n = (1, 0.0, 0) if cfg.train.selection_decoding == "greedy" else (d.beam_size, d.length_penalty, d.no_repeat_ngram_size)
-    hyps = caption_features(step, dev.features, vocab, k, lp, d.max_length, no_repeat_ngram_size=n)
+    hyps = caption_features(KerasStep(model), cached_annotations(model, dev.features), vocab, k, lp, d.max_length, no_repeat_ngram_size=n)
     return cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, hyps)})
 
 
@@ -129,7 +136,7 @@ class SelectionCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.time()
-        score = _dev_cider(KerasStep(self.model), self.dev, self.vocab, self.cfg)
+        score = _dev_cider(self.model, self.dev, self.vocab, self.cfg)
         st = self.state
         st["history"].append({"epoch": epoch + 1, "dev_cider_d": score, **{k: float(v) for k, v in (logs or {}).items()}})
         if score > st["best_cider_d"]:
@@ -214,9 +221,9 @@ def _initial_run(cfg: Config) -> Path | None:
         if not (init / name).is_file():
             raise RunError(f"{init / name}: missing; train.init_from must be an edgecap run directory")
     theirs = Config.load(init / CONFIG).model
-    ours = dataclasses.replace(cfg.model, encoder_weights=theirs.encoder_weights)
+    ours = dataclasses.replace(cfg.model, encoder_weights=theirs.encoder_weights, fine_tune_from=theirs.fine_tune_from)
     if ours != theirs:
-        raise RunError(f"{init / CONFIG}: its [model] differs from this run's; train.init_from needs the same architecture and sizes")
+        raise RunError(f"{init / CONFIG}: its [model] differs from this run's; train.init_from needs the same architecture and sizes (model.fine_tune_from may differ)")
     return init
 
 
@@ -252,6 +259,8 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
         keras.mixed_precision.set_global_policy("mixed_float16")
 
     strategy = _strategy(cfg)
+    if t.objective == "self_critical" and cfg.model.fine_tune_from:
+        raise ConfigError("train.objective = 'self_critical' trains the decoder only; leave model.fine_tune_from empty")
     if t.objective == "self_critical" and strategy.num_replicas_in_sync > 1:
         raise ConfigError("train.objective = 'self_critical' runs on one device for now; set train.distribute = 'none'")
     flip = cfg.data.horizontal_flip and t.objective == "cross_entropy"
@@ -283,7 +292,7 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     if steps < 1:
         raise ConfigError(f"train.batch_size {t.batch_size} is larger than the {examples} training examples")
     with strategy.scope():
-        model = build_model(cfg, len(vocab), objective=t.objective)  # the encoder is frozen: training reads its cached features
+        model = build_model(cfg, len(vocab), objective=t.objective)  # frozen encoder layers: training reads their cached output
         if init:  # before compiling: the optimizer starts afresh
             model.load_weights(init / BEST)
             print(f"starting from {init / BEST}")

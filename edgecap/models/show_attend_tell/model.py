@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from edgecap.models.backbones import build_encoder, get_backbone
+from edgecap.models.backbones import build_encoder, encoder_head_layers, get_backbone
 from edgecap.models.show_attend_tell.decoder import SoftAttentionDecoder
 
 
@@ -13,7 +13,8 @@ class ShowAttendTell(keras.Model):
     """Xu et al. 2015 soft-attention captioner.
 
     Called on ``{"annotations": float (B, L, D), "captions": int32 (B, T+1)}`` (cached
-    features) or ``{"images": uint8 (B, S, S, 3), "captions": ...}`` it unrolls the decoder
+    features; with ``fine_tune_from`` the cached output grid of the frozen layers, see
+    :meth:`annotate`) or ``{"images": uint8 (B, S, S, 3), "captions": ...}`` it unrolls the decoder
     step over the caption with teacher forcing and returns logits ``float32 (B, T, V)`` for
     ``captions[:, 1:]``. While training it adds the doubly stochastic attention penalty
     ``λ Σ_i (1 − Σ_t α_ti)²`` (Xu et al. eq. 14) to ``self.losses``, divided by the number of
@@ -26,13 +27,23 @@ class ShowAttendTell(keras.Model):
         encoder_weights: see :func:`edgecap.models.backbones.build_encoder`.
         embedding_dim, hidden_dim, attention_dim, dropout, context_dropout, projection_dim: see :class:`SoftAttentionDecoder`.
         doubly_stochastic: λ (0 disables the penalty).
+        fine_tune_from: name of the first backbone layer trained with the decoder (e.g.
+            ``"block_16_expand"``, see :func:`edgecap.models.backbones.encoder_head_layers`);
+            ``""`` keeps the whole encoder frozen (the paper).
+
+    Raises:
+        ValueError: unknown backbone, or a ``fine_tune_from`` that cannot split it.
     """
 
-    def __init__(self, vocab_size: int, backbone: str = "mobilenet_v2", encoder_weights: str | None = "imagenet", embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, doubly_stochastic: float = 1.0, projection_dim: int = 0, **kwargs):
+    def __init__(self, vocab_size: int, backbone: str = "mobilenet_v2", encoder_weights: str | None = "imagenet", embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, doubly_stochastic: float = 1.0, projection_dim: int = 0, fine_tune_from: str = "", **kwargs):
         super().__init__(**kwargs)
         self.spec = get_backbone(backbone)
         self.encoder = build_encoder(backbone, encoder_weights)
         self.encoder.trainable = False
+        self.fine_tune_from = fine_tune_from
+        if fine_tune_from:
+            for layer in encoder_head_layers(self.encoder, fine_tune_from):
+                layer.trainable = True  # BatchNorm layers still normalise with their ImageNet statistics (called with training=False)
         self.decoder = SoftAttentionDecoder(vocab_size, embedding_dim, hidden_dim, attention_dim, dropout, context_dropout, projection_dim, name="decoder")
         self.doubly_stochastic = doubly_stochastic
 
@@ -42,6 +53,25 @@ class ShowAttendTell(keras.Model):
         h, c = self.decoder.initial_state(annotations)
         self.decoder.step(ops.zeros((1,), "int32"), h, c, *self.decoder.prepare(annotations))
         self.decoder.built = self.built = True
+
+    def _head_layers(self) -> list:
+        # Looked up on each use, not kept as an attribute: an attribute would save the encoder's
+        # layers a second time in checkpoints, under another name.
+        return encoder_head_layers(self.encoder, self.fine_tune_from) if self.fine_tune_from else []
+
+    def annotate(self, features):
+        """Cached features → annotation vectors ``(B, L, D)``.
+
+        The cache holds the annotation vectors themselves when the encoder is frozen; with
+        ``fine_tune_from`` it holds the grid ``(B, g, g, C)`` entering that layer, and the
+        trainable layers from there on are applied here.
+        """
+        x = ops.cast(features, self.compute_dtype)
+        if not self.fine_tune_from:
+            return x
+        for layer in self._head_layers():
+            x = layer(x, training=False)
+        return ops.reshape(x, (-1, self.spec.num_locations, self.spec.dim))  # (B, L, D)
 
     def encode(self, images):
         """``uint8 (B, S, S, 3)`` → ``(annotations (B, L, D), h0 (B, H), c0 (B, H))``."""
@@ -56,7 +86,7 @@ class ShowAttendTell(keras.Model):
 
     def call(self, inputs, training=False):
         if "annotations" in inputs:
-            annotations = ops.cast(inputs["annotations"], self.compute_dtype)
+            annotations = self.annotate(inputs["annotations"])
         else:
             annotations = self.encoder(inputs["images"], training=False)
         captions = ops.cast(inputs["captions"], "int32")  # (B, T+1)
