@@ -16,7 +16,7 @@ from edgecap.utils import atomic_write_text
 def _features_for_run(cfg: Config, model, items, split: str, cache_dir=None):
     """Annotation vectors ``(N, L, D)`` of ``items`` under the run's encoder (cached when its weights file is here)."""
     from edgecap.data.features import cached_features
-    from edgecap.models.backbones import WeightsError, encoder_stem, frozen_output_name, resolve_weights
+    from edgecap.models.backbones import WeightsError, frozen_encoder, frozen_output_name, resolve_weights
     from edgecap.training.keras_step import cached_annotations
 
     spec = model.spec
@@ -29,8 +29,7 @@ def _features_for_run(cfg: Config, model, items, split: str, cache_dir=None):
 
         return encode_images(model.encoder, items, spec.image_size, desc=f"encoding {split}")
     split_at = cfg.model.fine_tune_from  # the cache holds what the frozen layers give; the checkpoint's own layers do the rest
-    stem = (lambda: encoder_stem(model.encoder, split_at)) if split_at else (lambda: model.encoder)
-    return cached_annotations(model, cached_features(stem, frozen_output_name(spec.name, split_at), weights, spec.image_size, items, cache_dir, split))
+    return cached_annotations(model, cached_features(lambda: frozen_encoder(model.encoder, split_at), frozen_output_name(spec.name, split_at), weights, spec.image_size, items, cache_dir, split))
 
 
 def evaluate(source: str | Path, split: str = "test", beam_size: int | None = None, length_penalty: float | None = None, max_length: int | None = None, data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, spice: bool = False, no_repeat_ngram_size: int | None = None) -> dict:

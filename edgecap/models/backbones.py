@@ -6,6 +6,7 @@ so training, Keras inference and the exported TFLite file all take raw pixels.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,7 +138,7 @@ def encoder_head_layers(encoder: keras.Model, first_layer: str) -> list:
     head = base.layers[names.index(first_layer) :]
     if isinstance(head[0].input, (list, tuple)):
         raise ValueError(f"model.fine_tune_from: {first_layer!r} takes several inputs; choose a layer with one")
-    for prev, layer in zip(head, head[1:]):
+    for prev, layer in itertools.pairwise(head):
         if layer.input is not prev.output:
             raise ValueError(f"model.fine_tune_from: {first_layer!r} cannot split {base.name}: {layer.name!r} does not take just the output of {prev.name!r} (choose a layer after which the network is a plain chain, e.g. 'block_16_expand' in MobileNetV2)")
     return head
@@ -146,6 +147,12 @@ def encoder_head_layers(encoder: keras.Model, first_layer: str) -> list:
 def frozen_output_name(backbone: str, fine_tune_from: str = "") -> str:
     """Names what a feature cache holds: the backbone's output, or the input of ``fine_tune_from``."""
     return f"{backbone}.{fine_tune_from}" if fine_tune_from else backbone
+
+
+def frozen_encoder(encoder: keras.Model, fine_tune_from: str = "") -> keras.Model:
+    """What the feature cache is computed with: the whole encoder, or with ``fine_tune_from``
+    its frozen stem (:func:`encoder_stem`)."""
+    return encoder_stem(encoder, fine_tune_from) if fine_tune_from else encoder
 
 
 def encoder_stem(encoder: keras.Model, first_layer: str) -> keras.Model:

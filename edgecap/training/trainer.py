@@ -93,7 +93,7 @@ def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | N
         mirrored: splits whose photos are also encoded flipped left to right; the result then
             holds them under ``"<split>-mirrored"`` too.
     """
-    from edgecap.models.backbones import build_encoder, encoder_stem, frozen_output_name, get_backbone, resolve_weights
+    from edgecap.models.backbones import build_encoder, frozen_encoder, frozen_output_name, get_backbone, resolve_weights
 
     data = read_splits(cfg, splits, data_root)
     weights = resolve_weights(cfg.model.encoder_weights)
@@ -103,8 +103,7 @@ def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | N
 
     def make_encoder():  # built once, and only when a split is not cached yet
         if not encoders:
-            encoder = build_encoder(cfg.model.backbone, weights)
-            encoders.append(encoder_stem(encoder, split_at) if split_at else encoder)
+            encoders.append(frozen_encoder(build_encoder(cfg.model.backbone, weights), split_at))
         return encoders[0]
 
     name = frozen_output_name(spec.name, split_at)
