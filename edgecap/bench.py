@@ -1,22 +1,34 @@
-"""``edgecap bench``: how fast and how large a model is on this machine.
+"""``edgecap bench``: how fast and how large models are on this machine, several in one run.
 
-Times (medians over repeated runs on real photos) the load, ``encode``, one ``decode_step``,
-and whole captions (preprocess + encode + decode) greedy and with beam 3; the share of the
-caption time spent outside the interpreter's ``Invoke``; peak memory; and, in the same run,
-the Keras float model generating greedily step by step in eager mode (as the TensorFlow
-image-captioning tutorial does), as a speed ratio.
+Each model file is timed in a fresh process of its own (so its peak memory is its own), one
+after the other, in the same run: compare models only within one run, never against figures
+from another machine or session. Per model and thread count it reports the load, ``encode``,
+one ``decode_step`` at B = 1 and B = 3, whole captions (preprocess + encode + decode) greedy
+and with beam 3 as ``edgecap caption`` runs them (no attention maps read back), the share of
+caption time spent outside the interpreter's ``Invoke``, peak memory, the MACs of ``encode``
+and of a step (counted from the file's own operators, :mod:`edgecap.runtime.ops`), and
+``floor_ms``: those MACs divided by this machine's int8 rate, measured in the same process
+with a small int8 layer (:mod:`edgecap.export.probe`), so every time reads as a ratio to the
+hardware's limit. With TensorFlow installed, the Keras float model generating greedily step by
+step in eager mode (as the TensorFlow image-captioning tutorial does) is timed too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+PROBE = Path(__file__).parent / "assets" / "int8_probe.tflite"
+PROBE_MACS = 64 * 512 * 512
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -57,38 +69,54 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench_tflite(model_path: Path, threads: int, photos: list[Path], repeats: int) -> dict:
-    from edgecap.runtime import Captioner, CaptionerOptions
-    from edgecap.runtime.captioner import TFLiteStep
+def int8_rate_gmacs(threads: int, repeats: int = 50) -> float:
+    """This machine's int8 rate in GMAC/s: the probe layer's MACs over its median invoke time."""
+    from edgecap.runtime.interpreter import make_interpreter
 
-    load_ms = _median_ms(lambda: Captioner.from_file(model_path, CaptionerOptions(num_threads=threads)), 3)
-    greedy = Captioner.from_file(model_path, CaptionerOptions(beam_size=1, num_threads=threads))
-    beam = Captioner.from_file(model_path, CaptionerOptions(beam_size=3, num_threads=threads))
+    interpreter, _ = make_interpreter(PROBE.read_bytes(), threads)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.set_tensor(index, np.random.default_rng(0).integers(-128, 127, (64, 512), dtype=np.int8))
+    interpreter.invoke()
+    return PROBE_MACS / _median_ms(interpreter.invoke, repeats) / 1e6
+
+
+def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int) -> dict:
+    """Every figure of one model file at one thread count (see the module docstring)."""
+    from edgecap.runtime import Captioner, CaptionerOptions
+    from edgecap.runtime.ops import signature_macs
+
+    def load(beam):
+        return Captioner.from_file(model_path, CaptionerOptions(beam_size=beam, num_threads=threads, return_attention=False))
+
+    load_ms = _median_ms(lambda: load(1), 3)
+    greedy, beam = load(1), load(3)
     pixels = [greedy.preprocess(p) for p in photos]
     encode_ms = statistics.median(_median_ms(lambda x=x: greedy.encode(x), repeats) for x in pixels)
-    ann, h, c = greedy.encode(pixels[0])
-    step = TFLiteStep(greedy.step_signature, ann)
-    tok = np.array([greedy.metadata.start_id], np.int32)
-    step(tok, (h, c))
-    step_ms = _median_ms(lambda: step(tok, (h, c)), repeats * 5)
-    tok3, h3, c3 = np.repeat(tok, 3), np.repeat(h, 3, 0), np.repeat(c, 3, 0)
-    step(tok3, (h3, c3))
-    step3_ms = _median_ms(lambda: step(tok3, (h3, c3)), repeats * 5)
+    flatbuffer = _flatbuffer(model_path)
+    step_ms, step_macs = {}, {}  # by beam count, keyed "1" and "3" (JSON keys)
+    for k, captioner in ((1, greedy), (3, beam)):
+        state, memory = captioner.encode(pixels[0])
+        step = captioner.step_function(memory)
+        tokens, state = np.full((k,), captioner.metadata.start_id, np.int32), tuple(np.repeat(s, k, 0) for s in state)
+        step(tokens, state)
+        step_ms[str(k)] = _median_ms(lambda: step(tokens, state), repeats * 5)
+        step_macs[str(k)] = signature_macs(flatbuffer, "decode_step", captioner.step_signature.tensor_shape)
+    encode_macs = signature_macs(flatbuffer, "encode", greedy.encode_signature.tensor_shape)
 
     def whole(captioner) -> tuple[float, float, float]:
         per_photo, outside, words = [], [], []
+        sigs = (captioner.encode_signature, captioner.step_signature)
         for p in photos:
-            captioner.caption(p)  # warm-up for this photo's shapes
+            captioner.caption(p)  # warm-up for this photo
             times, shares = [], []
             for _ in range(repeats):
-                sigs = (captioner.encode_signature, captioner.step_signature)
                 before = sum(s.invoke_seconds for s in sigs)
                 t0 = time.perf_counter()
                 result = captioner.caption(p)
                 total = time.perf_counter() - t0
-                inside = sum(s.invoke_seconds for s in sigs) - before
                 times.append(total * 1e3)
-                shares.append(1.0 - inside / total)
+                shares.append(1.0 - (sum(s.invoke_seconds for s in sigs) - before) / total)
             per_photo.append(statistics.median(times))
             outside.append(statistics.median(shares))
             words.append(len(result.tokens))
@@ -96,19 +124,26 @@ def bench_tflite(model_path: Path, threads: int, photos: list[Path], repeats: in
 
     greedy_ms, greedy_out, greedy_words = whole(greedy)
     beam_ms, beam_out, beam_words = whole(beam)
+    rate = int8_rate_gmacs(threads)
     return {
-        "threads": threads, "interpreter": greedy.backend, "load_ms": load_ms, "encode_ms": encode_ms,
-        "decode_step_ms": step_ms, "decode_step_beam3_ms": step3_ms,
-        "caption_greedy_ms": greedy_ms, "caption_greedy_outside_invoke": greedy_out, "greedy_words": greedy_words,
-        "caption_beam3_ms": beam_ms, "caption_beam3_outside_invoke": beam_out, "beam3_words": beam_words,
+        "model": str(model_path), "name": greedy.metadata.name, "quantization": greedy.metadata.quantization, "threads": threads,
+        "size_mb": model_path.stat().st_size / 1e6, "interpreter": greedy.backend, "load_ms": load_ms,
+        "encode_ms": encode_ms, "step_ms": step_ms, "greedy_ms": greedy_ms, "beam3_ms": beam_ms,
+        "outside_invoke_share": {"greedy": greedy_out, "beam3": beam_out}, "words": {"greedy": greedy_words, "beam3": beam_words},
+        "encode_macs": encode_macs, "step_macs": step_macs, "int8_gmacs": rate,
+        "floor_ms": {"encode": encode_macs / rate / 1e6, "step": {k: v / rate / 1e6 for k, v in step_macs.items()}},
         "peak_rss_mb": _peak_rss_mb(),
     }
 
 
+def _flatbuffer(path: Path) -> bytes:
+    from edgecap.runtime.metadata import read_file
+
+    return read_file(path)[0]
+
+
 def bench_keras(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     """Keras float greedy generation, eager, one ``model.decode_step`` call per word."""
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -118,11 +153,11 @@ def bench_keras(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     cfg, vocab, model = load_run(run_dir)
 
     def generate(pixels):
-        annotations, h, c = model.encode(pixels)
+        state, memory = model.split(model.encode(pixels))
         token = tf.constant([vocab.start_id], tf.int32)
         words = []
         for _ in range(cfg.decode.max_length):
-            log_probs, h, c, _ = model.decode_step(token, h, c, annotations)
+            log_probs, state, _ = model.decode_step(token, state, memory)
             token = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
             if int(token[0]) == vocab.end_id:
                 break
@@ -133,41 +168,89 @@ def bench_keras(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     for p in photos:
         generate(load_image(p, model.spec.image_size)[None])
         times.append(_median_ms(lambda p=p: generate(load_image(p, model.spec.image_size)[None]), max(3, repeats // 4)))
-    return {"caption_greedy_ms": statistics.median(times), "tensorflow": tf.__version__}
+    return {"run": str(run_dir), "greedy_ms": statistics.median(times), "tensorflow": tf.__version__}
 
 
-def run_bench(model_path: Path, thread_counts: list[int], image_dir=None, repeats: int = 20, keras_run=None) -> dict:
-    """All figures as a dict (see module docstring)."""
+def _in_subprocess(args: list[str]) -> dict | list:
+    out = subprocess.run([sys.executable, "-m", "edgecap.bench", *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark worker {' '.join(args[:2])} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_bench(model_paths: list[Path], thread_counts: list[int], image_dir=None, repeats: int = 20, keras_run: str | Path | None = None) -> dict:
+    """All figures as a dict: ``{"machine", "photos", "repeats", "results": [one dict per model and
+    thread count], "keras": {...} (or "keras_skipped")}``.
+
+    Args:
+        model_paths: ``.tflite`` files, timed one after the other in this run.
+        thread_counts: interpreter threads to time each model with.
+        keras_run: run directory of the Keras baseline (default: the released checkpoint);
+            ``"none"`` skips it.
+
+    Raises:
+        FileNotFoundError: no photos. RuntimeError: a worker process failed.
+    """
     from edgecap.paths import released_dir
-    from edgecap.runtime.metadata import read_file
 
     photos = _photos(image_dir)
-    _, meta = read_file(model_path)
-    report = {
-        "model": str(model_path), "quantization": meta.quantization, "size_mb": Path(model_path).stat().st_size / 1e6,
-        "photos": len(photos), "repeats": repeats, "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "tflite": [bench_tflite(Path(model_path), t, photos, repeats) for t in thread_counts],
-    }
-    keras_dir = None if keras_run == "none" else Path(keras_run) if keras_run else released_dir()
-    if keras_dir is not None and (keras_dir / "best.weights.h5").is_file():
+    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}, Python {platform.python_version()}", "photos": len(photos), "repeats": repeats, "results": []}
+    photo_args = [str(p) for p in photos]
+    for path in model_paths:
+        report["results"] += _in_subprocess(["--worker", str(path), ",".join(map(str, thread_counts)), str(repeats), *photo_args])
+    keras_dir = None if str(keras_run) == "none" else Path(keras_run) if keras_run else released_dir()
+    if keras_dir is None:
+        report["keras_skipped"] = "--keras-run none"
+    elif not (keras_dir / "best.weights.h5").is_file():
+        report["keras_skipped"] = f"{keras_dir}: no best.weights.h5"
+    else:
         try:
-            report["keras"] = bench_keras(keras_dir, photos, repeats)
+            import tensorflow  # noqa: F401
         except ImportError as e:
             report["keras_skipped"] = f"TensorFlow not installed ({e})"
+        else:
+            report["keras"] = _in_subprocess(["--keras", str(keras_dir), str(repeats), *photo_args])
     return report
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def format_report(r: dict) -> str:
-    lines = [f"model {r['model']} ({r['quantization']}, {r['size_mb']:.2f} MB), {r['photos']} photos x {r['repeats']} runs, {r['machine']}"]
-    lines.append("threads  load ms  encode ms  step ms (B=1/B=3)  greedy ms (outside invoke)  beam-3 ms (outside invoke)  peak RSS MB")
-    for t in r["tflite"]:
-        lines.append(f"{t['threads']:>7}  {t['load_ms']:7.1f}  {t['encode_ms']:9.2f}  {t['decode_step_ms']:7.3f}/{t['decode_step_beam3_ms']:.3f}      "
-                     f"{t['caption_greedy_ms']:9.2f} ({t['caption_greedy_outside_invoke']:5.1%})       {t['caption_beam3_ms']:9.2f} ({t['caption_beam3_outside_invoke']:5.1%})        {t['peak_rss_mb']:7.0f}")
-    lines.append(f"interpreter: {r['tflite'][0]['interpreter']}")
+    lines = [f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)",
+             "model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode / step B=1  int8 GMAC/s  peak RSS MB"]
+    for t in r["results"]:
+        fl = t["floor_ms"]
+        lines.append(f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "
+                     f"{t['step_ms']['1']:6.3f} / {t['step_ms']['3']:6.3f} ({fl['step']['1']:.3f} / {fl['step']['3']:.3f})  {t['greedy_ms']:9.2f}  {t['beam3_ms']:9.2f} ({t['outside_invoke_share']['beam3']:5.1%})        "
+                     f"{t['encode_macs'] / 1e6:7.1f}M / {t['step_macs']['1'] / 1e6:5.2f}M  {t['int8_gmacs']:10.1f}  {t['peak_rss_mb']:8.0f}")
+    if r["results"]:
+        lines.append(f"interpreter: {r['results'][0]['interpreter']}")
     if "keras" in r:
-        k = r["keras"]["caption_greedy_ms"]
-        best = min(t["caption_greedy_ms"] for t in r["tflite"])
-        lines.append(f"Keras float greedy (eager, TF {r['keras']['tensorflow']}): {k:.1f} ms per caption; TFLite greedy is {k / best:.1f}x faster")
+        k = r["keras"]["greedy_ms"]
+        best = min(t["greedy_ms"] for t in r["results"]) if r["results"] else float("nan")
+        lines.append(f"Keras float greedy (eager, TF {r['keras']['tensorflow']}, {r['keras']['run']}): {k:.1f} ms per caption; the fastest TFLite greedy caption above is {k / best:.1f}x faster")
     elif "keras_skipped" in r:
         lines.append(f"Keras baseline skipped: {r['keras_skipped']}")
     return "\n".join(lines)
+
+
+def _worker(argv: list[str]) -> None:
+    """``--worker MODEL THREADS REPEATS PHOTO...`` or ``--keras RUN REPEATS PHOTO...``: print one JSON line."""
+    if argv[0] == "--worker":
+        model, threads, repeats, photos = Path(argv[1]), [int(t) for t in argv[2].split(",")], int(argv[3]), [Path(p) for p in argv[4:]]
+        out = [bench_file(model, t, photos, repeats) for t in threads]
+    else:
+        out = bench_keras(Path(argv[1]), [Path(p) for p in argv[3:]], int(argv[2]))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1:])

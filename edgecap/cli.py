@@ -120,7 +120,7 @@ def select_decoding(run_dir, beam_sizes, length_penalties, no_repeat_ngram_sizes
 @click.option("--float16", "mode", flag_value="float16", help="Float16 weights.")
 @click.option("--dynamic", "mode", flag_value="dynamic", help="Int8 weights, float activations (dynamic range).")
 @click.option("--int8", "mode", flag_value="int8", help="Full-integer int8, calibrated on training photos.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Output file (default: ./<name>_<mode>.tflite).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Output file (default: ./<model name>_<mode>.tflite, e.g. show_attend_tell_flickr8k_int8.tflite).")
 @click.option("--data-root", help="Dataset folder for calibration and verification photos.")
 @click.option("--calibration-images", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--verify-images", type=click.IntRange(1), default=100, show_default=True)
@@ -133,7 +133,6 @@ def export(source, mode, output, data_root, calibration_images, verify_images, m
     from edgecap.paths import released_dir
 
     source = Path(source) if source else released_dir()
-    output = Path(output) if output else Path(f"show_attend_tell_flickr8k_{mode}.tflite")
     try:
         result = run_export(source, mode, output, data_root, calibration_images, verify_images, model_version)
     except (ValueError, OSError, RuntimeError) as e:
@@ -155,7 +154,7 @@ def _collect_images(paths) -> list[Path]:
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--model", "model_path", type=click.Path(dir_okay=False), help="A .tflite file from `edgecap export` (default: the built-in int8 model).")
+@click.option("--model", "model_path", help="A built-in model's name (`edgecap models`) or a .tflite file from `edgecap export` (default: show_attend_tell_flickr8k).")
 @click.option("--beam-size", type=click.IntRange(1), default=None, help="Beams (1 = greedy; default: the model's, chosen on dev).")
 @click.option("--length-penalty", type=float, default=None, help="α of log P / length^α (default: the model's, chosen on dev).")
 @click.option("--max-length", type=click.IntRange(1), default=None, help="Most words per caption (default: the model's).")
@@ -167,12 +166,12 @@ def _collect_images(paths) -> list[Path]:
 @click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
 def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat_ngram, nbest, threads, as_json, attention_dir, verbose):
     """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow."""
-    from edgecap.paths import default_model
     from edgecap.runtime import Captioner, CaptionerOptions, ImageLoadError, ModelFileError, NoInterpreterError
+    from edgecap.runtime.presets import resolve_model
 
-    path = Path(model_path) if model_path else default_model()
     try:
-        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram, max_length=max_length, num_results=nbest, num_threads=threads)
+        path = resolve_model(model_path)
+        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram, max_length=max_length, num_results=nbest, num_threads=threads, return_attention=bool(attention_dir))
         captioner = Captioner.from_file(path, options)
     except (ModelFileError, NoInterpreterError, ValueError) as e:
         _fail(str(e))
@@ -198,31 +197,58 @@ def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat
         if attention_dir:
             from edgecap.visualize import save_attention_figure
 
-            save_attention_figure(image, result, Path(attention_dir) / f"{Path(image).stem}_attention.png")
+            try:
+                save_attention_figure(image, result, Path(attention_dir) / f"{Path(image).stem}_attention.png")
+            except ValueError as e:
+                _fail(f"--attention-dir: {e}")
     if failures:
         sys.exit(2)
 
 
 # ------------------------------------------------------------------------------------- bench
 @main.command()
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), help="Default: the built-in int8 model.")
+@click.option("--model", "models", multiple=True, help="A built-in model's name or a .tflite file; repeat to time several in the same run (default: the built-in model).")
 @click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2.")
-@click.option("--images", "image_dir", type=click.Path(exists=True, file_okay=False), help="Photos to time (default: the examples/ photos).")
+@click.option("--images", "image_dir", type=click.Path(exists=True, file_okay=False), help="Photos to time (default: 20 Flickr8k dev photos if present, else examples/).")
 @click.option("--repeats", type=click.IntRange(3), default=20, show_default=True)
-@click.option("--keras-run", type=click.Path(exists=True, file_okay=False), help="Run directory for the Keras float baseline (default: the released checkpoint); 'none' to skip.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures as JSON.")
-def bench(model_path, threads, image_dir, repeats, keras_run, json_path):
-    """Time load, encode, one decode step and whole captions; compare with Keras float generation."""
+@click.option("--keras-run", default=None, help="Run directory for the Keras float baseline (default: the released checkpoint); 'none' to skip.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures as JSON (one object per model and thread count under 'results').")
+def bench(models, threads, image_dir, repeats, keras_run, json_path):
+    """Time load, encode, decode steps and whole captions of one or more models in one run;
+    MACs and the machine's int8 floor; compare with Keras float generation."""
     from edgecap.bench import format_report, run_bench
-    from edgecap.paths import default_model
+    from edgecap.runtime.presets import resolve_model
 
-    thread_counts = [int(t) for t in threads.split(",") if t.strip()]
-    report = run_bench(Path(model_path) if model_path else default_model(), thread_counts, image_dir, repeats, keras_run)
+    try:
+        paths = [resolve_model(m) for m in models] if models else [resolve_model(None)]
+        if keras_run not in (None, "none") and not Path(keras_run).is_dir():
+            raise ValueError(f"--keras-run {keras_run}: no such run directory (or 'none')")
+        thread_counts = [int(t) for t in threads.split(",") if t.strip()]
+        report = run_bench(paths, thread_counts, image_dir, repeats, keras_run)
+    except (ValueError, OSError, RuntimeError) as e:
+        _fail(str(e))
     click.echo(format_report(report))
     if json_path:
         from edgecap.utils import atomic_write_text
 
         atomic_write_text(json_path, json.dumps(report, indent=1))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
+def models(as_json):
+    """List the built-in models: name, task, size, Flickr8k test scores."""
+    from edgecap.runtime.presets import list_presets
+
+    presets = list_presets()
+    if not presets:
+        _fail("no built-in models are installed")
+    for p in presets:
+        if as_json:
+            click.echo(json.dumps({"name": p.name, "task": p.task, "architecture": p.architecture, "size_mb": round(p.size_mb, 2), "path": str(p.path), "flickr8k_test": p.scores}))
+        else:
+            scores = ", ".join(f"{k} {v:.2f}" for k, v in p.scores.items() if k in ("BLEU-4", "METEOR", "CIDEr-D")) or "not scored"
+            click.echo(f"{p.name:40} {p.task:12} {p.size_mb:6.2f} MB  Flickr8k test: {scores}")
 
 
 # ----------------------------------------------------------------------------------- release

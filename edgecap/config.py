@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgecap.models import registry
+from edgecap.models.model_config import ModelConfig
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -32,20 +35,6 @@ class DataConfig:
     train_limit: int = 0  #: use only the first N training images (0 = all); for tests
     dev_limit: int = 0  #: use only the first N dev images for model selection (0 = all)
     horizontal_flip: bool = False  #: cross-entropy augmentation: half the examples see the mirrored photo ("left" ↔ "right" in the caption)
-
-
-@dataclass
-class ModelConfig:
-    architecture: str = "show_attend_tell"
-    backbone: str = "mobilenet_v2"
-    encoder_weights: str = "imagenet"  #: "imagenet", a .weights.h5 path, or "none"
-    embedding_dim: int = 128
-    hidden_dim: int = 352
-    attention_dim: int = 256
-    dropout: float = 0.5  #: on the deep-output layer
-    context_dropout: float = 0.5  #: on the context vector ẑ_t
-    projection_dim: int = 0  #: 0 = annotation vectors used as they are (the paper); P = one shared linear map D → P first
-    fine_tune_from: str = ""  #: first encoder layer trained with the decoder (e.g. "block_16_expand"); "" = frozen encoder (the paper)
 
 
 @dataclass
@@ -84,7 +73,7 @@ class DecodeConfig:
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=lambda: registry.get("show_attend_tell").config())  #: the architecture's own dataclass
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
@@ -106,6 +95,13 @@ class Config:
                 raise ConfigError(f"{source}: unknown section [{section}]; known: {[f.name for f in dataclasses.fields(self)]}")
             if not isinstance(values, dict):
                 raise ConfigError(f"{source}: [{section}] must be a table")
+            if section == "model" and "architecture" in values:  # another family: its own [model] dataclass
+                try:
+                    cls = registry.get(values["architecture"]).config
+                except (ValueError, TypeError) as e:
+                    raise ConfigError(f"{source}: model.architecture: {e}") from None
+                if type(self.model) is not cls:
+                    self.model = cls()
             target = getattr(self, section)
             known = {f.name: f for f in dataclasses.fields(target)}
             for key, value in values.items():

@@ -7,7 +7,8 @@ from importlib import resources
 from pathlib import Path
 
 DATA_ROOT_ENV = "EDGECAP_DATA_ROOT"
-DEFAULT_MODEL_NAME = "show_attend_tell_flickr8k_int8.tflite"
+DEFAULT_PRESET = "show_attend_tell_flickr8k"  #: the built-in model used when none is named
+DEFAULT_MODEL_NAME = f"{DEFAULT_PRESET}_int8.tflite"
 
 
 def released_dir() -> Path:

@@ -1,10 +1,12 @@
-"""``edgecap release``: make a training run the built-in default model, with its model card.
+"""``edgecap release``: make a training run a built-in model, with its model card.
 
-Copies the run's best checkpoint (model weights only, no optimizer state), config and
-vocabulary into ``export/``, exports every mode (each verified against Keras), scores the
-Keras model and every exported file on the test split with the same decoding, benchmarks the
-int8 file, keeps the int8 file as the built-in model and writes ``MODEL_CARD.md`` and
-``model_card.json``. Every number in the card comes from this one command.
+Exports every mode (each verified against Keras), scores the Keras model and every exported
+file on the test split with the same decoding, benchmarks the int8 file, and keeps the int8
+file as the built-in model ``<name>_int8.tflite`` (``<name>`` e.g.
+``show_attend_tell_flickr8k``), its test scores written into its metadata, with the card
+``<name>.md`` and ``<name>.card.json``. The default model's release also copies its best
+checkpoint (weights only), config and vocabulary into ``export/``, so that ``edgecap export``
+works offline. Every number in the card comes from this one command.
 """
 
 from __future__ import annotations
@@ -32,18 +34,25 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
     from edgecap.bench import format_report
     from edgecap.evaluation.evaluate import evaluate
     from edgecap.export.command import run_export
-    from edgecap.paths import DEFAULT_MODEL_NAME
+    from edgecap.paths import DEFAULT_PRESET
+    from edgecap.runtime import metadata as md
+    from edgecap.runtime.presets import SUFFIX
     from edgecap.training.trainer import BEST, CONFIG, DECODING, STATE, VOCAB, load_run
 
     if "int8" not in modes:
         raise ValueError("the released model is the int8 file: modes must include 'int8'")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, vocab, model = load_run(run_dir)
+    name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     k, lp, nr = cfg.decode.beam_size, cfg.decode.length_penalty, cfg.decode.no_repeat_ngram_size
-    card: dict = {"run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
+    card: dict = {"name": name, "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
+    previous = run_dir / f"{name}.card.json"  # releasing a released folder again keeps its provenance
     if (run_dir / STATE).is_file():
         state = json.loads((run_dir / STATE).read_text())
         card["training"] = {"objective": cfg.train.objective, "init_from": cfg.train.init_from, "ema_momentum": cfg.train.ema_momentum, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "best_dev_cider_d": state["best_cider_d"], "selection_decoding": cfg.train.selection_decoding}
+    elif previous.is_file():
+        card["training"] = json.loads(previous.read_text()).get("training")
+        card["run"] = json.loads(previous.read_text()).get("run", card["run"])
     if (run_dir / DECODING).is_file():
         card["decoding_selection"] = json.loads((run_dir / DECODING).read_text())
     t0 = time.time()
@@ -66,23 +75,27 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
             card["verify"][mode] = result.report.as_dict()
             rep = evaluate(result.path, "test", k, lp, cfg.decode.max_length, data_root, num_threads=2, no_repeat_ngram_size=nr)
             card["results"][f"tflite {mode}"] = rep["metrics"]
-        # put the release in place
-        for name in (CONFIG, VOCAB, DECODING, BEST):
-            if (ckpt / name).is_file():
-                with atomic_path(out_dir / name) as tmp:
-                    shutil.copy(ckpt / name, tmp)
-        released = out_dir / DEFAULT_MODEL_NAME
+        # put the release in place: the int8 file with its test scores in its metadata
+        # the one Keras checkpoint kept, for `edgecap export` offline (not rewritten when the run is the released folder itself)
+        if name == DEFAULT_PRESET and run_dir.resolve() != out_dir.resolve():
+            for file in (CONFIG, VOCAB, DECODING, BEST):
+                if (ckpt / file).is_file():
+                    with atomic_path(out_dir / file) as tmp:
+                        shutil.copy(ckpt / file, tmp)
+        data, meta = md.read_file(files["int8"])
+        meta.extra["test_scores"] = {m: round(v, 2) for m, v in card["results"]["tflite int8"].items()}
+        released = out_dir / f"{name}{SUFFIX}"
         with atomic_path(released) as tmp:
-            shutil.copy(files["int8"], tmp)
+            tmp.write_bytes(md.pack(md.flatbuffer(data), meta))
     # in a fresh process, so that its peak memory is the runtime's, not this TensorFlow process's
     with tempfile.TemporaryDirectory(prefix="edgecap-bench-") as work:
         bench_json = Path(work) / "bench.json"
-        subprocess.run([sys.executable, "-m", "edgecap.cli", "bench", "--model", str(released), "--threads", ",".join(map(str, threads)), "--keras-run", str(out_dir), "--json", str(bench_json)], check=True)
+        subprocess.run([sys.executable, "-m", "edgecap.cli", "bench", "--model", str(released), "--threads", ",".join(map(str, threads)), "--keras-run", str(run_dir), "--json", str(bench_json)], check=True)
         card["bench"] = json.loads(bench_json.read_text())
     card["bench_text"] = format_report(card["bench"])
     card["seconds"] = round(time.time() - t0)
-    atomic_write_text(out_dir / "model_card.json", json.dumps(card, indent=1))
-    atomic_write_text(out_dir / "MODEL_CARD.md", model_card_markdown(card))
+    atomic_write_text(out_dir / f"{name}.card.json", json.dumps(card, indent=1))
+    atomic_write_text(out_dir / f"{name}.md", model_card_markdown(card))
     return card
 
 
@@ -90,11 +103,11 @@ def model_card_markdown(card: dict) -> str:
     r = card["results"]
     keras = r["keras float32"]
     lines = [
-        "# edgecap built-in model: Show, Attend and Tell (soft attention), Flickr8k",
+        f"# edgecap built-in model `{card.get('name', 'show_attend_tell_flickr8k')}`: Show, Attend and Tell ({_attention(card.get('model'))} attention), Flickr8k",
         "",
         f"Generated by `{card['command'] or 'edgecap release RUN_DIR'}` (version {card['version']}); every number below comes from that run.",
         "",
-        f"- Architecture: Xu et al. 2015 soft attention; MobileNetV2 ({_encoder_training(card.get('model'))}) annotation grid 7×7×1280; "
+        f"- Architecture: Xu et al. 2015 {_attention(card.get('model'))} attention{_hard(card.get('model'))}; MobileNetV2 ({_encoder_training(card.get('model'))}) annotation grid 7×7×1280; "
         "LSTM decoder, deep output layer, doubly stochastic attention penalty." + _sizes(card.get("model")),
         "- Data: Flickr8k (Hodosh, Young & Hockenmaier 2013, JAIR 47), standard 6000/1000/1000 split; "
         "checkpoint selected on dev CIDEr-D; decoding chosen on dev.",
@@ -116,7 +129,7 @@ def model_card_markdown(card: dict) -> str:
         size = f"{card['sizes_mb'][mode]:.2f}" if mode else "—"
         delta = f"{m['BLEU-4'] - keras['BLEU-4']:+.2f} | {m['CIDEr-D'] - keras['CIDEr-D']:+.2f}" if mode else "— | —"
         lines.append(f"| {name} | {size} | " + " | ".join(f"{m[k]:.2f}" for k in METRICS) + f" | {delta} |")
-    lines += ["", "Paper (Xu et al. 2015, Table 1, Flickr8k soft attention): BLEU-4 19.5, METEOR 18.93.", ""]
+    lines += ["", "Paper (Xu et al. 2015, Table 1, Flickr8k): soft attention BLEU-4 19.5, METEOR 18.93; hard attention BLEU-4 21.3, METEOR 20.30.", ""]
     lines += ["## Export verification (100 dev images, greedy, against Keras)", "", "| mode | log-prob mean abs Δ | token agreement | identical captions | BLEU-4 Keras → file |", "|---|---|---|---|---|"]
     for mode, v in card["verify"].items():
         lines.append(f"| {mode} | {v['logprob_mean_abs']:.2e} | {v['token_agreement']:.3f} | {v['exact_match']:.3f} | {v['bleu4_keras']:.2f} → {v['bleu4_tflite']:.2f} |")
@@ -130,6 +143,18 @@ def model_card_markdown(card: dict) -> str:
               "- English only; vocabulary of words seen at least 5 times in the training captions.",
               "- Flickr8k is for research use; cite Hodosh et al. (2013) when reporting numbers.", ""]
     return "\n".join(lines)
+
+
+def _attention(model: dict | None) -> str:
+    return (model or {}).get("attention", "soft")
+
+
+def _hard(model: dict | None) -> str:
+    m = model or {}
+    if m.get("attention") != "hard":
+        return ""
+    return (f" (REINFORCE with a moving-average baseline, λ_r {m['reward_weight']}, entropy bonus λ_e {m['entropy_weight']}, expected context for an image with probability "
+            f"{m['expected_context_prob']}; decoded with the {'expected context' if m['hard_decoding'] == 'expected' else 'arg-max location'})")
 
 
 def _selection(training: dict) -> str:

@@ -20,12 +20,16 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
 
     Args:
         image: the captioned photo (anything :func:`load_image` reads).
-        result: a :class:`edgecap.runtime.CaptionResult` (``attention`` is ``(T, g, g)``).
+        result: a :class:`edgecap.runtime.CaptionResult` whose ``attention`` is ``(T, gh, gw)``:
+            a map over image locations, as the model's step contract declares it.
         out_path: PNG file to write (atomically).
 
     Raises:
         ImportError: matplotlib is not installed (``pip install 'edgecap[plot]'``).
+        ValueError: the model returns no attention over an image grid.
     """
+    if result.attention.ndim != 3 or not result.attention.shape[1]:
+        raise ValueError(f"this model returns no attention map over image locations (attention shape per word: {result.attention.shape[1:]})")
     try:
         import matplotlib
 

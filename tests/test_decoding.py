@@ -129,3 +129,47 @@ def test_bad_arguments_raise(kwargs):
 def test_beam_search_needs_one_image():
     with pytest.raises(ValueError, match="one image"):
         beam_search(TableStep(TRAP), (np.zeros((2, 1)),), START, END)
+
+
+def test_top_candidates_breaks_ties_by_token_then_beam():
+    from edgecap.decoding import top_candidates
+
+    scores = np.array([[-1.0, -0.5, -0.5, -2.0], [-0.5, -0.5, -3.0, -0.25]], np.float32)
+    rows, tokens = top_candidates(scores, 5)
+    # -0.25 first; then the four -0.5 ties by token id, then beam index; then -1.0
+    assert list(zip(rows.tolist(), tokens.tolist())) == [(1, 3), (1, 0), (0, 1), (1, 1), (0, 2)]
+    for n in range(1, 9):  # any cut keeps the same order: the boundary ties are all considered
+        r, t = top_candidates(scores, n)
+        full_r, full_t = top_candidates(scores, 8)
+        assert r.tolist() == full_r[:n].tolist() and t.tolist() == full_t[:n].tolist()
+    with pytest.raises(ValueError):
+        top_candidates(scores, 0)
+
+
+class TiedStep:
+    """Every word equally probable at every step but <end> at the last: the search is all ties."""
+
+    def __init__(self, words=(3, 4, 5), length=3):
+        self.words, self.length, self.batches = words, length, []
+
+    def __call__(self, tokens, state):
+        (t,) = state
+        self.batches.append(len(tokens))
+        out = np.full((len(tokens), V), -np.inf, np.float32)
+        step = int(t[0, 0])
+        if step < self.length:
+            out[:, list(self.words)] = np.log(1.0 / len(self.words))
+        else:
+            out[:, END] = 0.0
+        return out, (t + 1,), None
+
+
+def test_ties_go_to_the_lowest_token_ids_in_greedy_and_beam_search():
+    assert greedy_search(TiedStep(), state(), START, END, 10)[0].tokens == [3, 3, 3]
+    step = TiedStep()
+    hyps = beam_search(step, state(), START, END, beam_size=3, max_length=10, num_return=3)
+    # step 1 keeps [3] [4] [5]; later steps, all ties, extend each beam with token 3 (lowest id
+    # first, then lowest beam); the tied finished captions keep their beams' order
+    assert [h.tokens for h in hyps] == [[3, 3, 3], [4, 3, 3], [5, 3, 3]]
+    assert len({h.log_prob for h in hyps}) == 1
+    assert set(step.batches) == {3}  # the step always runs with beam_size rows: one interpreter size

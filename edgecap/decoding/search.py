@@ -1,4 +1,10 @@
-"""Greedy and beam search against a step-function protocol."""
+"""Greedy and beam search against a step-function protocol.
+
+Ties are broken by one documented, portable rule, so that the same log-probabilities give
+the same captions on every CPU (int8 log-probabilities are multiples of a small step, and
+exact ties are common): higher score first, then the lower token id, then the lower beam
+index. Scores are float32 sums, as on the device.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +22,11 @@ class StepFunction(Protocol):
     """One decoder step.
 
     Called with ``tokens int32 (B,)`` (previous words) and ``state`` (a tuple of arrays,
-    batch first, e.g. ``(h, c, annotations)``); returns ``(log_probs float32 (B, V),
+    batch first, e.g. an LSTM's ``(h, c)``); returns ``(log_probs float32 (B, V),
     new_state, attention float32 (B, L) or None)``. Rows of the state are reordered by the
-    search with fancy indexing (``s[idx]``).
+    search with fancy indexing (``s[idx]``). What is the same for every beam of an image (its
+    memory) is bound to the step function, not carried in the state. The returned
+    ``log_probs`` belong to the search, which may edit them in place.
     """
 
     def __call__(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State, np.ndarray | None]: ...
@@ -51,6 +59,8 @@ def _check(max_length: int, beam_size: int = 1) -> None:
 def greedy_search(step: StepFunction, state: State, start_id: int, end_id: int, max_length: int = 20, processors: LogitsProcessorList | None = None) -> list[Hypothesis]:
     """Pick the most probable word at each step, for a batch of B images at once.
 
+    Ties go to the lowest token id (``np.argmax`` returns the first maximum).
+
     Args:
         step: the decoder step (see :class:`StepFunction`).
         state: initial state, batch first (B rows).
@@ -68,20 +78,20 @@ def greedy_search(step: StepFunction, state: State, start_id: int, end_id: int, 
     batch = state[0].shape[0]
     tokens = np.full((batch,), start_id, np.int32)
     out = np.full((batch, max_length + 1), end_id, np.int32)
-    total = np.zeros((batch,), np.float64)
+    total = np.zeros((batch,), np.float32)
     done = np.zeros((batch,), bool)
     rows = np.arange(batch)
     attn = []
     for t in range(max_length + 1):
         log_probs, state, alpha = step(tokens, state)
         if processors:
-            log_probs = processors(np.array(log_probs, np.float32), out[:, :t])
+            log_probs = processors(log_probs, out[:, :t])
         if t == max_length:  # out of room: force <end>
             tokens = np.full((batch,), end_id, np.int32)
         else:
             tokens = np.argmax(log_probs, axis=-1).astype(np.int32)
         chosen = log_probs[rows, tokens]
-        total += np.where(done | ~np.isfinite(chosen), 0.0, chosen)
+        total += np.where(done | ~np.isfinite(chosen), np.float32(0.0), chosen)
         out[:, t] = np.where(done, end_id, tokens)
         if alpha is not None:
             attn.append(np.array(alpha))
@@ -97,6 +107,30 @@ def greedy_search(step: StepFunction, state: State, start_id: int, end_id: int, 
     return hyps
 
 
+def top_candidates(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best entries of ``scores (K, V)`` as ``(rows, tokens)``, best first.
+
+    Order: higher score, then lower token id, then lower row (beam) index, whatever the
+    platform's selection algorithm does with ties (``np.argpartition`` breaks them
+    differently on x86 and aarch64).
+
+    Raises:
+        ValueError: ``n`` < 1.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    vocab = scores.shape[1]
+    flat = scores.ravel()
+    if n < flat.size:  # every entry at least as good as the n-th best, ties at the boundary included
+        nth = np.partition(flat, flat.size - n)[flat.size - n]
+        idx = np.flatnonzero(flat >= nth)
+    else:
+        idx = np.arange(flat.size)
+    rows, tokens = np.divmod(idx, vocab)
+    order = np.lexsort((rows, tokens, -flat[idx]))[:n]
+    return rows[order], tokens[order]
+
+
 def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, beam_size: int = 3, max_length: int = 20, length_penalty: float = 0.0, num_return: int = 1, processors: LogitsProcessorList | None = None) -> list[Hypothesis]:
     """Beam search for one image.
 
@@ -104,10 +138,14 @@ def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, be
     Finished captions are ranked by ``log_prob / length ** length_penalty`` (length counts
     ``<end>``; ``length_penalty`` 0 ranks by total log-probability, > 0 favours longer
     captions). Search stops when ``beam_size`` captions have finished and no live beam can
-    still beat the worst of them, or at ``max_length`` words.
+    still beat the worst of them, or at ``max_length`` words. Ties: see :func:`top_candidates`;
+    finished captions of equal score keep the order they finished in.
+
+    The step always runs with ``beam_size`` rows: the first step repeats the image's state
+    ``beam_size`` times with all but one row scored -inf, so an interpreter is sized once.
 
     Args:
-        step: the decoder step; called with B = 1 first, then B = number of live beams.
+        step: the decoder step, called with B = ``beam_size``.
         state: initial state for one image (each array with leading dimension 1).
         start_id, end_id: ids of ``<start>`` and ``<end>``.
         beam_size: K, beams kept per step.
@@ -128,59 +166,67 @@ def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, be
         raise ValueError(f"num_return must be in 1..beam_size ({beam_size}), got {num_return}")
     if state[0].shape[0] != 1:
         raise ValueError(f"beam_search decodes one image: state batch must be 1, got {state[0].shape[0]}")
-    tokens = np.array([start_id], np.int32)
-    scores = np.zeros((1,), np.float64)  # (K,) running log-probs
-    seqs: list[list[int]] = [[]]
-    attns: list[list[np.ndarray]] = [[]]
+    K = beam_size
+    state = tuple(np.repeat(s, K, axis=0) for s in state)
+    tokens = np.full((K,), start_id, np.int32)
+    scores = np.full((K,), -np.inf, np.float32)  # (K,) running log-probs; rows 1.. are padding at t = 0
+    scores[0] = 0.0
+    seqs: list[list[int]] = [[] for _ in range(K)]
+    attns: list[list[np.ndarray]] = [[] for _ in range(K)]
     finished: list[Hypothesis] = []
 
     def norm(logp: float, length: int) -> float:
         return logp / (length ** length_penalty) if length_penalty else logp
 
+    def finish(row: int, logp: float) -> None:
+        seq = seqs[row]
+        finished.append(Hypothesis(list(seq), logp, norm(logp, len(seq) + 1), np.stack(attns[row]) if attns[row] else (np.zeros((0, attn_size), np.float32) if attn_size else None)))
+
+    attn_size = 0
     for t in range(max_length + 1):
         log_probs, state, alpha = step(tokens, state)
-        log_probs = np.array(log_probs, np.float64)
+        if alpha is not None:
+            attn_size = alpha.shape[-1]
         if processors:
             log_probs = processors(log_probs, np.asarray(seqs, np.int64).reshape(len(seqs), t))
         if t == max_length:  # out of room: every live beam ends here
             end_lp = log_probs[:, end_id]
-            for row, seq in enumerate(seqs):
-                logp = float(scores[row] + (end_lp[row] if np.isfinite(end_lp[row]) else 0.0))
-                finished.append(Hypothesis(list(seq), logp, norm(logp, len(seq) + 1), np.stack(attns[row]) if alpha is not None and seq else None))
+            for row in range(len(seqs)):
+                if np.isfinite(scores[row]):
+                    finish(row, float(scores[row] + (end_lp[row] if np.isfinite(end_lp[row]) else np.float32(0.0))))
             break
-        cand = (scores[:, None] + log_probs).ravel()  # (K*V,)
-        n_cand = min(2 * beam_size, cand.size)
-        top = np.argpartition(-cand, n_cand - 1)[:n_cand]
-        top = top[np.argsort(-cand[top], kind="stable")]
-        vocab = log_probs.shape[1]
+        cand = scores[:, None] + log_probs  # (K, V) float32
+        rows, toks = top_candidates(cand, min(2 * K, cand.size))
         keep_rows, keep_tokens, keep_scores = [], [], []
-        for flat in top:
-            score = cand[flat]
+        for row, token in zip(rows.tolist(), toks.tolist()):
+            score = cand[row, token]
             if not np.isfinite(score):
                 break
-            row, token = divmod(int(flat), vocab)
             if token == end_id:  # the attention rows of the words before <end>
-                seq = seqs[row]
-                finished.append(Hypothesis(list(seq), float(score), norm(float(score), len(seq) + 1), np.stack(attns[row]) if alpha is not None and seq else None))
+                finish(row, float(score))
             else:
                 keep_rows.append(row)
                 keep_tokens.append(token)
                 keep_scores.append(score)
-                if len(keep_rows) == beam_size:
+                if len(keep_rows) == K:
                     break
         if not keep_rows:
             break
         finished.sort(key=lambda h: -h.score)
-        del finished[beam_size:]
-        best_alive = norm(keep_scores[0], t + 2)
-        if len(finished) >= beam_size and (length_penalty <= 0 and keep_scores[0] <= finished[-1].score or length_penalty > 0 and best_alive < finished[-1].score):
+        del finished[K:]
+        best_alive = norm(float(keep_scores[0]), t + 2)
+        if len(finished) >= K and (length_penalty <= 0 and keep_scores[0] <= finished[-1].score or length_penalty > 0 and best_alive < finished[-1].score):
             break
+        while len(keep_rows) < K:  # fewer live candidates than beams: pad, scored -inf, to keep B constant
+            keep_rows.append(keep_rows[0])
+            keep_tokens.append(keep_tokens[0])
+            keep_scores.append(-np.inf)
         idx = np.asarray(keep_rows)
-        if idx.size != len(seqs) or (idx != np.arange(idx.size)).any():
+        if (idx != np.arange(K)).any():
             state = tuple(s[idx] for s in state)
         seqs = [seqs[r] + [tok] for r, tok in zip(keep_rows, keep_tokens)]
         attns = [attns[r] + ([alpha[r]] if alpha is not None else []) for r in keep_rows]
-        scores = np.asarray(keep_scores, np.float64)
+        scores = np.asarray(keep_scores, np.float32)
         tokens = np.asarray(keep_tokens, np.int32)
     finished.sort(key=lambda h: -h.score)
     return finished[:num_return]

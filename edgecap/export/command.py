@@ -37,10 +37,10 @@ def _example_items() -> list[CaptionedImage]:
     return [CaptionedImage(p.name, p, ["a photo"]) for p in photos]
 
 
-def run_export(source: str | Path, mode: str, output: str | Path, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0") -> ExportResult:
+def run_export(source: str | Path, mode: str, output: str | Path | None, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0") -> ExportResult:
     """Export ``source`` (a run directory) in ``mode``; verify against Keras; write ``output``.
 
-    Calibration uses training photos and verification dev photos of the run's dataset; when
+    ``output`` None writes ``./<model name>_<dataset>_<mode>.tflite``. Calibration uses training photos and verification dev photos of the run's dataset; when
     the dataset is not on this machine both fall back to the photos in ``examples/`` (with a
     warning: calibration on a handful of photos gives a poorer int8 model).
 
@@ -61,14 +61,15 @@ def run_export(source: str | Path, mode: str, output: str | Path, data_root: str
     except DatasetError as e:
         warnings.warn(f"{e}; calibrating and verifying on the example photos instead", stacklevel=2)
         calib = check = _example_items()
-    output = Path(output)
+    name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
+    output = Path(output) if output else Path(f"{name}_{mode}.tflite")
     staging = output.with_name(output.name + ".staging")
 
     def calibration():
         return representative_dataset(model, [it.path for it in calib], [it.captions[0] for it in calib], vocab)
 
     extra = {"source_run": str(source), "dataset": cfg.data.dataset, "calibration_images": len(calib) if mode == "int8" else 0}
-    export_model(model, vocab, staging, mode, calibration if mode == "int8" else None, name=f"{cfg.model.architecture}_{cfg.data.dataset}", version=version,
+    export_model(model, vocab, staging, mode, calibration if mode == "int8" else None, name=name, version=version, architecture=cfg.model.architecture,
                  max_length=cfg.decode.max_length, beam_size=cfg.decode.beam_size, length_penalty=cfg.decode.length_penalty, no_repeat_ngram_size=cfg.decode.no_repeat_ngram_size, extra=extra)
     try:
         captioner = Captioner.from_file(staging, CaptionerOptions(beam_size=1))

@@ -6,11 +6,12 @@ after the flatbuffer → written atomically. (A bare ``tf.Module`` around a Kera
 converts without error but without weights, so every export is verified numerically; see
 :mod:`edgecap.export.verify`.)
 
-Signatures (B is dynamic, so all beams run in one call):
+The signatures follow the model's step contract (:mod:`edgecap.runtime.contract`), which the
+metadata records; nothing here knows a model's tensors:
 
-- ``encode``: ``image uint8 (1, S, S, 3)`` → ``annotations (1, L, D)``, ``h (1, H)``, ``c (1, H)``
-- ``decode_step``: ``tokens int32 (B,)``, ``h``, ``c`` ``(B, H)``, ``annotations (B, L, D)`` →
-  ``log_probs (B, V)``, ``h``, ``c``, ``alpha (B, L)``
+- ``encode``: ``image uint8 (1, S, S, 3)`` → every state and memory tensor ``(1, *shape)``;
+- ``decode_step``: ``tokens int32 (B,)``, state ``(B, *shape)``, memory ``(1, *shape)`` →
+  ``log_probs (B, V)``, the new state, and the attention map if the contract declares one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.runtime import metadata as md
+from edgecap.runtime.contract import LOG_PROBS, TOKENS, StepContract
 from edgecap.runtime.preprocessing import load_image
 from edgecap.utils import atomic_write_bytes
 
@@ -35,32 +37,38 @@ class ExportError(RuntimeError):
     """Conversion failed or the exported file does not match the Keras model."""
 
 
+def _spec(decl, batch) -> tf.TensorSpec:
+    return tf.TensorSpec((batch, *decl.shape), tf.as_dtype(decl.dtype), name=decl.name)
+
+
+def step_input_signature(contract: StepContract) -> list[tf.TensorSpec]:
+    """``decode_step``'s inputs: tokens, state (B rows), memory (1 row, or B when ``per_beam``)."""
+    return [tf.TensorSpec((None,), tf.int32, name=TOKENS)] + [_spec(t, None if t.role == "state" or t.per_beam else 1) for t in contract.tensors]
+
+
 def saved_model(model, out_dir: str | Path) -> Path:
-    """Write the two endpoints of ``model`` (a built ShowAttendTell) as a SavedModel."""
-    spec, H = model.spec, model.decoder.hidden_dim
-    S, L, D = spec.image_size, spec.num_locations, spec.dim
+    """Write the ``encode`` and ``decode_step`` endpoints of ``model`` (a built
+    :class:`edgecap.models.base.StepwiseCaptioner`) as a SavedModel."""
+    contract = model.step_contract()
+    S = model.spec.image_size
+    names = [t.name for t in contract.tensors]
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def encode(image):
-        annotations, h, c = model.encode(image)
-        return {"annotations": annotations, "h": h, "c": c}
+        tensors = model.encode(image)
+        return {n: tensors[n] for n in names}
 
-    def decode_step(tokens, h, c, annotations):
-        log_probs, h, c, alpha = model.decode_step(tokens, h, c, annotations)
-        return {"log_probs": log_probs, "h": h, "c": c, "alpha": alpha}
+    def decode_step(tokens, *tensors):
+        state, memory = model.split(dict(zip(names, tensors)))
+        log_probs, state, attention = model.decode_step(tokens, state, memory)
+        out = {LOG_PROBS: log_probs, **state}
+        if contract.attention is not None:
+            out[contract.attention.output] = attention
+        return out
 
     archive.add_endpoint("encode", encode, input_signature=[tf.TensorSpec((1, S, S, 3), tf.uint8, name="image")])
-    archive.add_endpoint(
-        "decode_step",
-        decode_step,
-        input_signature=[
-            tf.TensorSpec((None,), tf.int32, name="tokens"),
-            tf.TensorSpec((None, H), tf.float32, name="h"),
-            tf.TensorSpec((None, H), tf.float32, name="c"),
-            tf.TensorSpec((None, L, D), tf.float32, name="annotations"),
-        ],
-    )
+    archive.add_endpoint("decode_step", decode_step, input_signature=step_input_signature(contract))
     archive.write_out(str(out_dir), verbose=False)
     return Path(out_dir)
 
@@ -69,24 +77,25 @@ def representative_dataset(model, image_paths: Sequence[str | Path], captions: S
     """Calibration samples for full-integer quantization, per signature.
 
     ``encode`` sees real training photos (pixels spanning 0..255); ``decode_step`` sees the
-    real states those photos produce while the Keras model reads a human caption of each
-    (teacher forcing), so ``h``, ``c`` and the annotations have their true ranges.
+    real state and memory those photos produce while the Keras model reads a human caption of
+    each (teacher forcing), so every tensor of the step contract has its true range.
 
     Yields:
         ``("encode", {"image": uint8 (1, S, S, 3)})`` and
-        ``("decode_step", {"tokens", "h", "c", "annotations"})`` with B = 1.
+        ``("decode_step", {"tokens": int32 (1,), <state and memory tensors>})`` with B = 1.
     """
     S = model.spec.image_size
+    contract = model.step_contract()
     step = tf.function(model.decode_step, reduce_retracing=True)
     encode = tf.function(model.encode, reduce_retracing=True)
     for path, caption in zip(image_paths, captions):
         pixels = load_image(path, S)[None]
         yield "encode", {"image": pixels}
-        annotations, h, c = encode(pixels)
-        ids = vocab.encode(caption)
-        for token in ids[:-1][:steps_per_image]:
-            yield "decode_step", {"tokens": np.array([token], np.int32), "h": h.numpy(), "c": c.numpy(), "annotations": annotations.numpy()}
-            _, h, c, _ = step(tf.constant([token], tf.int32), h, c, annotations)
+        state, memory = model.split(encode(pixels))
+        memory_np = {n: v.numpy() for n, v in memory.items()}
+        for token in vocab.encode(caption)[:-1][:steps_per_image]:
+            yield "decode_step", {TOKENS: np.array([token], np.int32), **{n: v.numpy() for n, v in state.items()}, **memory_np}
+            _, state, _ = step(tf.constant([token], tf.int32), state, memory)
 
 
 def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None) -> bytes:
@@ -121,8 +130,13 @@ def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None
         raise ExportError(f"TFLite conversion ({mode}) failed: {e}") from e
 
 
-def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "float32", calibration=None, name: str = "show_attend_tell_flickr8k", version: str = "0", max_length: int = 20, beam_size: int = 3, length_penalty: float = 0.0, extra: dict | None = None, no_repeat_ngram_size: int = 0) -> Path:
+def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "float32", calibration=None, name: str = "show_attend_tell_flickr8k", version: str = "0", max_length: int = 20, beam_size: int = 3, length_penalty: float = 0.0, extra: dict | None = None, no_repeat_ngram_size: int = 0, architecture: str = "show_attend_tell") -> Path:
     """Convert ``model`` and write ``out_path`` atomically with the edgecap metadata packed in.
+
+    Args:
+        model: a built :class:`edgecap.models.base.StepwiseCaptioner`; its step contract goes
+            into the metadata.
+        architecture: the model family's registry name.
 
     Returns:
         ``out_path``.
@@ -134,9 +148,9 @@ def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "fl
     with tempfile.TemporaryDirectory(prefix="edgecap-export-") as tmp:
         flatbuffer = convert(saved_model(model, Path(tmp) / "saved_model"), mode, calibration)
     meta = md.ModelMetadata(
-        name=name, version=version, architecture="show_attend_tell", quantization=mode, vocabulary=list(vocab.words),
-        image_size=spec.image_size, normalization=spec.normalization, grid=spec.grid, hidden_dim=model.decoder.hidden_dim,
-        annotation_dim=spec.dim, pad_id=vocab.pad_id, start_id=vocab.start_id, end_id=vocab.end_id, unk_id=vocab.unk_id,
+        name=name, version=version, architecture=architecture, quantization=mode, vocabulary=list(vocab.words),
+        image_size=spec.image_size, normalization=spec.normalization, contract=model.step_contract().to_dict(),
+        pad_id=vocab.pad_id, start_id=vocab.start_id, end_id=vocab.end_id, unk_id=vocab.unk_id,
         max_length=max_length, beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, extra=extra or {},
     )
     atomic_write_bytes(out_path, md.pack(flatbuffer, meta))

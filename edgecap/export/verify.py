@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgecap.decoding import greedy_search
-from edgecap.runtime.captioner import Captioner, TFLiteStep
+from edgecap.runtime.captioner import Captioner
 from edgecap.runtime.preprocessing import load_image
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class VerifyReport:
     Attributes:
         mode: quantization mode checked.
         images: number of images.
-        encode_max_abs: max |Δ| of the annotation vectors.
-        encode_rel_mean: mean |Δ| of the annotation vectors over their mean magnitude.
+        encode_max_abs: max |Δ| over every state and memory tensor ``encode`` returns.
+        encode_rel_mean: mean over those tensors of mean |Δ| / mean |Keras value|.
         logprob_max_abs: max |Δ log-prob| over the Keras top-10 words, all steps.
         logprob_mean_abs: mean of the same.
         token_agreement: share of greedy word positions where both chose the same word.
@@ -99,8 +99,12 @@ def _bleu4(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> fl
 def verify_export(model, captioner: Captioner, image_paths: Sequence, references: Sequence[Sequence[str]], mode: str, max_length: int = 20, tolerances: Mapping[str, Tolerance] = TOLERANCES) -> VerifyReport:
     """Compare ``captioner`` (the exported file) with ``model`` (Keras) on real images.
 
+    Works from the step contract: every state and memory tensor of ``encode`` is compared,
+    then both read the Keras greedy caption with teacher forcing (log-probabilities of the
+    Keras top-10 words at each step) and caption greedily on their own.
+
     Args:
-        model: the Keras ShowAttendTell the file was exported from.
+        model: the Keras captioner the file was exported from.
         captioner: the exported file loaded with :class:`edgecap.runtime.Captioner`.
         image_paths: N photos (not used for calibration).
         references: human captions per photo (for BLEU-4).
@@ -113,25 +117,28 @@ def verify_export(model, captioner: Captioner, image_paths: Sequence, references
 
     keras_step = KerasStep(model)
     encode = tf.function(model.encode)
+    names = captioner.contract.state_names
     vocab = captioner.vocabulary
     m = captioner.metadata
     enc_err, enc_rel, lp_err, agree, total, exact = 0.0, [], [], 0, 0, 0
     hyps_keras, hyps_file = [], []
     for path in image_paths:
         pixels = load_image(path, m.image_size)[None]
-        k_ann, k_h, k_c = (t.numpy() for t in encode(pixels))
-        f_ann, f_h, f_c = captioner.encode(pixels)
-        enc_err = max(enc_err, float(np.abs(k_ann - f_ann).max()))
-        enc_rel.append(float(np.abs(k_ann - f_ann).mean() / max(np.abs(k_ann).mean(), 1e-12)))
-        k_state = keras_step.initial_state(k_ann)
-        k_hyp = greedy_search(keras_step, k_state, m.start_id, m.end_id, max_length, captioner.suppress)[0]
-        f_hyp = captioner.search(f_ann, f_h, f_c, beam_size=1)[0]
+        k_tensors = encode(pixels)
+        f_state, f_memory = captioner.encode(pixels)
+        for name, f_value in {**dict(zip(names, f_state)), **f_memory}.items():
+            k_value = k_tensors[name].numpy()
+            enc_err = max(enc_err, float(np.abs(k_value - f_value).max()))
+            enc_rel.append(float(np.abs(k_value - f_value).mean() / max(np.abs(k_value).mean(), 1e-12)))
+        k_state, k_step = keras_step.bind(k_tensors)
+        k_hyp = greedy_search(k_step, k_state, m.start_id, m.end_id, max_length, captioner.suppress)[0]
+        f_hyp = captioner.search(f_state, f_memory, beam_size=1)[0]
         # Teacher-forced log-probabilities along the Keras caption.
-        f_step = TFLiteStep(captioner.step_signature, f_ann)
-        ks, fs = k_state, (f_h, f_c)
+        f_step = captioner.step_function(f_memory, attention=False)
+        ks, fs = k_state, f_state
         for token in [m.start_id] + k_hyp.tokens:
             tok = np.array([token], np.int32)
-            k_lp, ks, _ = keras_step(tok, ks)
+            k_lp, ks, _ = k_step(tok, ks)
             f_lp, fs, _ = f_step(tok, fs)
             top = np.argsort(-k_lp[0])[:10]
             lp_err.append(np.abs(k_lp[0, top] - f_lp[0, top]))

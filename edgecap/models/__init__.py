@@ -1,6 +1,22 @@
-"""Captioning models (Keras 3). Importing this package imports TensorFlow/Keras."""
+"""Captioning models (Keras 3), one folder per family, found by name in :mod:`edgecap.models.registry`.
 
-from edgecap.models.backbones import BackboneSpec, WeightsError, build_encoder, get_backbone, register_backbone
-from edgecap.models.show_attend_tell import ShowAttendTell, SoftAttentionDecoder
+Importing this package is light: the Keras classes load on first use, so config parsing and
+the registry work without TensorFlow.
+"""
 
-__all__ = ["BackboneSpec", "ShowAttendTell", "SoftAttentionDecoder", "WeightsError", "build_encoder", "get_backbone", "register_backbone"]
+import importlib
+
+_LAZY = {
+    "BackboneSpec": "edgecap.models.backbones", "WeightsError": "edgecap.models.backbones", "build_encoder": "edgecap.models.backbones",
+    "get_backbone": "edgecap.models.backbones", "register_backbone": "edgecap.models.backbones",
+    "StepwiseCaptioner": "edgecap.models.base",
+    "ShowAttendTell": "edgecap.models.show_attend_tell.model", "SoftAttentionDecoder": "edgecap.models.show_attend_tell.decoder",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgecap.models' has no attribute {name!r}")

@@ -17,6 +17,7 @@ import numpy as np
 from edgecap.decoding import NoRepeatNGram, beam_search, decoding_processors, greedy_search
 from edgecap.decoding.search import Hypothesis
 from edgecap.runtime import metadata as md
+from edgecap.runtime.contract import LOG_PROBS, TOKENS, ContractError, StepContract, infer_contract
 from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter
 from edgecap.runtime.preprocessing import ImageInput, load_image
 
@@ -33,6 +34,8 @@ class CaptionerOptions:
         num_results: n-best captions to return (<= beam_size).
         num_threads: interpreter CPU threads (None: backend default).
         backends: interpreter packages to try, in order.
+        return_attention: read each word's attention map back from the interpreter (False
+            saves that copy per step when only the words are wanted).
     """
 
     beam_size: int | None = None
@@ -42,6 +45,7 @@ class CaptionerOptions:
     num_results: int = 1
     num_threads: int | None = None
     backends: tuple[str, ...] = BACKENDS
+    return_attention: bool = True
 
     def __post_init__(self):
         if self.beam_size is not None and self.beam_size < 1:
@@ -65,7 +69,9 @@ class Caption:
         tokens: the words.
         token_ids: their vocabulary ids.
         log_prob: total log-probability in nats, ``<end>`` included.
-        attention: ``float32 (len(tokens), grid, grid)``, where the model looked for each word.
+        attention: ``float32 (len(tokens), *shape)`` with the shape the model declares (e.g.
+            ``(7, 7)``: where it looked for each word); ``(len(tokens), 0)`` when the model has
+            no attention output or it was not asked for.
     """
 
     text: str
@@ -101,29 +107,47 @@ class CaptionResult:
 
 
 class TFLiteStep:
-    """The ``decode_step`` signature as a :class:`edgecap.decoding.StepFunction` over ``(h, c)``.
+    """The ``decode_step`` signature as a :class:`edgecap.decoding.StepFunction` over the contract's state.
 
-    The annotation vectors of the image are set in the interpreter only when the number of
-    beams changes: all beams of one image share them.
+    One image's memory is bound to it and set in the interpreter on the first call only (a
+    ``per_beam`` memory is repeated to the number of beams then); each call passes the tokens
+    and state and reads back the log-probabilities, the new state and, if asked, the attention.
+
+    Args:
+        signature: the ``decode_step`` :class:`Signature`.
+        contract: the model's step contract.
+        memory: name → ``(1, *shape)`` array of each memory tensor.
+        attention: read the attention output back.
     """
 
-    def __init__(self, signature: Signature, annotations: np.ndarray):
+    def __init__(self, signature: Signature, contract: StepContract, memory: dict[str, np.ndarray], attention: bool = True):
         self.signature = signature
-        self.annotations = annotations  # (1, L, D)
+        self.state_names = contract.state_names
+        self.memory = memory
+        self.per_beam = {t.name for t in contract.memory if t.per_beam}
+        self.attention = contract.attention.output if attention and contract.attention is not None else None
+        self.outputs = [LOG_PROBS, *self.state_names] + ([self.attention] if self.attention else [])
         self._batch = -1
 
     def __call__(self, tokens: np.ndarray, state):
-        h, c = state
-        if tokens.shape[0] != self._batch:
+        inputs = dict(zip(self.state_names, state))
+        inputs[TOKENS] = tokens
+        if tokens.shape[0] != self._batch:  # first call, or another number of beams
             self._batch = tokens.shape[0]
-            out = self.signature(tokens=tokens, h=h, c=c, annotations=np.repeat(self.annotations, self._batch, axis=0))
-        else:
-            out = self.signature(tokens=tokens, h=h, c=c)
-        return out["log_probs"], (out["h"], out["c"]), out["alpha"]
+            inputs.update({n: np.repeat(v, self._batch, axis=0) if n in self.per_beam else v for n, v in self.memory.items()})
+        out = self.signature.run(inputs, self.outputs)
+        return out[LOG_PROBS], tuple(out[n] for n in self.state_names), out[self.attention] if self.attention else None
 
 
 class Captioner:
-    """Caption images with one edgecap ``.tflite`` file (encode + decode_step signatures)."""
+    """Caption images with one edgecap ``.tflite`` file (``encode`` + ``decode_step`` signatures).
+
+    Works from the step contract in the file's metadata alone, whatever the model family.
+
+    Raises:
+        ModelFileError: the interpreter refuses the model, or its signatures do not match the
+            declared contract (names ``source``).
+    """
 
     def __init__(self, model_content: bytes, metadata: md.ModelMetadata, options: CaptionerOptions | None = None, source: str = "<model>"):
         self.options = options or CaptionerOptions()
@@ -135,10 +159,22 @@ class Captioner:
             self.step_signature = Signature(self.interpreter, "decode_step")
         except ValueError as e:
             raise md.ModelFileError(f"{source}: the interpreter cannot load this model ({e})") from e
+        self.contract = self._contract()
         m = metadata
         self.vocabulary = m.vocabulary
         no_repeat = m.no_repeat_ngram_size if self.options.no_repeat_ngram_size is None else self.options.no_repeat_ngram_size
         self.suppress = decoding_processors(m.pad_id, m.start_id, m.end_id, m.unk_id, no_repeat)
+
+    def _contract(self) -> StepContract:
+        shapes = (self.encode_signature.output_shapes, self.step_signature.input_shapes, self.step_signature.output_shapes)
+        try:
+            contract = self.metadata.step_contract(self.source)
+            if contract is None:  # metadata format 1: read it off the signatures
+                contract = infer_contract(*shapes, grid=self.metadata.legacy_grid or None)
+            contract.check_signatures(*shapes, source=self.source)
+        except ContractError as e:
+            raise md.ModelFileError(str(e) if self.source in str(e) else f"{self.source}: {e}; re-export the model") from None
+        return contract
 
     @classmethod
     def from_file(cls, path: str | Path, options: CaptionerOptions | None = None) -> "Captioner":
@@ -151,32 +187,51 @@ class Captioner:
         data, meta = md.read_file(path)
         return cls(data, meta, options, str(path))
 
+    @classmethod
+    def from_preset(cls, name: str, options: CaptionerOptions | None = None) -> "Captioner":
+        """Load a built-in model by name (see ``edgecap models``).
+
+        Raises:
+            ValueError: no built-in model of that name (the message lists them).
+        """
+        from edgecap.runtime.presets import preset_path
+
+        return cls.from_file(preset_path(name), options)
+
     # --- stages ----------------------------------------------------------------------------
     def preprocess(self, image: ImageInput) -> np.ndarray:
         """Any photo → ``uint8 (1, S, S, 3)``. Raises ImageLoadError naming the file."""
         return load_image(image, self.metadata.image_size)[None]
 
-    def encode(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``uint8 (1, S, S, 3)`` → ``(annotations (1, L, D), h0 (1, H), c0 (1, H))``."""
+    def encode(self, pixels: np.ndarray) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
+        """``uint8 (1, S, S, 3)`` → ``(state, memory)``: the state tensors in contract order, each
+        ``(1, *shape)``, and the memory tensors by name."""
         out = self.encode_signature(image=pixels)
-        return out["annotations"], out["h"], out["c"]
+        return tuple(out[n] for n in self.contract.state_names), {n: out[n] for n in self.contract.memory_names}
 
-    def search(self, annotations: np.ndarray, h: np.ndarray, c: np.ndarray, beam_size: int | None = None) -> list[Hypothesis]:
-        """Greedy (beam 1) or beam search from encoded state; n-best hypotheses, best first."""
+    def step_function(self, memory: dict[str, np.ndarray], attention: bool | None = None) -> TFLiteStep:
+        """The ``decode_step`` signature with one image's memory bound (attention: default from the options)."""
+        return TFLiteStep(self.step_signature, self.contract, memory, self.options.return_attention if attention is None else attention)
+
+    def search(self, state: tuple, memory: dict[str, np.ndarray], beam_size: int | None = None) -> list[Hypothesis]:
+        """Greedy (beam 1) or beam search from one image's encoded state; n-best hypotheses, best first."""
         o, m = self.options, self.metadata
         k = beam_size or o.beam_size or m.beam_size
         max_length = o.max_length or m.max_length
         length_penalty = m.length_penalty if o.length_penalty is None else o.length_penalty
-        step = TFLiteStep(self.step_signature, annotations)
+        step = self.step_function(memory)
         if k == 1:
-            return greedy_search(step, (h, c), m.start_id, m.end_id, max_length, self.suppress)
-        return beam_search(step, (h, c), m.start_id, m.end_id, k, max_length, length_penalty, min(o.num_results, k), self.suppress)
+            return greedy_search(step, state, m.start_id, m.end_id, max_length, self.suppress)
+        return beam_search(step, state, m.start_id, m.end_id, k, max_length, length_penalty, min(o.num_results, k), self.suppress)
 
     def _to_caption(self, hyp: Hypothesis) -> Caption:
-        g = self.metadata.grid
         words = [self.vocabulary[i] for i in hyp.tokens]
-        attention = hyp.attention if hyp.attention is not None else np.zeros((0, g * g), np.float32)
-        return Caption(" ".join(words), words, list(hyp.tokens), hyp.log_prob, np.asarray(attention, np.float32).reshape(-1, g, g))
+        att = self.contract.attention
+        if hyp.attention is None or att is None:
+            attention = np.zeros((len(words), 0), np.float32)
+        else:
+            attention = np.asarray(hyp.attention, np.float32).reshape(-1, *att.shape)
+        return Caption(" ".join(words), words, list(hyp.tokens), hyp.log_prob, attention)
 
     # --- the one public mode ----------------------------------------------------------------
     def caption(self, image: ImageInput) -> CaptionResult:
@@ -188,9 +243,9 @@ class Captioner:
         t0 = time.perf_counter()
         pixels = self.preprocess(image)
         t1 = time.perf_counter()
-        annotations, h, c = self.encode(pixels)
+        state, memory = self.encode(pixels)
         t2 = time.perf_counter()
-        hyps = self.search(annotations, h, c)
+        hyps = self.search(state, memory)
         t3 = time.perf_counter()
         captions = [self._to_caption(hy) for hy in hyps]
         timings = {"preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}

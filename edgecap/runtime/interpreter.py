@@ -59,8 +59,9 @@ class Signature:
     """One signature of an interpreter, called with little Python work per call.
 
     Unlike the stock ``SignatureRunner``, inputs are resized (and tensors re-allocated) only
-    when their shape changes, and an input may be left out of a call to keep the value it
-    was last given (e.g. the annotation vectors during decoding).
+    when their shape changes, an input may be left out of a call to keep the value it was
+    last given (e.g. an image's memory during decoding), and only the outputs asked for are
+    read back.
 
     Args:
         interpreter: a TFLite ``Interpreter``.
@@ -77,7 +78,7 @@ class Signature:
         self.input_details = runner.get_input_details()
         self.output_details = runner.get_output_details()
         self._inputs = {name: d["index"] for name, d in self.input_details.items()}
-        self._outputs = [(name, d["index"]) for name, d in self.output_details.items()]
+        self._outputs = {name: d["index"] for name, d in self.output_details.items()}
         self._shapes: dict[str, tuple] = {}  # input shapes the interpreter is allocated for
         self._allocated = False
         self.invoke_seconds = 0.0  #: total time inside the interpreter's Invoke (for the benchmark)
@@ -86,12 +87,41 @@ class Signature:
         if self._wrapper is None or self._subgraph is None:  # pragma: no cover - other backends
             self._wrapper = None
 
+    def tensor_shape(self, index: int) -> list[int]:
+        """The allocated shape of tensor ``index`` of this signature's subgraph.
+
+        Raises:
+            NotImplementedError: the backend does not expose it.
+        """
+        if self._wrapper is None:  # pragma: no cover
+            raise NotImplementedError("this interpreter backend does not expose subgraph tensor shapes")
+        return [int(d) for d in self._wrapper.TensorSize(index, self._subgraph)]
+
+    @property
+    def input_shapes(self) -> dict[str, list[int]]:
+        """Input name → shape signature (-1 for a dynamic dimension)."""
+        return {n: [int(x) for x in d.get("shape_signature", d["shape"])] for n, d in self.input_details.items()}
+
+    @property
+    def output_shapes(self) -> dict[str, list[int]]:
+        """Output name → shape signature (-1 for a dynamic dimension)."""
+        return {n: [int(x) for x in d.get("shape_signature", d["shape"])] for n, d in self.output_details.items()}
+
     def __call__(self, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output; see :meth:`run`."""
+        return self.run(inputs)
+
+    def run(self, inputs: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Set ``inputs``, invoke, and read back ``outputs`` (default: all).
+
+        Raises:
+            ValueError: an input left out right after a shape change (it must be set again).
+        """
         if self._wrapper is None:  # pragma: no cover
             t0 = time.perf_counter()
             out = self.runner(**inputs)
             self.invoke_seconds += time.perf_counter() - t0
-            return out
+            return out if outputs is None else {n: out[n] for n in outputs}
         w, sg = self._wrapper, self._subgraph
         resized = False
         for name, value in inputs.items():
@@ -110,4 +140,5 @@ class Signature:
         t0 = time.perf_counter()
         w.Invoke(sg)
         self.invoke_seconds += time.perf_counter() - t0
-        return {name: w.GetTensor(index, sg) for name, index in self._outputs}
+        wanted = self._outputs if outputs is None else {n: self._outputs[n] for n in outputs}
+        return {name: w.GetTensor(index, sg) for name, index in wanted.items()}

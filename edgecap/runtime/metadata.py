@@ -4,6 +4,10 @@ Following the TFLite model-metadata convention for associated files, the flatbuf
 followed by a zip archive: the interpreter reads the flatbuffer and ignores the rest, and any
 zip reader (Python's ``zipfile``, Android's ``ZipInputStream``) finds the files. The archive
 holds ``edgecap.json`` (everything the runtime needs) and ``vocab.txt`` (one word a line).
+
+Format 2 declares the step contract (:mod:`edgecap.runtime.contract`): every state and memory
+tensor the signatures carry. Format 1 files (exported before it) still load: their contract
+is read off the signatures.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgecap.runtime.contract import ContractError, StepContract
+
 METADATA_NAME = "edgecap.json"
 VOCAB_NAME = "vocab.txt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Fields of format 1 that format 2 replaced by the step contract.
+_FORMAT1_ONLY = ("grid", "hidden_dim", "annotation_dim")
 
 
 class ModelFileError(ValueError):
@@ -29,13 +37,16 @@ class ModelMetadata:
 
     Attributes:
         name, version: model name and version string.
-        architecture: e.g. ``"show_attend_tell"``.
+        architecture: registry name of the model family, e.g. ``"show_attend_tell"``.
         quantization: ``"float32" | "float16" | "dynamic" | "int8"``.
         vocabulary: words in id order (``<pad> <start> <end> <unk>`` first).
         pad_id, start_id, end_id, unk_id: special token ids.
         image_size: encoder input side in pixels; the image input is ``uint8 (1, S, S, 3)``.
         normalization: the in-graph pixel normalisation (informative: it is inside the graph).
-        grid: attention grid side (L = grid²); hidden_dim: H; annotation_dim: D.
+        contract: the step contract as a dict (:meth:`StepContract.to_dict`); None in a
+            format 1 file, whose contract is read off its signatures (``legacy_grid`` is then
+            the side of its attention grid).
+        task: what the file does, e.g. ``"captioning"``.
         max_length: default most words per caption.
         beam_size, length_penalty, no_repeat_ngram_size: default decoding, as selected on the dev split.
         extra: free-form provenance (training run, dataset, metrics).
@@ -48,9 +59,8 @@ class ModelMetadata:
     vocabulary: list[str]
     image_size: int
     normalization: str
-    grid: int
-    hidden_dim: int
-    annotation_dim: int
+    contract: dict | None = None
+    task: str = "captioning"
     pad_id: int = 0
     start_id: int = 1
     end_id: int = 2
@@ -61,15 +71,36 @@ class ModelMetadata:
     no_repeat_ngram_size: int = 0
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+    legacy_grid: int = 0
+
+    def step_contract(self, source: str = "<model>") -> StepContract | None:
+        """The declared :class:`StepContract` (None for a format 1 file).
+
+        Raises:
+            ModelFileError: a malformed declaration (names ``source``).
+        """
+        if self.contract is None:
+            return None
+        try:
+            return StepContract.from_dict(self.contract, source)
+        except ContractError as e:
+            raise ModelFileError(str(e)) from None
 
 
 def pack(model_bytes: bytes, metadata: ModelMetadata) -> bytes:
     """Append the metadata archive to a TFLite flatbuffer."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(METADATA_NAME, json.dumps(asdict(metadata), ensure_ascii=False, indent=1))
+        fields = {k: v for k, v in asdict(metadata).items() if k != "legacy_grid"}
+        zf.writestr(METADATA_NAME, json.dumps(fields, ensure_ascii=False, indent=1))
         zf.writestr(VOCAB_NAME, "\n".join(metadata.vocabulary) + "\n")
     return model_bytes + buf.getvalue()
+
+
+def flatbuffer(data: bytes) -> bytes:
+    """The TFLite flatbuffer of a packed file: everything before the metadata archive."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return data[: min(info.header_offset for info in zf.infolist())]
 
 
 def _is_tflite(data: bytes) -> bool:
@@ -93,6 +124,11 @@ def read(data: bytes, source: str = "<model>") -> ModelMetadata:
         raise ModelFileError(f"{source}: corrupt edgecap metadata ({e})") from e
     if raw.get("format_version", 0) > FORMAT_VERSION:
         raise ModelFileError(f"{source}: metadata format {raw.get('format_version')} is newer than this edgecap understands ({FORMAT_VERSION}); upgrade edgecap")
+    if raw.get("format_version", 0) < 2:  # exported before the step contract
+        legacy = {k: raw.pop(k, None) for k in _FORMAT1_ONLY}
+        raw["legacy_grid"] = int(legacy["grid"] or 0)
+    elif not isinstance(raw.get("contract"), dict):
+        raise ModelFileError(f"{source}: edgecap metadata without a step contract; re-export the model with 'edgecap export'")
     try:
         return ModelMetadata(**raw)
     except TypeError as e:

@@ -11,37 +11,50 @@ from edgecap.decoding.search import Hypothesis
 
 
 class KerasStep:
-    """Compiled decoder step over the state ``(h, c, features, keys)``.
+    """Any :class:`edgecap.models.base.StepwiseCaptioner` as a compiled step function.
 
-    What :meth:`SoftAttentionDecoder.prepare` computes from the annotation vectors is carried
-    in the state, so it is computed once per image instead of once per step (the TFLite
-    signature recomputes it).
+    ``state, step = KerasStep(model).start(annotations)`` computes the state and memory of a
+    batch of images once; ``step`` (a :class:`edgecap.decoding.StepFunction`) has the memory
+    bound, so the search reorders only the state. Memory with B rows serves a batch decoded
+    greedily; beam search of one image repeats the state, and the memory's single row is
+    shared by the beams.
     """
 
     def __init__(self, model):
-        decoder = model.decoder
+        self.model = model
+        self.contract = model.step_contract()
 
         @tf.function(reduce_retracing=True)
-        def _init(annotations):
-            annotations = tf.cast(annotations, tf.float32)
-            h, c = decoder.initial_state(annotations)
-            return (h, c, *decoder.prepare(annotations))
+        def _start(annotations):
+            return model.start(tf.cast(annotations, tf.float32))
 
         @tf.function(reduce_retracing=True)
-        def _step(tokens, h, c, features, keys):
-            logits, h, c, alpha = decoder.step(tokens, h, c, features, keys, training=False)
-            return tf.nn.log_softmax(tf.cast(logits, tf.float32)), h, c, alpha
+        def _step(tokens, state, memory):
+            log_probs, state, attention = model.decode_step(tokens, state, memory)
+            return log_probs, state, attention
 
-        self._init, self._step = _init, _step
+        self._start, self._step = _start, _step
 
-    def initial_state(self, annotations: np.ndarray) -> tuple:
-        """``(B, L, D)`` annotation vectors → state tuple of numpy arrays."""
-        return tuple(t.numpy() for t in self._init(annotations))
+    def start(self, annotations: np.ndarray) -> tuple[tuple, "BoundKerasStep"]:
+        """``(B, L, D)`` annotation vectors → ``(state tuple of numpy arrays, step function)``."""
+        return self.bind(self._start(annotations))
+
+    def bind(self, tensors: dict) -> tuple[tuple, "BoundKerasStep"]:
+        """What ``model.start``/``model.encode`` returned → ``(state tuple, step function)``."""
+        state = tuple(tensors[n].numpy() for n in self.contract.state_names)
+        memory = {n: tensors[n] for n in self.contract.memory_names}
+        return state, BoundKerasStep(self, memory)
+
+
+class BoundKerasStep:
+    """One batch's step function: the memory is fixed, the state flows through the search."""
+
+    def __init__(self, step: KerasStep, memory: dict):
+        self._step, self._names, self.memory = step._step, step.contract.state_names, memory
 
     def __call__(self, tokens, state):
-        h, c, features, keys = state
-        log_probs, h, c, alpha = self._step(tokens, h, c, features, keys)
-        return log_probs.numpy(), (h.numpy(), c.numpy(), features, keys), alpha.numpy()
+        log_probs, new_state, attention = self._step(tf.constant(tokens, tf.int32), dict(zip(self._names, state)), self.memory)
+        return log_probs.numpy(), tuple(new_state[n].numpy() for n in self._names), None if attention is None else attention.numpy()
 
 
 def cached_annotations(model, features: np.ndarray, batch_size: int = 200) -> np.ndarray:
@@ -54,7 +67,7 @@ def cached_annotations(model, features: np.ndarray, batch_size: int = 200) -> np
 
 
 def caption_features(step: KerasStep, features: np.ndarray, vocab: Vocabulary, beam_size: int = 1, length_penalty: float = 0.0, max_length: int = 20, batch_size: int = 200, progress: bool = False, no_repeat_ngram_size: int = 0) -> list[Hypothesis]:
-    """Decode a caption for every row of cached annotation vectors ``(N, L, D)``.
+    """Decode a caption for every row of annotation vectors ``(N, L, D)`` (``step``: a :class:`KerasStep`).
 
     Greedy search runs ``batch_size`` images at once; beam search one image at a time.
     ``no_repeat_ngram_size``: see :class:`edgecap.decoding.NoRepeatNGram`.
@@ -65,9 +78,9 @@ def caption_features(step: KerasStep, features: np.ndarray, vocab: Vocabulary, b
     out: list[Hypothesis] = []
     chunk = batch_size if beam_size == 1 else 1
     for start in tqdm(range(0, len(features), chunk), disable=not progress, desc=f"decoding (beam {beam_size})", unit="batch" if chunk > 1 else "img"):
-        state = step.initial_state(np.asarray(features[start : start + chunk], np.float32))
+        state, bound = step.start(np.asarray(features[start : start + chunk], np.float32))
         if beam_size == 1:
-            out += greedy_search(step, state, vocab.start_id, vocab.end_id, max_length, suppress)
+            out += greedy_search(bound, state, vocab.start_id, vocab.end_id, max_length, suppress)
         else:
-            out += beam_search(step, state, vocab.start_id, vocab.end_id, beam_size, max_length, length_penalty, 1, suppress)
+            out += beam_search(bound, state, vocab.start_id, vocab.end_id, beam_size, max_length, length_penalty, 1, suppress)
     return out

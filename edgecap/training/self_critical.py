@@ -10,7 +10,8 @@ K − 1 samples, and the REINFORCE (Williams 1992) estimate of the gradient of `
 
 with ``N`` the number of sampled words. It starts from a teacher-forced run
 (``train.init_from``) and changes only the training objective: the model, and so the exported
-``decode_step``, is the same.
+``decode_step``, is the same. It works for any captioner of the step contract
+(:func:`self_critical`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from edgecap.data.vocabulary import Vocabulary, tokenize
-from edgecap.models import ShowAttendTell
 
 
 class _Frequencies(dict):
@@ -103,8 +103,20 @@ def leave_one_out_advantage(rewards: tf.Tensor, num_samples: int) -> tf.Tensor:
     return tf.reshape(r - baseline, (-1,))
 
 
-class SelfCriticalShowAttendTell(ShowAttendTell):
-    """:class:`ShowAttendTell` whose ``train_step`` is SCST; weights are interchangeable with it.
+def self_critical(model):
+    """``model`` (any built :class:`edgecap.models.base.StepwiseCaptioner`) with SCST as its ``train_step``.
+
+    The model's class is extended by :class:`SelfCritical` in place: its variables, and so its
+    checkpoints, stay the same.
+    """
+    cls = type(model)
+    if not isinstance(model, SelfCritical):
+        model.__class__ = type(f"SelfCritical{cls.__name__}", (SelfCritical, cls), {})
+    return model
+
+
+class SelfCritical:
+    """Mixin: SCST ``train_step`` over the step contract (``start``/``step`` and teacher-forced ``call``).
 
     ``fit`` takes batches ``(annotations float16 (B, L, D), image_index int32 (B,))`` (see
     :func:`edgecap.data.pipeline.image_dataset`); call :meth:`configure_self_critical` first.
@@ -132,15 +144,14 @@ class SelfCriticalShowAttendTell(ShowAttendTell):
     def sample(self, annotations):
         """K captions per image by ancestral sampling: ``int32 (B*K, T+1)`` = ``<start> w1 .. <end> <pad>..``."""
         v = self.vocab
-        annotations = tf.repeat(tf.cast(annotations, self.compute_dtype), self.num_samples, axis=0)  # (N, L, D)
-        h, c = self.decoder.initial_state(annotations)
-        features, keys = self.decoder.prepare(annotations)
+        annotations = tf.repeat(self.annotate(annotations), self.num_samples, axis=0)  # (N, L, D)
+        state, memory = self.split(self.start(annotations))
         tokens = tf.fill(tf.shape(annotations)[:1], v.start_id)  # (N,)
         done = tf.zeros_like(tokens, tf.bool)
         words = [tokens]
         step_seed = tf.cast(self.optimizer.iterations, tf.int32) * (self.max_length + 1)
         for t in range(self.max_length + 1):
-            logits, h, c, _ = self.decoder.step(tokens, h, c, features, keys, training=False)
+            logits, state, _ = self.step(tokens, state, memory, training=False)
             logits = tf.cast(logits, tf.float32) + self.suppress  # (N, V)
             seed = tf.stack([tf.constant(self.sample_seed, tf.int32), step_seed + t])
             tokens = tf.cast(tf.random.stateless_categorical(logits, 1, seed)[:, 0], tf.int32)

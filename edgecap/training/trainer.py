@@ -15,7 +15,6 @@ same directory continues from the last finished epoch.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -57,17 +56,22 @@ class SplitData:
 
 
 def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None, objective: str = "cross_entropy"):
-    """The configured captioner, built; for ``objective="self_critical"`` its SCST variant (same weights)."""
-    from edgecap.models import ShowAttendTell
+    """The configured captioner (``model.architecture`` from the registry), built; for
+    ``objective="self_critical"`` its SCST variant, with the same weights."""
+    from edgecap.models import registry
 
-    if cfg.model.architecture != "show_attend_tell":
-        raise ConfigError(f"model.architecture {cfg.model.architecture!r} is not available yet; use 'show_attend_tell'")
-    cls = ShowAttendTell
+    try:
+        arch = registry.get(cfg.model.architecture)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    problems = cfg.model.validate()
+    if problems:
+        raise ConfigError("; ".join(problems))
+    model = arch.build(cfg.model, vocab_size, encoder_weights, cfg.train)
     if objective == "self_critical":
-        from edgecap.training.self_critical import SelfCriticalShowAttendTell as cls
-    m = cfg.model
-    model = cls(vocab_size, m.backbone, encoder_weights if encoder_weights is not None else m.encoder_weights, m.embedding_dim, m.hidden_dim, m.attention_dim, m.dropout, m.context_dropout, cfg.train.doubly_stochastic, m.projection_dim, m.fine_tune_from)
-    model.build()
+        from edgecap.training.self_critical import self_critical
+
+        model = self_critical(model)
     return model
 
 
@@ -219,11 +223,32 @@ def _initial_run(cfg: Config) -> Path | None:
     for name in (CONFIG, VOCAB, BEST):
         if not (init / name).is_file():
             raise RunError(f"{init / name}: missing; train.init_from must be an edgecap run directory")
-    theirs = Config.load(init / CONFIG).model
-    ours = dataclasses.replace(cfg.model, encoder_weights=theirs.encoder_weights, fine_tune_from=theirs.fine_tune_from)
-    if ours != theirs:
-        raise RunError(f"{init / CONFIG}: its [model] differs from this run's; train.init_from needs the same architecture and sizes (model.fine_tune_from may differ)")
+    if Config.load(init / CONFIG).model.architecture != cfg.model.architecture:
+        raise RunError(f"{init / CONFIG}: another model.architecture than this run's; train.init_from needs the same family")
     return init
+
+
+def warm_start(model, init: Path) -> None:
+    """Copy the weights of run ``init``'s best checkpoint into ``model``, layer by layer.
+
+    The two configs may differ in what does not shape a weight (dropout, ``fine_tune_from``,
+    soft or hard attention); each of ``model``'s layers (encoder, decoder) must have its
+    counterpart in ``init``, weight for weight. Variables of the model itself (hard attention's
+    REINFORCE baseline) keep their initial values.
+
+    Raises:
+        RunError: a layer or weight without its counterpart, or of another shape (named).
+    """
+    _, _, source = load_run(init)
+    if [type(x).__name__ for x in model.layers] != [type(x).__name__ for x in source.layers]:
+        raise RunError(f"{init / BEST}: its layers {[x.name for x in source.layers]} differ from this model's {[x.name for x in model.layers]}")
+    for ours, theirs in zip(model.layers, source.layers):
+        if len(ours.weights) != len(theirs.weights):
+            raise RunError(f"{init / BEST}: layer {theirs.name} has {len(theirs.weights)} weights, this model's {len(ours.weights)}; train.init_from needs a run of the same sizes")
+        for v, w in zip(ours.weights, theirs.weights):
+            if tuple(v.shape) != tuple(w.shape):
+                raise RunError(f"{init / BEST}: weight {w.path} has shape {tuple(w.shape)}, this model's {tuple(v.shape)}; train.init_from needs a run of the same sizes")
+            v.assign(w.value)
 
 
 def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
@@ -293,7 +318,7 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     with strategy.scope():
         model = build_model(cfg, len(vocab), objective=t.objective)  # frozen encoder layers: training reads their cached output
         if init:  # before compiling: the optimizer starts afresh
-            model.load_weights(init / BEST)
+            warm_start(model, init)
             print(f"starting from {init / BEST}")
         if self_critical:
             from edgecap.training.self_critical import CorpusCiderD

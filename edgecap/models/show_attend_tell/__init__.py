@@ -1,4 +1,5 @@
-from edgecap.models.show_attend_tell.decoder import SoftAttentionDecoder
-from edgecap.models.show_attend_tell.model import ShowAttendTell
+"""Show, Attend and Tell (Xu et al., ICML 2015): soft and hard attention.
 
-__all__ = ["ShowAttendTell", "SoftAttentionDecoder"]
+``config.py`` (the ``[model]`` dataclass, no TensorFlow), ``decoder.py`` (the attention LSTM
+written as one step), ``model.py`` (encoder + decoder behind the step contract).
+"""

@@ -1,9 +1,13 @@
-"""Show, Attend and Tell soft-attention decoder, written as a single step.
+"""Show, Attend and Tell attention decoder, written as a single step.
 
 Xu et al., "Show, Attend and Tell: Neural Image Caption Generation with Visual Attention",
 ICML 2015. Equation numbers refer to the arXiv v3 paper. Training unrolls :meth:`step`
 with teacher forcing; export wraps the very same :meth:`step` as the ``decode_step``
 signature, so the step that is trained is the step that runs on the device.
+
+What depends only on the image (the projected annotation vectors and the attention keys
+``W_a a_i + b``) is computed once by :meth:`start`, the memory of the step contract; a step
+does only the work of one word.
 
 Every sum of projections uses one Dense per input (never one Dense over a concatenation),
 so that full-integer quantization gives each input its own scale.
@@ -14,9 +18,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+#: How a step turns α_t into the context ẑ_t.
+CONTEXTS = ("soft", "sample", "argmax")
+
 
 class SoftAttentionDecoder(keras.layers.Layer):
-    """LSTM decoder with deterministic soft attention (Xu et al. 2015, §3.1.2, §4.2).
+    """LSTM decoder with attention (Xu et al. 2015, §3.1.2, §4).
 
     Args:
         vocab_size: V, output words including the 4 special tokens.
@@ -30,6 +37,9 @@ class SoftAttentionDecoder(keras.layers.Layer):
             ``a_i`` (``W_a a_i``, ``ẑ_t = Σ α a_i`` into the LSTM and deep output, the init
             MLPs' first layer), so this is a rank-P factorisation of those weights: it frees
             parameters for a larger H under the int8 size budget.
+
+    Raises:
+        ValueError: a size < 1 or a rate outside [0, 1).
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, projection_dim: int = 0, **kwargs):
@@ -67,41 +77,51 @@ class SoftAttentionDecoder(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim, "attention_dim": self.attention_dim, "dropout": self.dropout_rate, "context_dropout": self.context_dropout_rate, "projection_dim": self.projection_dim}
 
-    def initial_state(self, annotations):
-        """``(B, L, D)`` annotation vectors → ``h0, c0`` each ``(B, H)``."""
-        mean = ops.mean(annotations, axis=1)  # (B, D)
-        if self.projection is not None:
-            mean = self.projection(mean)  # P mean(a) = mean(P a)  (B, P)
-        return self.init_h(mean), self.init_c(mean)
+    @property
+    def feature_dim(self) -> int | None:
+        """F: size of each memory feature vector (P, or D when there is no projection)."""
+        return self.projection_dim or None
 
-    def prepare(self, annotations):
-        """What is constant over the steps of one caption.
+    def start(self, annotations):
+        """What is constant over the steps of one caption, and the initial state.
+
+        Args:
+            annotations: ``(B, L, D)`` annotation vectors a_i.
 
         Returns:
-            ``features (B, L, F)``: the annotation vectors, or ``P a_i`` (F = projection_dim);
-            ``keys (B, L, A)``: ``W_a features_i + b`` of the attention MLP.
+            ``h0, c0 (B, H)`` (f_init of the mean annotation, §3.1.2); ``features (B, L, F)``:
+            the annotation vectors, or ``P a_i`` (F = projection_dim); ``keys (B, L, A)``:
+            ``W_a features_i + b`` of the attention MLP (eq. 4).
         """
         features = annotations if self.projection is None else self.projection(annotations)
-        return features, self.att_annotations(features)
+        mean = ops.mean(features, axis=1)  # (B, F); P mean(a) = mean(P a)
+        return self.init_h(mean), self.init_c(mean), features, self.att_annotations(features)
 
-    def step(self, tokens, h, c, features, keys, training=False):
+    def attend(self, h, keys):
+        """α_t = softmax_i(w^T tanh(W_a a_i + b + U_a h_{t-1}))  (eqs. 4-5): ``(B, L)``; keys may have 1 row."""
+        scores = self.att_score(ops.tanh(keys + self.att_hidden(h)[:, None, :]))  # (B, L, 1)
+        return ops.softmax(scores[..., 0], axis=-1)
+
+    def step(self, tokens, h, c, features, keys, weights=None, training=False):
         """One decoding step.
 
         Args:
             tokens: ``int32 (B,)`` previous words y_{t-1}.
             h, c: ``float32 (B, H)`` LSTM hidden state and memory.
-            features, keys: from :meth:`prepare` (computed once per image when unrolling).
+            features, keys: from :meth:`start`, with B or 1 rows (1: shared by B beams).
+            weights: optional ``(alpha (B, L)) -> (B, L)``: the location weights that make the
+                context (default α itself: soft attention, eq. 13). Hard attention passes a
+                sampled or arg-max one-hot location (eq. 8-9).
             training: enables dropout.
 
         Returns:
-            ``(logits (B, V), h (B, H), c (B, H), alpha (B, L))``; logits are unnormalised
-            log-probabilities of y_t.
+            ``(logits (B, V), h (B, H), c (B, H), alpha (B, L), used (B, L))``; logits are
+            unnormalised log-probabilities of y_t, ``used`` the weights the context was made with.
         """
         emb = self.embedding(tokens)  # (B, m)
-        # α_t = softmax_i(f_att(a_i, h_{t-1}))  (eqs. 4-5)
-        scores = self.att_score(ops.tanh(keys + self.att_hidden(h)[:, None, :]))  # (B, L, 1)
-        alpha = ops.softmax(scores[..., 0], axis=-1)  # (B, L)
-        context = ops.sum(alpha[..., None] * features, axis=1)  # ẑ_t (B, F), eq. 6 (soft)
+        alpha = self.attend(h, keys)  # (B, L)
+        used = alpha if weights is None else weights(alpha)
+        context = ops.sum(used[..., None] * features, axis=1)  # ẑ_t (B, F), eq. 6
         context = self.context_drop(context, training=training)
         gated = self.gate(h) * context  # β_t ẑ_t (B, F)
         # LSTM (eq. 1), gate order i, f, o, g.
@@ -112,7 +132,4 @@ class SoftAttentionDecoder(keras.layers.Layer):
         # Deep output layer (eq. 7), tanh as in the authors' code.
         deep = ops.tanh(emb + self.out_hidden(h) + self.out_context(context))  # (B, m)
         logits = self.out_words(self.drop(deep, training=training))  # (B, V)
-        return logits, h, c, alpha
-
-    def call(self, tokens, h, c, annotations, training=False):
-        return self.step(tokens, h, c, *self.prepare(annotations), training=training)
+        return logits, h, c, alpha, used

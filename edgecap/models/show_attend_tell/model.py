@@ -1,108 +1,159 @@
-"""The Show, Attend and Tell captioner: encoder + soft-attention decoder step."""
+"""The Show, Attend and Tell captioner behind the step contract: soft or hard attention."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
 
-from edgecap.models.backbones import build_encoder, encoder_head_layers, get_backbone
+from edgecap.models.base import StepwiseCaptioner
+from edgecap.models.show_attend_tell.config import ShowAttendTellConfig
 from edgecap.models.show_attend_tell.decoder import SoftAttentionDecoder
+from edgecap.runtime.contract import AttentionDecl, StepContract, TensorDecl
 
 
-class ShowAttendTell(keras.Model):
-    """Xu et al. 2015 soft-attention captioner.
+class ShowAttendTell(StepwiseCaptioner):
+    """Xu et al. 2015 captioner.
 
-    Called on ``{"annotations": float (B, L, D), "captions": int32 (B, T+1)}`` (cached
-    features; with ``fine_tune_from`` the cached output grid of the frozen layers, see
-    :meth:`annotate`) or ``{"images": uint8 (B, S, S, 3), "captions": ...}`` it unrolls the decoder
-    step over the caption with teacher forcing and returns logits ``float32 (B, T, V)`` for
-    ``captions[:, 1:]``. While training it adds the doubly stochastic attention penalty
-    ``λ Σ_i (1 − Σ_t α_ti)²`` (Xu et al. eq. 14) to ``self.losses``, divided by the number of
-    target words in the batch: the cross-entropy is a per-word mean, so this keeps the paper's
-    balance between the caption's negative log-likelihood and the penalty.
+    Step contract: state ``h``, ``c`` ``(H,)``; memory ``features (L, F)`` (the annotation
+    vectors, projected when ``projection_dim`` > 0) and ``keys (L, A)`` (``W_a a_i + b``);
+    attention ``alpha`` over the ``g × g`` grid.
+
+    Training (teacher forcing) adds the doubly stochastic attention penalty
+    ``λ Σ_i (1 − Σ_t α_ti)²`` (eq. 14) to ``self.losses``, divided by the number of target
+    words in the batch: the cross-entropy is a per-word mean, so this keeps the paper's balance
+    between the caption's negative log-likelihood and the penalty.
+
+    With ``attention="hard"`` (§4.1) each training step samples a location
+    ``s_t ~ Multinoulli(α_t)`` and uses ``ẑ_t = a_{s_t}``, except for the images (drawn with
+    probability ``expected_context_prob``, per image) that use the expected context
+    ``Σ α a_i``; the loss adds the REINFORCE terms of eq. 12 for the sampled images:
+    ``−λ_r (log p(y|s,a) − b) Σ_t log α_{t,s_t} − λ_e Σ_t H[α_t]``, with ``b`` a moving
+    average of ``log p(y|s,a)`` (decay ``baseline_decay``, bias-corrected as in Adam).
+    Decoding uses the expected context (as the authors' sampler does) or, with
+    ``hard_decoding="argmax"``, the most probable location; ``alpha`` is then that one-hot map.
 
     Args:
         vocab_size: V.
-        backbone: encoder registry name.
-        encoder_weights: see :func:`edgecap.models.backbones.build_encoder`.
-        embedding_dim, hidden_dim, attention_dim, dropout, context_dropout, projection_dim: see :class:`SoftAttentionDecoder`.
-        doubly_stochastic: λ (0 disables the penalty).
-        fine_tune_from: name of the first backbone layer trained with the decoder (e.g.
-            ``"block_16_expand"``, see :func:`edgecap.models.backbones.encoder_head_layers`);
-            ``""`` keeps the whole encoder frozen (the paper).
+        config: the ``[model]`` section (:class:`ShowAttendTellConfig`).
+        encoder_weights: overrides ``config.encoder_weights``.
+        doubly_stochastic: λ of eq. 14 (0 disables the penalty).
 
     Raises:
-        ValueError: unknown backbone, or a ``fine_tune_from`` that cannot split it.
+        ValueError: unknown backbone, a ``fine_tune_from`` that cannot split it, or a bad config value.
     """
 
-    def __init__(self, vocab_size: int, backbone: str = "mobilenet_v2", encoder_weights: str | None = "imagenet", embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, doubly_stochastic: float = 1.0, projection_dim: int = 0, fine_tune_from: str = "", **kwargs):
-        super().__init__(**kwargs)
-        self.spec = get_backbone(backbone)
-        self.encoder = build_encoder(backbone, encoder_weights)
-        self.encoder.trainable = False
-        self.fine_tune_from = fine_tune_from
-        if fine_tune_from:
-            for layer in encoder_head_layers(self.encoder, fine_tune_from):
-                layer.trainable = True  # BatchNorm layers still normalise with their ImageNet statistics (called with training=False)
-        self.decoder = SoftAttentionDecoder(vocab_size, embedding_dim, hidden_dim, attention_dim, dropout, context_dropout, projection_dim, name="decoder")
+    def __init__(self, vocab_size: int, config: ShowAttendTellConfig | None = None, encoder_weights: str | None = None, doubly_stochastic: float = 1.0, **kwargs):
+        config = config or ShowAttendTellConfig()
+        problems = config.validate()
+        if problems:
+            raise ValueError("; ".join(problems))
+        super().__init__(vocab_size, config.backbone, config.encoder_weights if encoder_weights is None else encoder_weights, config.fine_tune_from, **kwargs)
+        self.config = config
+        c = config
+        self.decoder = SoftAttentionDecoder(vocab_size, c.embedding_dim, c.hidden_dim, c.attention_dim, c.dropout, c.context_dropout, c.projection_dim, name="decoder")
         self.doubly_stochastic = doubly_stochastic
+        self.hard = c.attention == "hard"
+        if self.hard:
+            self.seeds = keras.random.SeedGenerator(0, name="location_sampler")
+            # Moving average of log p(y|s,a) and the number of updates (for the bias correction).
+            self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False, name="reinforce_baseline", aggregation="mean")
+            self.baseline_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, name="reinforce_baseline_updates", aggregation="only_first_replica")
 
-    def build(self, input_shape=None) -> None:
-        """Create every variable (call before loading weights)."""
-        annotations = ops.zeros((1, self.spec.num_locations, self.spec.dim))
-        h, c = self.decoder.initial_state(annotations)
-        self.decoder.step(ops.zeros((1,), "int32"), h, c, *self.decoder.prepare(annotations))
-        self.decoder.built = self.built = True
+    def step_contract(self) -> StepContract:
+        d, s = self.decoder, self.spec
+        F = d.projection_dim or s.dim
+        return StepContract(
+            (TensorDecl("h", (d.hidden_dim,), "state"), TensorDecl("c", (d.hidden_dim,), "state"),
+             TensorDecl("features", (s.num_locations, F), "memory"), TensorDecl("keys", (s.num_locations, d.attention_dim), "memory")),
+            AttentionDecl("alpha", (s.grid, s.grid), "grid"),
+        )
 
-    def _head_layers(self) -> list:
-        # Looked up on each use, not kept as an attribute: an attribute would save the encoder's
-        # layers a second time in checkpoints, under another name.
-        return encoder_head_layers(self.encoder, self.fine_tune_from) if self.fine_tune_from else []
+    def start(self, annotations, training: bool = False) -> dict:
+        h, c, features, keys = self.decoder.start(annotations)
+        return {"h": h, "c": c, "features": features, "keys": keys}
 
-    def annotate(self, features):
-        """Cached features → annotation vectors ``(B, L, D)``.
+    def step(self, tokens, state: dict, memory: dict, training: bool = False):
+        weights = self._argmax_location if self.hard and self.config.hard_decoding == "argmax" else None
+        logits, h, c, alpha, used = self.decoder.step(tokens, state["h"], state["c"], memory["features"], memory["keys"], weights, training=training)
+        return logits, {"h": h, "c": c}, used
 
-        The cache holds the annotation vectors themselves when the encoder is frozen; with
-        ``fine_tune_from`` it holds the grid ``(B, g, g, C)`` entering that layer, and the
-        trainable layers from there on are applied here.
-        """
-        x = ops.cast(features, self.compute_dtype)
-        if not self.fine_tune_from:
-            return x
-        for layer in self._head_layers():
-            x = layer(x, training=False)
-        return ops.reshape(x, (-1, self.spec.num_locations, self.spec.dim))  # (B, L, D)
+    @staticmethod
+    def _argmax_location(alpha):
+        """One-hot of the most probable location (ties share the weight equally)."""
+        top = ops.cast(alpha >= ops.max(alpha, axis=-1, keepdims=True), alpha.dtype)
+        return top / ops.sum(top, axis=-1, keepdims=True)
 
-    def encode(self, images):
-        """``uint8 (B, S, S, 3)`` → ``(annotations (B, L, D), h0 (B, H), c0 (B, H))``."""
-        annotations = self.encoder(images, training=False)
-        h, c = self.decoder.initial_state(annotations)
-        return annotations, h, c
-
-    def decode_step(self, tokens, h, c, annotations):
-        """Inference step: ``(log_probs (B, V), h, c, alpha (B, L))``; see :meth:`SoftAttentionDecoder.step`."""
-        logits, h, c, alpha = self.decoder.step(tokens, h, c, *self.decoder.prepare(annotations), training=False)
-        return ops.log_softmax(ops.cast(logits, "float32"), axis=-1), h, c, alpha
-
+    # --- training ------------------------------------------------------------------------------
     def call(self, inputs, training=False):
-        if "annotations" in inputs:
-            annotations = self.annotate(inputs["annotations"])
-        else:
-            annotations = self.encoder(inputs["images"], training=False)
+        if not (self.hard and training):
+            return super().call(inputs, training)
+        return self._hard_attention_call(inputs)
+
+    def sequence_loss(self, logits, attentions: list, captions) -> None:
+        self._doubly_stochastic_penalty(attentions, captions)
+
+    def _doubly_stochastic_penalty(self, alphas: list, captions) -> None:
+        if self.doubly_stochastic <= 0:
+            return
+        mask = ops.cast(captions[:, 1:] != 0, "float32")  # (B, T)
+        coverage = ops.sum(ops.cast(ops.stack(alphas, axis=1), "float32") * mask[..., None], axis=1)  # Σ_t α_ti (B, L)
+        penalty = ops.sum((1.0 - coverage) ** 2)  # Σ_b Σ_i (1 − Σ_t α_ti)²
+        # Per target word, like the cross-entropy, so λ keeps the paper's per-caption balance.
+        self.add_loss(self.doubly_stochastic * penalty / ops.maximum(ops.sum(mask), 1.0))
+
+    def _hard_attention_call(self, inputs):
+        """Teacher forcing with sampled locations and the REINFORCE terms of Xu et al. eq. 12."""
+        c = self.config
+        annotations = self.annotate(inputs["annotations"]) if "annotations" in inputs else self.encoder(inputs["images"], training=False)
         captions = ops.cast(inputs["captions"], "int32")  # (B, T+1)
-        h, c = self.decoder.initial_state(annotations)
-        features, keys = self.decoder.prepare(annotations)  # once per caption
-        logits, alphas = [], []
-        steps = captions.shape[1] - 1
-        for t in range(steps):  # teacher forcing: feed the reference word y_{t-1}
-            out, h, c, alpha = self.decoder.step(captions[:, t], h, c, features, keys, training=training)
-            logits.append(out)
+        state, memory = self.split(self.start(annotations, training=True))
+        batch = ops.shape(captions)[0]
+        expected = ops.cast(keras.random.uniform((batch, 1), seed=self.seeds) < c.expected_context_prob, "float32")  # (B, 1), per image
+        log_p_locations, entropies, logits, alphas = [], [], [], []
+
+        def sample(alpha):  # (B, L) → one-hot s_t, or α itself for the images that use the expectation
+            alpha32 = ops.cast(alpha, "float32")
+            log_alpha = ops.log(ops.maximum(alpha32, 1e-8))
+            s = keras.random.categorical(log_alpha, 1, seed=self.seeds)[:, 0]  # (B,)
+            one_hot = ops.one_hot(s, ops.shape(alpha)[-1])  # (B, L)
+            log_p_locations.append(ops.sum(one_hot * log_alpha, axis=-1))  # log p(s_t | a)  (B,)
+            entropies.append(-ops.sum(alpha32 * log_alpha, axis=-1))  # H[α_t]  (B,)
+            return ops.cast(expected * alpha32 + (1.0 - expected) * ops.stop_gradient(one_hot), alpha.dtype)
+
+        for t in range(captions.shape[1] - 1):
+            logits_t, h, c_, alpha, _ = self.decoder.step(captions[:, t], state["h"], state["c"], memory["features"], memory["keys"], sample, training=True)
+            state = {"h": h, "c": c_}
+            logits.append(logits_t)
             alphas.append(alpha)
         logits = ops.stack(logits, axis=1)  # (B, T, V)
-        if training and self.doubly_stochastic > 0:
-            mask = ops.cast(captions[:, 1:] != 0, "float32")  # (B, T)
-            coverage = ops.sum(ops.cast(ops.stack(alphas, axis=1), "float32") * mask[..., None], axis=1)  # Σ_t α_ti (B, L)
-            penalty = ops.sum((1.0 - coverage) ** 2)  # Σ_b Σ_i (1 − Σ_t α_ti)²
-            # Per target word, like the cross-entropy, so λ keeps the paper's per-caption balance.
-            self.add_loss(self.doubly_stochastic * penalty / ops.maximum(ops.sum(mask), 1.0))
+        targets = captions[:, 1:]
+        mask = ops.cast(targets != 0, "float32")  # (B, T)
+        words = ops.maximum(ops.sum(mask), 1.0)
+        log_probs = ops.take_along_axis(ops.log_softmax(ops.cast(logits, "float32"), axis=-1), targets[..., None], axis=-1)[..., 0]  # (B, T)
+        log_likelihood = ops.stop_gradient(ops.sum(log_probs * mask, axis=1))  # log p(y | s, a)  (B,)
+        sampled = 1.0 - expected[:, 0]  # (B,)
+        baseline = self._update_baseline(log_likelihood, sampled)
+        log_p_s = ops.sum(ops.stack(log_p_locations, axis=1) * mask, axis=1)  # (B,)
+        entropy = ops.sum(ops.stack(entropies, axis=1) * mask, axis=1)  # (B,)
+        reinforce = -c.reward_weight * ops.sum(sampled * (log_likelihood - baseline) * log_p_s) / words
+        bonus = -c.entropy_weight * ops.sum(sampled * entropy) / words
+        self.add_loss(reinforce + bonus)
+        self._doubly_stochastic_penalty(alphas, captions)
         return logits
+
+    def _update_baseline(self, log_likelihood, sampled):
+        """b_k = decay b_{k−1} + (1 − decay) mean log p(y|s̃,a) (§4.1); returns the bias-corrected b before this batch."""
+        decay = self.config.baseline_decay
+        n = self.baseline_updates
+        corrected = ops.where(n > 0, self.baseline / ops.maximum(1.0 - decay ** n, 1e-8), ops.sum(log_likelihood * sampled) / ops.maximum(ops.sum(sampled), 1.0))
+        mean = ops.sum(log_likelihood * sampled) / ops.maximum(ops.sum(sampled), 1.0)
+        self.baseline.assign(decay * self.baseline + (1.0 - decay) * mean)
+        self.baseline_updates.assign(n + 1.0)
+        return ops.stop_gradient(corrected)
+
+
+def build(model_config: ShowAttendTellConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None) -> ShowAttendTell:
+    """The registry's builder: a built :class:`ShowAttendTell`."""
+    model = ShowAttendTell(vocab_size, model_config, encoder_weights, train_config.doubly_stochastic if train_config is not None else 1.0)
+    model.build()
+    return model

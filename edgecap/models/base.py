@@ -1,0 +1,128 @@
+"""The Keras side of the stepwise-decoder contract (:mod:`edgecap.runtime.contract`).
+
+A captioner subclasses :class:`StepwiseCaptioner` and implements three methods:
+
+- :meth:`~StepwiseCaptioner.step_contract`: its state and memory tensors (names, shapes) and
+  its attention output;
+- :meth:`~StepwiseCaptioner.start`: annotation vectors → a dict of every state and memory tensor;
+- :meth:`~StepwiseCaptioner.step`: one word for B rows, ``(logits, new state, attention)``.
+
+Everything else — ``encode`` and ``decode_step`` (the two exported signatures), teacher-forced
+training, decoding during training and evaluation, export, calibration, verification — is
+written once, against these three.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from edgecap.models.backbones import build_encoder, encoder_head_layers, get_backbone
+from edgecap.runtime.contract import StepContract
+
+
+class StepwiseCaptioner(keras.Model):
+    """An encoder (frozen, or fine-tuned from a layer on) and a decoder written as one step.
+
+    Args:
+        vocab_size: V, output words including the 4 special tokens.
+        backbone: encoder registry name (:mod:`edgecap.models.backbones`).
+        encoder_weights: see :func:`edgecap.models.backbones.build_encoder`.
+        fine_tune_from: first backbone layer trained with the decoder; ``""`` = frozen encoder.
+
+    Raises:
+        ValueError: unknown backbone, or a ``fine_tune_from`` that cannot split it.
+    """
+
+    def __init__(self, vocab_size: int, backbone: str = "mobilenet_v2", encoder_weights: str | None = "imagenet", fine_tune_from: str = "", **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.spec = get_backbone(backbone)
+        self.encoder = build_encoder(backbone, encoder_weights)
+        self.encoder.trainable = False
+        self.fine_tune_from = fine_tune_from
+        if fine_tune_from:
+            for layer in encoder_head_layers(self.encoder, fine_tune_from):
+                layer.trainable = True  # BatchNorm layers still normalise with their ImageNet statistics (called with training=False)
+
+    # --- what a family implements --------------------------------------------------------------
+    def step_contract(self) -> StepContract:
+        """The state and memory tensors :meth:`start` returns and :meth:`step` carries."""
+        raise NotImplementedError
+
+    def start(self, annotations, training: bool = False) -> dict:
+        """Annotation vectors ``float32 (B, L, D)`` → every state and memory tensor, ``(B, *shape)``."""
+        raise NotImplementedError
+
+    def step(self, tokens, state: dict, memory: dict, training: bool = False):
+        """One word: ``tokens int32 (B,)`` → ``(logits float (B, V), new state dict, attention (B, n) or None)``.
+
+        Memory tensors may have 1 row (shared by B beams) or B rows.
+        """
+        raise NotImplementedError
+
+    # --- written once ---------------------------------------------------------------------------
+    def build(self, input_shape=None) -> None:
+        """Create every variable (call before loading weights)."""
+        tensors = self.start(ops.zeros((1, self.spec.num_locations, self.spec.dim)))
+        self.step(ops.zeros((1,), "int32"), *self.split(tensors))
+        self.built = True
+
+    def split(self, tensors: dict) -> tuple[dict, dict]:
+        """``(state, memory)`` of a dict holding both."""
+        c = self.step_contract()
+        return {n: tensors[n] for n in c.state_names}, {n: tensors[n] for n in c.memory_names}
+
+    def _head_layers(self) -> list:
+        # Looked up on each use, not kept as an attribute: an attribute would save the encoder's
+        # layers a second time in checkpoints, under another name.
+        return encoder_head_layers(self.encoder, self.fine_tune_from) if self.fine_tune_from else []
+
+    def annotate(self, features):
+        """Cached features → annotation vectors ``(B, L, D)``.
+
+        The cache holds the annotation vectors themselves when the encoder is frozen; with
+        ``fine_tune_from`` it holds the grid ``(B, g, g, C)`` entering that layer, and the
+        trainable layers from there on are applied here.
+        """
+        x = ops.cast(features, self.compute_dtype)
+        if not self.fine_tune_from:
+            return x
+        for layer in self._head_layers():
+            x = layer(x, training=False)
+        return ops.reshape(x, (-1, self.spec.num_locations, self.spec.dim))  # (B, L, D)
+
+    def encode(self, images) -> dict:
+        """The ``encode`` signature: ``uint8 (B, S, S, 3)`` → every state and memory tensor ``(B, *shape)``."""
+        return self.start(self.encoder(images, training=False))
+
+    def decode_step(self, tokens, state: dict, memory: dict):
+        """The ``decode_step`` signature: ``(log_probs float32 (B, V), new state, attention or None)``."""
+        logits, state, attention = self.step(tokens, state, memory, training=False)
+        return ops.log_softmax(ops.cast(logits, "float32"), axis=-1), state, attention
+
+    def sequence_loss(self, logits, attentions: list, captions) -> None:
+        """Hook for a family's extra training losses over a teacher-forced caption (``add_loss``)."""
+
+    def call(self, inputs, training=False):
+        """Teacher forcing.
+
+        Args:
+            inputs: ``{"annotations": cached features, "captions": int32 (B, T+1)}`` or
+                ``{"images": uint8 (B, S, S, 3), "captions": ...}``.
+
+        Returns:
+            logits ``float32 (B, T, V)`` for ``captions[:, 1:]``.
+        """
+        annotations = self.annotate(inputs["annotations"]) if "annotations" in inputs else self.encoder(inputs["images"], training=False)
+        captions = ops.cast(inputs["captions"], "int32")  # (B, T+1)
+        state, memory = self.split(self.start(annotations, training=training))  # memory: once per caption
+        logits, attentions = [], []
+        for t in range(captions.shape[1] - 1):  # feed the reference word y_{t-1}
+            out, state, attention = self.step(captions[:, t], state, memory, training=training)
+            logits.append(out)
+            attentions.append(attention)
+        logits = ops.stack(logits, axis=1)  # (B, T, V)
+        if training:
+            self.sequence_loss(logits, attentions, captions)
+        return logits

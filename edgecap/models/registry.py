@@ -1,0 +1,65 @@
+"""Model families by name, and the ``[model]`` config section shared by all of them (no TensorFlow).
+
+Adding a captioner is a folder under ``edgecap/models/`` (its config dataclass, Keras model,
+step and tests) and one :func:`register` call here; export, the runtime and the trainer work
+from the model's step contract. Config classes are imported eagerly (they are plain
+dataclasses), models only when built, so reading a config never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgecap.models.model_config import ModelConfig
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One model family.
+
+    Attributes:
+        name: registry key, the ``model.architecture`` value.
+        config: its ``[model]`` dataclass (a :class:`ModelConfig` subclass).
+        builder: ``"module:function"`` of ``f(model_config, vocab_size, encoder_weights, train_config) -> keras.Model``.
+        task: ``"captioning"`` (greedy/beam search over the step contract) or another task name.
+        summary: one line for ``edgecap models``.
+    """
+
+    name: str
+    config: type
+    builder: str
+    task: str = "captioning"
+    summary: str = ""
+
+    def build(self, model_config, vocab_size: int, encoder_weights: str | None = None, train_config=None):
+        module, _, attr = self.builder.partition(":")
+        fn: Callable = getattr(importlib.import_module(module), attr)
+        return fn(model_config, vocab_size, encoder_weights, train_config)
+
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+def register(arch: Architecture) -> Architecture:
+    _REGISTRY[arch.name] = arch
+    return arch
+
+
+def get(name: str) -> Architecture:
+    """Raises: ValueError naming the known architectures."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model architecture {name!r}; known: {sorted(_REGISTRY)}") from None
+
+
+def architectures() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+# --- the registered families ------------------------------------------------------------------
+from edgecap.models.show_attend_tell.config import ShowAttendTellConfig  # noqa: E402
+
+register(Architecture("show_attend_tell", ShowAttendTellConfig, "edgecap.models.show_attend_tell.model:build", summary="Show, Attend and Tell (Xu et al. 2015): soft or hard attention over the annotation grid"))

@@ -1,0 +1,70 @@
+"""``[model]`` section of a Show, Attend and Tell run (no TensorFlow)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgecap.models.model_config import ModelConfig
+
+ATTENTIONS = ("soft", "hard")
+HARD_DECODINGS = ("expected", "argmax")
+
+
+@dataclass
+class ShowAttendTellConfig(ModelConfig):
+    """Xu et al. 2015 (ICML), soft (§4.2) or hard (§4.1) attention.
+
+    Attributes:
+        embedding_dim: m, word embedding and deep-output size.
+        hidden_dim: n, LSTM size H.
+        attention_dim: the attention MLP's hidden size.
+        dropout: rate on the deep-output layer while training.
+        context_dropout: rate on the context vector ẑ_t while training.
+        projection_dim: 0 = annotation vectors as they are (the paper); P = one shared linear
+            map D → P first (see ``SoftAttentionDecoder``).
+        attention: ``"soft"`` (deterministic, eq. 13-14) or ``"hard"`` (stochastic, eq. 8-12).
+        hard_decoding: hard attention at inference: ``"expected"`` context (what the authors'
+            sampler does) or the ``"argmax"`` location.
+        reward_weight: λ_r of the REINFORCE term (eq. 12), hard attention only.
+        entropy_weight: λ_e of the entropy bonus (eq. 12), hard attention only.
+        baseline_decay: decay of the moving-average baseline (§4.1: 0.9).
+        expected_context_prob: probability that an image's sampled locations are replaced by
+            the expected context during training (§4.1: 0.5); drawn per image, as the paper says.
+    """
+
+    architecture: str = "show_attend_tell"
+    embedding_dim: int = 128
+    hidden_dim: int = 352
+    attention_dim: int = 256
+    dropout: float = 0.5
+    context_dropout: float = 0.5
+    projection_dim: int = 0
+    attention: str = "soft"
+    hard_decoding: str = "expected"
+    reward_weight: float = 0.1
+    entropy_weight: float = 0.002
+    baseline_decay: float = 0.9
+    expected_context_prob: float = 0.5
+
+    def model_name(self) -> str:
+        return "show_attend_tell_hard" if self.attention == "hard" else "show_attend_tell"
+
+    def validate(self) -> list[str]:
+        problems = []
+        for key in ("embedding_dim", "hidden_dim", "attention_dim"):
+            if getattr(self, key) < 1:
+                problems.append(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if self.projection_dim < 0:
+            problems.append(f"model.projection_dim must be >= 0, got {self.projection_dim}")
+        for key in ("dropout", "context_dropout", "baseline_decay"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                problems.append(f"model.{key} must be in [0, 1), got {getattr(self, key)}")
+        if not 0.0 <= self.expected_context_prob <= 1.0:
+            problems.append(f"model.expected_context_prob must be in [0, 1], got {self.expected_context_prob}")
+        if self.reward_weight < 0 or self.entropy_weight < 0:
+            problems.append("model.reward_weight and model.entropy_weight must be >= 0")
+        if self.attention not in ATTENTIONS:
+            problems.append(f"model.attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.hard_decoding not in HARD_DECODINGS:
+            problems.append(f"model.hard_decoding must be one of {HARD_DECODINGS}, got {self.hard_decoding!r}")
+        return problems

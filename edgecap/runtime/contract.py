@@ -1,0 +1,212 @@
+"""The stepwise-decoder contract every edgecap captioner follows (no TensorFlow).
+
+A captioner's exported file has two signatures:
+
+- ``encode``: ``image uint8 (1, S, S, 3)`` → every *state* tensor ``(1, *shape)`` and every
+  *memory* tensor ``(1, *shape)``;
+- ``decode_step``: ``tokens int32 (B,)``, every state tensor ``(B, *shape)`` and every memory
+  tensor (``(1, *shape)``, shared by the B beams; ``(B, *shape)`` if declared ``per_beam``) →
+  ``log_probs float32 (B, V)``, the new state tensors under the same names, and optionally an
+  attention map ``(B, *attention.shape)``.
+
+*State* is recurrent (an LSTM's ``h`` and ``c``): beam search reorders its rows by the beams'
+parent indices every step. *Memory* is what depends on the image alone (projected annotation
+vectors, attention keys): computed once by ``encode`` and never reordered. The declaration is
+stored in the file's metadata (:class:`StepContract.to_dict`), and the runtime, the int8
+representative dataset, the export verification and ``edgecap bench`` work from it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+TOKENS, LOG_PROBS, IMAGE = "tokens", "log_probs", "image"
+ROLES = ("state", "memory")
+DTYPES = ("float32", "int32")
+RESERVED = {TOKENS, LOG_PROBS, IMAGE}
+
+
+class ContractError(ValueError):
+    """A step contract is malformed, or a model file's signatures do not match its declaration."""
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """One state or memory tensor.
+
+    Attributes:
+        name: signature input/output name (not one of ``tokens``, ``log_probs``, ``image``).
+        shape: per-row shape, without the batch dimension, e.g. ``(512,)`` or ``(49, 256)``.
+        role: ``"state"`` (reordered by beam parents) or ``"memory"`` (shared by the beams).
+        dtype: ``"float32"`` or ``"int32"``.
+        per_beam: memory only: the step takes it with B rows (repeated per beam) instead of 1.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    role: str
+    dtype: str = "float32"
+    per_beam: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if not self.name or self.name in RESERVED:
+            raise ContractError(f"tensor name {self.name!r} is empty or reserved ({sorted(RESERVED)})")
+        if self.role not in ROLES:
+            raise ContractError(f"tensor {self.name!r}: role must be one of {ROLES}, got {self.role!r}")
+        if self.dtype not in DTYPES:
+            raise ContractError(f"tensor {self.name!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if any(d < 1 for d in self.shape):
+            raise ContractError(f"tensor {self.name!r}: every dimension must be >= 1, got {self.shape}")
+        if self.per_beam and self.role != "memory":
+            raise ContractError(f"tensor {self.name!r}: only memory can be per_beam")
+
+
+@dataclass(frozen=True)
+class AttentionDecl:
+    """An attention map returned with each word.
+
+    Attributes:
+        output: the ``decode_step`` output name.
+        shape: how one row ``(prod(shape),)`` is laid out for display, e.g. ``(7, 7)`` for a
+            grid of image locations, or ``(10,)`` for weights over 10 attribute words.
+        over: what is attended: ``"grid"`` (image locations) or ``"items"``.
+    """
+
+    output: str
+    shape: tuple[int, ...]
+    over: str = "grid"
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        if self.output in RESERVED or not self.output:
+            raise ContractError(f"attention output name {self.output!r} is empty or reserved")
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True)
+class StepContract:
+    """What a captioner's ``encode`` returns and its ``decode_step`` carries.
+
+    Attributes:
+        tensors: state and memory declarations, in signature order (state first by convention).
+        attention: the attention map output, or None.
+
+    Raises:
+        ContractError: duplicate names, no state, or an attention output named like a tensor.
+    """
+
+    tensors: tuple[TensorDecl, ...]
+    attention: AttentionDecl | None = None
+    _by_name: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "tensors", tuple(self.tensors))
+        names = [t.name for t in self.tensors]
+        if len(set(names)) != len(names):
+            raise ContractError(f"duplicate tensor names in {names}")
+        if not self.state:
+            raise ContractError("a step contract needs at least one state tensor")
+        if self.attention is not None and self.attention.output in names:
+            raise ContractError(f"attention output {self.attention.output!r} has the name of a state or memory tensor")
+        self._by_name.update({t.name: t for t in self.tensors})
+
+    @property
+    def state(self) -> tuple[TensorDecl, ...]:
+        return tuple(t for t in self.tensors if t.role == "state")
+
+    @property
+    def memory(self) -> tuple[TensorDecl, ...]:
+        return tuple(t for t in self.tensors if t.role == "memory")
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.state)
+
+    @property
+    def memory_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.memory)
+
+    def __getitem__(self, name: str) -> TensorDecl:
+        return self._by_name[name]
+
+    # --- metadata -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        out: dict = {"tensors": [{"name": t.name, "shape": list(t.shape), "role": t.role, "dtype": t.dtype, **({"per_beam": True} if t.per_beam else {})} for t in self.tensors]}
+        if self.attention is not None:
+            out["attention"] = {"output": self.attention.output, "shape": list(self.attention.shape), "over": self.attention.over}
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping, source: str = "<contract>") -> "StepContract":
+        """Raises: ContractError naming ``source`` for a malformed declaration."""
+        try:
+            tensors = tuple(TensorDecl(t["name"], tuple(t["shape"]), t["role"], t.get("dtype", "float32"), bool(t.get("per_beam", False))) for t in raw["tensors"])
+            att = raw.get("attention")
+            attention = AttentionDecl(att["output"], tuple(att["shape"]), att.get("over", "grid")) if att else None
+            return cls(tensors, attention)
+        except ContractError as e:
+            raise ContractError(f"{source}: {e}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise ContractError(f"{source}: malformed step contract ({type(e).__name__}: {e})") from None
+
+    # --- checking a file's signatures against the declaration ------------------------------------
+    def check_signatures(self, encode_outputs: Mapping[str, Sequence[int]], step_inputs: Mapping[str, Sequence[int]], step_outputs: Mapping[str, Sequence[int]], source: str = "<model>") -> None:
+        """Check that the signatures carry every declared tensor with its shape.
+
+        Args:
+            encode_outputs, step_inputs, step_outputs: name → shape signature (``-1`` for a
+                dynamic dimension) of each signature tensor.
+
+        Raises:
+            ContractError: naming ``source`` and the first tensor that is absent or of another shape.
+        """
+        def expect(where: str, table: Mapping, name: str, shape: tuple, batch_free: bool) -> None:
+            if name not in table:
+                raise ContractError(f"{source}: the metadata declares {name!r}, but the {where} has no such tensor (it has {sorted(table)}); re-export the model")
+            got = tuple(int(d) for d in table[name])
+            if len(got) != len(shape) + 1 or got[1:] != shape or (not batch_free and got[0] not in (-1, 1)):
+                raise ContractError(f"{source}: {where} tensor {name!r} has shape {list(got)}, the metadata declares {['B', *shape]}; re-export the model")
+
+        for t in self.tensors:
+            expect("encode output", encode_outputs, t.name, t.shape, False)
+            expect("decode_step input", step_inputs, t.name, t.shape, True)
+            if t.role == "state":
+                expect("decode_step output", step_outputs, t.name, t.shape, True)
+        if TOKENS not in step_inputs or LOG_PROBS not in step_outputs:
+            raise ContractError(f"{source}: decode_step must take {TOKENS!r} and return {LOG_PROBS!r}; re-export the model")
+        extra = set(step_inputs) - {TOKENS, *(t.name for t in self.tensors)}
+        if extra:
+            raise ContractError(f"{source}: decode_step takes {sorted(extra)}, which the metadata does not declare; re-export the model")
+        if self.attention is not None:
+            expect("decode_step output", step_outputs, self.attention.output, (self.attention.size,), True)
+
+
+def infer_contract(encode_outputs: Mapping[str, Sequence[int]], step_inputs: Mapping[str, Sequence[int]], step_outputs: Mapping[str, Sequence[int]], grid: int | None = None) -> StepContract:
+    """The contract of a file exported before contracts were declared (metadata format 1).
+
+    Those files' ``decode_step`` took every ``encode`` output: the ones it also returns are
+    state, the others memory, repeated per beam; any other output is the attention map over a
+    ``grid`` × ``grid`` image grid.
+
+    Raises:
+        ContractError: the signatures do not have that form.
+    """
+    tensors = []
+    for name in sorted(encode_outputs):
+        shape = tuple(int(d) for d in encode_outputs[name])[1:]
+        if name not in step_inputs:
+            raise ContractError(f"encode output {name!r} is not a decode_step input")
+        role = "state" if name in step_outputs else "memory"
+        tensors.append(TensorDecl(name, shape, role, per_beam=role == "memory"))
+    tensors.sort(key=lambda t: t.role != "state")
+    extra = [n for n in step_outputs if n != LOG_PROBS and n not in encode_outputs]
+    attention = AttentionDecl(extra[0], (grid, grid) if grid else tuple(int(d) for d in step_outputs[extra[0]])[1:]) if len(extra) == 1 else None
+    return StepContract(tuple(tensors), attention)

@@ -1,0 +1,103 @@
+"""Built-in models by name (no TensorFlow): ``Captioner.from_preset(NAME)``, ``edgecap models``.
+
+A built-in model is an int8 file ``<name>_int8.tflite`` in the released folder (``export/`` in
+the repository, ``edgecap/released`` in an installed package); its name, task and the test
+scores ``edgecap release`` measured are in its own metadata (older files: in its card,
+``<name>.card.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgecap.paths import DEFAULT_PRESET, released_dir
+
+SUFFIX = "_int8.tflite"
+
+
+@dataclass
+class Preset:
+    """One built-in model.
+
+    Attributes:
+        name: e.g. ``show_attend_tell_flickr8k``.
+        path: its ``.tflite`` file.
+        task: e.g. ``captioning``.
+        architecture: model family.
+        size_mb: file size in MB (10^6 bytes).
+        scores: test-split metrics (×100) recorded at release, e.g. ``{"BLEU-4": 19.4, ...}``.
+    """
+
+    name: str
+    path: Path
+    task: str
+    architecture: str
+    size_mb: float
+    scores: dict = field(default_factory=dict)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[: -len(SUFFIX)] for p in released_dir().glob(f"*{SUFFIX}"))
+
+
+def preset_path(name: str) -> Path:
+    """The file of built-in model ``name``.
+
+    Raises:
+        ValueError: no built-in model of that name (the message lists them).
+    """
+    path = released_dir() / f"{name}{SUFFIX}"
+    if not path.is_file():
+        raise ValueError(f"{name!r} is not a built-in model; built-in models: {', '.join(preset_names()) or 'none installed'}")
+    return path
+
+
+def default_preset() -> Path:
+    return preset_path(DEFAULT_PRESET)
+
+
+def list_presets() -> list[Preset]:
+    """Every built-in model with its metadata (files that do not read are skipped)."""
+    from edgecap.runtime.metadata import ModelFileError, read_file
+
+    out = []
+    for name in preset_names():
+        path = released_dir() / f"{name}{SUFFIX}"
+        try:
+            _, meta = read_file(path)
+        except ModelFileError:
+            continue
+        out.append(Preset(name, path, meta.task, meta.architecture, path.stat().st_size / 1e6, dict(meta.extra.get("test_scores") or _card_scores(name))))
+    return out
+
+
+def _card_scores(name: str) -> dict:
+    """The int8 file's test scores from its release card ``<name>.card.json``, for files released
+    before the scores went into their metadata."""
+    import json
+
+    card = released_dir() / f"{name}.card.json"
+    try:
+        return json.loads(card.read_text())["results"]["tflite int8"]
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def resolve_model(name_or_path: str | Path | None) -> Path:
+    """``--model`` value → file: an existing path, else a built-in model's name; None → the default model.
+
+    Raises:
+        ValueError: neither a file nor a built-in model (names it, lists the built-in ones).
+    """
+    if name_or_path is None:
+        return default_preset()
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.suffix == ".tflite" or path.parent != Path("."):
+        raise ValueError(f"{name_or_path}: no such model file (built-in models: {', '.join(preset_names()) or 'none installed'})")
+    try:
+        return preset_path(str(name_or_path))
+    except ValueError:
+        raise ValueError(f"{name_or_path!r} is neither a model file nor a built-in model; built-in models: {', '.join(preset_names()) or 'none installed'}") from None
