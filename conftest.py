@@ -40,6 +40,52 @@ def _feature_cache(tmp_path_factory):
     os.environ["EDGECAP_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
 
+_BARE: dict[str, Path] = {}
+
+
+def bare_data() -> tuple[Path, Path]:
+    """Without ../shared: ``(photo folder, encoder weights)`` made once per session.
+
+    The folder holds 12 photos, four views of each photo in ``examples/`` (as is, mirrored,
+    zoomed, rotated) with its captions, so that batches of 8 and 8-image slices exist; the
+    weights are a random MobileNetV2 whose BatchNorm statistics come from those photos (with
+    the initial ones, mean 0 and variance 1, activations shrink to ~1e-12, zero in the float16
+    feature cache, and nothing would train).
+    """
+    if not _BARE:
+        import tempfile
+
+        import keras
+        import numpy as np
+        from PIL import Image, ImageOps
+
+        from edgecap.runtime.preprocessing import load_image
+
+        root = Path(tempfile.mkdtemp(prefix="edgecap-bare-"))
+        folder = root / "photos"
+        folder.mkdir()
+        captions = [line.split("\t", 1) for line in (examples_dir() / "captions.txt").read_text().splitlines() if line.strip()]
+        views = {"": lambda im: im, "mirrored_": ImageOps.mirror, "zoomed_": lambda im: ImageOps.fit(im.crop((im.width // 8, im.height // 8, im.width * 7 // 8, im.height * 7 // 8)), im.size),
+                 "rotated_": lambda im: im.rotate(90, expand=True)}
+        lines = []
+        for photo in sorted(examples_dir().glob("*.jpg")):
+            image = Image.open(photo).convert("RGB")
+            for prefix, view in views.items():
+                view(image).save(folder / f"{prefix}{photo.name}", quality=90)
+                lines += [f"{prefix}{photo.name}\t{text}" for name, text in captions if name == photo.name]
+        (folder / "captions.txt").write_text("\n".join(lines) + "\n")
+        net = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(224, 224, 3))
+        for layer in net.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.0  # the moving statistics become those of the next batch
+        photos = np.stack([load_image(p, 224) for p in sorted(folder.glob("*.jpg"))]).astype("float32")
+        net(photos / 127.5 - 1.0, training=True)
+        weights = root / "random_mobilenet_v2.weights.h5"
+        net.save_weights(weights)
+        _BARE.update(folder=folder, weights=weights)
+    return _BARE["folder"], _BARE["weights"]
+
+
 def tiny_config(tmp_dir: Path, on_flickr: bool, **train):
     from edgecap.config import Config
 
@@ -48,8 +94,9 @@ def tiny_config(tmp_dir: Path, on_flickr: bool, **train):
         cfg.data.root, cfg.data.train_limit, cfg.data.dev_limit = str(FLICKR), 120, 24
         cfg.model.encoder_weights = str(WEIGHTS)
     else:
-        cfg.data.dataset, cfg.data.root, cfg.data.min_count = "folder", str(examples_dir()), 1
-        cfg.model.encoder_weights = "none"
+        folder, weights = bare_data()
+        cfg.data.dataset, cfg.data.root, cfg.data.min_count = "folder", str(folder), 1
+        cfg.model.encoder_weights = str(weights)
     cfg.model.embedding_dim, cfg.model.hidden_dim, cfg.model.attention_dim = 32, 48, 32
     cfg.train.batch_size, cfg.train.epochs, cfg.train.warmup_steps, cfg.train.patience = 8, 2, 0, 10
     cfg.train.jit_compile = False

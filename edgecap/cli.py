@@ -267,7 +267,7 @@ def release(run_dir, out_dir, data_root, threads):
         card = run_release(run_dir, out_dir, data_root, threads=[int(t) for t in threads.split(",")], version=__version__, command=command)
     except (ValueError, OSError, RuntimeError) as e:
         _fail(str(e))
-    click.echo(f"wrote {out_dir}/MODEL_CARD.md ({card['seconds']} s)")
+    click.echo(f"wrote {out_dir}/{card['name']}_int8.tflite and its card {out_dir}/{card['name']}.md ({card['seconds']} s)")
 
 
 if __name__ == "__main__":

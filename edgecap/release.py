@@ -64,9 +64,9 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
         ckpt = Path(work) / "ckpt"
         ckpt.mkdir()
         model.save_weights(ckpt / BEST)
-        for name in (CONFIG, VOCAB, DECODING):
-            if (run_dir / name).is_file():
-                shutil.copy(run_dir / name, ckpt / name)
+        for file in (CONFIG, VOCAB, DECODING):
+            if (run_dir / file).is_file():
+                shutil.copy(run_dir / file, ckpt / file)
         files = {}
         for mode in modes:
             result = run_export(ckpt, mode, Path(work) / f"{mode}.tflite", data_root, version=version)
