@@ -161,7 +161,7 @@ def _collect_images(paths) -> list[Path]:
 @click.option("--no-repeat-ngram", type=click.IntRange(0), default=None, help="Never repeat an n-gram of this size, 0 = off (default: the model's).")
 @click.option("--nbest", type=click.IntRange(1), default=1, show_default=True, help="Captions per image (<= beam size).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per photo, with the same keys for every photo: image, caption, log_prob, nbest, timings_ms, error (caption and log_prob null, error the message, for a photo that could not be read).")
 @click.option("--attention-dir", type=click.Path(file_okay=False), help="Write a figure of each word's attention map here (needs matplotlib).")
 @click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
 def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat_ngram, nbest, threads, as_json, attention_dir, verbose):
@@ -171,7 +171,7 @@ def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat
 
     try:
         path = resolve_model(model_path)
-        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram, max_length=max_length, num_results=nbest, num_threads=threads, return_attention=bool(attention_dir))
+        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram, max_length=max_length, num_results=nbest, num_threads=threads, return_attention=bool(attention_dir), quiet=not verbose)
         captioner = Captioner.from_file(path, options)
     except (ModelFileError, NoInterpreterError, ValueError) as e:
         _fail(str(e))
@@ -184,10 +184,12 @@ def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat
             result = captioner.caption(image)
         except ImageLoadError as e:
             click.echo(f"error: {e}", err=True)
+            if as_json:
+                click.echo(json.dumps({"image": str(image), "caption": None, "log_prob": None, "nbest": [], "timings_ms": {}, "error": str(e)}))
             failures += 1
             continue
         if as_json:
-            click.echo(json.dumps({"image": str(image), "caption": result.text, "log_prob": round(result.log_prob, 4), "nbest": [{"caption": c.text, "log_prob": round(c.log_prob, 4)} for c in result.nbest], "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}}))
+            click.echo(json.dumps({"image": str(image), "caption": result.text, "log_prob": round(result.log_prob, 4), "nbest": [{"caption": c.text, "log_prob": round(c.log_prob, 4)} for c in result.nbest], "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}, "error": None}))
         else:
             click.echo(f"{image}: {result.text}")
             for c in result.nbest[1:]:

@@ -140,3 +140,13 @@ def test_infer_contract_and_bad_declarations():
         StepContract((TensorDecl("m", (3,), "memory"),))
     with pytest.raises(ContractError, match="x.tflite: malformed"):
         StepContract.from_dict({"tensors": [{"shape": [3]}]}, "x.tflite")
+
+
+def test_a_vocabulary_that_does_not_fit_the_output_is_refused_at_load(toy, tmp_path):
+    _, _, path = toy
+
+    def short(meta):
+        meta.vocabulary = meta.vocabulary[:-2]
+
+    with pytest.raises(ModelFileError, match=r"short\.tflite.*vocabulary"):
+        Captioner.from_file(_with_metadata(path, tmp_path, short, "short.tflite"))

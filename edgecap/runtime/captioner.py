@@ -18,7 +18,7 @@ from edgecap.decoding import NoRepeatNGram, beam_search, decoding_processors, gr
 from edgecap.decoding.search import Hypothesis
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import LOG_PROBS, TOKENS, ContractError, StepContract, infer_contract
-from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter
+from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
 from edgecap.runtime.preprocessing import ImageInput, load_image
 
 
@@ -36,6 +36,8 @@ class CaptionerOptions:
         backends: interpreter packages to try, in order.
         return_attention: read each word's attention map back from the interpreter (False
             saves that copy per step when only the words are wanted).
+        quiet: silence the interpreter's own log lines (e.g. "Created TensorFlow Lite XNNPACK
+            delegate") while the model loads.
     """
 
     beam_size: int | None = None
@@ -46,6 +48,7 @@ class CaptionerOptions:
     num_threads: int | None = None
     backends: tuple[str, ...] = BACKENDS
     return_attention: bool = True
+    quiet: bool = True
 
     def __post_init__(self):
         if self.beam_size is not None and self.beam_size < 1:
@@ -164,6 +167,20 @@ class Captioner:
         self.vocabulary = m.vocabulary
         no_repeat = m.no_repeat_ngram_size if self.options.no_repeat_ngram_size is None else self.options.no_repeat_ngram_size
         self.suppress = decoding_processors(m.pad_id, m.start_id, m.end_id, m.unk_id, no_repeat)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One ``encode`` and one ``decode_step`` at load, so that a model that cannot run fails
+        here, naming the file, and not at the first photo; the interpreter's tensors are sized."""
+        S = self.metadata.image_size
+        try:
+            with quiet_native_logs(self.options.quiet):
+                state, memory = self.encode(np.zeros((1, S, S, 3), np.uint8))
+                log_probs, _, _ = self.step_function(memory, attention=False)(np.full((1,), self.metadata.start_id, np.int32), state)
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise md.ModelFileError(f"{self.source}: the model does not run ({type(e).__name__}: {e})") from e
+        if log_probs.shape != (1, len(self.vocabulary)):
+            raise md.ModelFileError(f"{self.source}: decode_step gives {log_probs.shape[1]} log-probabilities for a vocabulary of {len(self.vocabulary)} words; re-export the model")
 
     def _contract(self) -> StepContract:
         shapes = (self.encode_signature.output_shapes, self.step_signature.input_shapes, self.step_signature.output_shapes)

@@ -6,9 +6,12 @@ Backends, in order of preference: ``ai-edge-litert`` (LiteRT), ``tflite-runtime`
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -53,6 +56,29 @@ def make_interpreter(model_content: bytes, num_threads: int | None = None, backe
             continue
         return cls(model_content=model_content, num_threads=num_threads), backend
     raise NoInterpreterError("no TFLite interpreter found; pip install ai-edge-litert (or tflite-runtime). Tried: " + "; ".join(errors))
+
+
+@contextlib.contextmanager
+def quiet_native_logs(enabled: bool = True) -> Iterator[None]:
+    """Silence what the interpreter's C++ code prints on file descriptor 2 (e.g. ``INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU.``), which Python's ``sys.stderr`` cannot catch.
+    Python exceptions are unaffected."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (embedded interpreters)
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class Signature:
