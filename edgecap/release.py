@@ -51,8 +51,8 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
         state = json.loads((run_dir / STATE).read_text())
         card["training"] = {"objective": cfg.train.objective, "init_from": cfg.train.init_from, "ema_momentum": cfg.train.ema_momentum, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "best_dev_cider_d": state["best_cider_d"], "selection_decoding": cfg.train.selection_decoding}
     elif previous.is_file():
-        card["training"] = json.loads(previous.read_text()).get("training")
-        card["run"] = json.loads(previous.read_text()).get("run", card["run"])
+        earlier = json.loads(previous.read_text())
+        card["training"], card["run"] = earlier.get("training"), earlier.get("run", card["run"])
     if (run_dir / DECODING).is_file():
         card["decoding_selection"] = json.loads((run_dir / DECODING).read_text())
     t0 = time.time()

@@ -85,7 +85,6 @@ def representative_dataset(model, image_paths: Sequence[str | Path], captions: S
         ``("decode_step", {"tokens": int32 (1,), <state and memory tensors>})`` with B = 1.
     """
     S = model.spec.image_size
-    contract = model.step_contract()
     step = tf.function(model.decode_step, reduce_retracing=True)
     encode = tf.function(model.encode, reduce_retracing=True)
     for path, caption in zip(image_paths, captions):

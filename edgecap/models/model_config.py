@@ -10,7 +10,7 @@ class ModelConfig:
     """What every model family's ``[model]`` section has.
 
     Attributes:
-        architecture: registry name (see :func:`architectures`).
+        architecture: registry name (:mod:`edgecap.models.registry`).
         backbone: encoder registry name (``edgecap.models.backbones``).
         encoder_weights: ``"imagenet"``, a ``.weights.h5`` path, or ``"none"``.
         fine_tune_from: first encoder layer trained with the decoder; ``""`` = frozen encoder.

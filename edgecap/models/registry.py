@@ -1,4 +1,4 @@
-"""Model families by name, and the ``[model]`` config section shared by all of them (no TensorFlow).
+"""Model families by name (no TensorFlow).
 
 Adding a captioner is a folder under ``edgecap/models/`` (its config dataclass, Keras model,
 step and tests) and one :func:`register` call here; export, the runtime and the trainer work
@@ -23,15 +23,11 @@ class Architecture:
         name: registry key, the ``model.architecture`` value.
         config: its ``[model]`` dataclass (a :class:`ModelConfig` subclass).
         builder: ``"module:function"`` of ``f(model_config, vocab_size, encoder_weights, train_config) -> keras.Model``.
-        task: ``"captioning"`` (greedy/beam search over the step contract) or another task name.
-        summary: one line for ``edgecap models``.
     """
 
     name: str
     config: type
     builder: str
-    task: str = "captioning"
-    summary: str = ""
 
     def build(self, model_config, vocab_size: int, encoder_weights: str | None = None, train_config=None):
         module, _, attr = self.builder.partition(":")
@@ -55,11 +51,7 @@ def get(name: str) -> Architecture:
         raise ValueError(f"unknown model architecture {name!r}; known: {sorted(_REGISTRY)}") from None
 
 
-def architectures() -> list[str]:
-    return sorted(_REGISTRY)
-
-
 # --- the registered families ------------------------------------------------------------------
 from edgecap.models.show_attend_tell.config import ShowAttendTellConfig  # noqa: E402
 
-register(Architecture("show_attend_tell", ShowAttendTellConfig, "edgecap.models.show_attend_tell.model:build", summary="Show, Attend and Tell (Xu et al. 2015): soft or hard attention over the annotation grid"))
+register(Architecture("show_attend_tell", ShowAttendTellConfig, "edgecap.models.show_attend_tell.model:build"))  # Xu et al. 2015, soft or hard attention

@@ -2,8 +2,7 @@
 
 A built-in model is an int8 file ``<name>_int8.tflite`` in the released folder (``export/`` in
 the repository, ``edgecap/released`` in an installed package); its name, task and the test
-scores ``edgecap release`` measured are in its own metadata (older files: in its card,
-``<name>.card.json``).
+scores ``edgecap release`` measured are in its own metadata.
 """
 
 from __future__ import annotations
@@ -68,20 +67,8 @@ def list_presets() -> list[Preset]:
             _, meta = read_file(path)
         except ModelFileError:
             continue
-        out.append(Preset(name, path, meta.task, meta.architecture, path.stat().st_size / 1e6, dict(meta.extra.get("test_scores") or _card_scores(name))))
+        out.append(Preset(name, path, meta.task, meta.architecture, path.stat().st_size / 1e6, dict(meta.extra.get("test_scores", {}))))
     return out
-
-
-def _card_scores(name: str) -> dict:
-    """The int8 file's test scores from its release card ``<name>.card.json``, for files released
-    before the scores went into their metadata."""
-    import json
-
-    card = released_dir() / f"{name}.card.json"
-    try:
-        return json.loads(card.read_text())["results"]["tflite int8"]
-    except (OSError, ValueError, KeyError):
-        return {}
 
 
 def resolve_model(name_or_path: str | Path | None) -> Path:

@@ -21,7 +21,6 @@ class KerasStep:
     """
 
     def __init__(self, model):
-        self.model = model
         self.contract = model.step_contract()
 
         @tf.function(reduce_retracing=True)

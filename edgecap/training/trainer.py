@@ -64,9 +64,6 @@ def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None
         arch = registry.get(cfg.model.architecture)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    problems = cfg.model.validate()
-    if problems:
-        raise ConfigError("; ".join(problems))
     model = arch.build(cfg.model, vocab_size, encoder_weights, cfg.train)
     if objective == "self_critical":
         from edgecap.training.self_critical import self_critical

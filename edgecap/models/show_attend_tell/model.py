@@ -145,8 +145,8 @@ class ShowAttendTell(StepwiseCaptioner):
         """b_k = decay b_{k−1} + (1 − decay) mean log p(y|s̃,a) (§4.1); returns the bias-corrected b before this batch."""
         decay = self.config.baseline_decay
         n = self.baseline_updates
-        corrected = ops.where(n > 0, self.baseline / ops.maximum(1.0 - decay ** n, 1e-8), ops.sum(log_likelihood * sampled) / ops.maximum(ops.sum(sampled), 1.0))
-        mean = ops.sum(log_likelihood * sampled) / ops.maximum(ops.sum(sampled), 1.0)
+        mean = ops.sum(log_likelihood * sampled) / ops.maximum(ops.sum(sampled), 1.0)  # over the sampled images
+        corrected = ops.where(n > 0, self.baseline / ops.maximum(1.0 - decay**n, 1e-8), mean)  # the first batch is its own baseline
         self.baseline.assign(decay * self.baseline + (1.0 - decay) * mean)
         self.baseline_updates.assign(n + 1.0)
         return ops.stop_gradient(corrected)
