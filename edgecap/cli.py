@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from edgecap import __version__
+from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -20,10 +21,16 @@ def _fail(message: str, code: int = 1):
     sys.exit(code)
 
 
-def _quiet_tensorflow() -> None:
+def _tensorflow_command() -> None:
+    """Quiet TensorFlow's C++ logs, and say which extra to install if it is missing."""
+    import importlib.util
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
+    if missing:
+        _fail(f"this command trains or converts models and needs {' and '.join(missing)}: pip install 'edgecap[train]' "
+              "(captioning with an exported .tflite needs only the base install)")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,21 +50,21 @@ def main():
 @click.argument("overrides", nargs=-1)
 def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides):
     """Train a captioner. OVERRIDES are section.key=value, e.g. train.epochs=5."""
-    _quiet_tensorflow()
-    from edgecap.config import Config, ConfigError
-    from edgecap.evaluation.evaluate import default_config
-    from edgecap.training.trainer import CONFIG, train as run_training
+    _tensorflow_command()
+    from edgecap.config import Config, ConfigError, default_config
 
-    try:
-        if config_path:
-            cfg = Config.load(config_path)
-        elif (Path(run_dir) / CONFIG).is_file():
-            cfg = Config.load(Path(run_dir) / CONFIG)
+    try:  # the config is read and checked before TensorFlow is imported: its errors show at once
+        source = config_path or (Path(run_dir) / "config.toml")
+        if config_path or Path(source).is_file():
+            cfg = Config.load(source)
         else:
-            cfg = default_config()
+            cfg, source = default_config(), "the shipped config"
         if encoder_weights:
             overrides = (*overrides, f'model.encoder_weights="{encoder_weights}"')
         cfg.apply_overrides(list(overrides))
+        cfg.validate(" ".join([str(source), *overrides]))
+        from edgecap.training.trainer import train as run_training
+
         best = run_training(cfg, run_dir, data_root, cache_dir)
     except (ConfigError, ValueError, OSError) as e:
         _fail(str(e))
@@ -80,7 +87,7 @@ def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides
 @click.option("--output", type=click.Path(dir_okay=False), help="Write metrics and captions as JSON here.")
 def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_length, data_root, config_path, limit, threads, spice, output):
     """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D."""
-    _quiet_tensorflow()
+    _tensorflow_command()
     from edgecap.evaluation.evaluate import evaluate as run_eval, write_report
 
     try:
@@ -103,7 +110,7 @@ def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_leng
 @click.option("--data-root", help="Dataset folder.")
 def select_decoding(run_dir, beam_sizes, length_penalties, no_repeat_ngram_sizes, data_root):
     """Choose beam size, length penalty and n-gram blocking on the dev split (CIDEr-D); saved as RUN_DIR/decoding.json."""
-    _quiet_tensorflow()
+    _tensorflow_command()
     from edgecap.evaluation.evaluate import select_decoding as run_select
 
     try:
@@ -121,14 +128,18 @@ def select_decoding(run_dir, beam_sizes, length_penalties, no_repeat_ngram_sizes
 @click.option("--dynamic", "mode", flag_value="dynamic", help="Int8 weights, float activations (dynamic range).")
 @click.option("--int8", "mode", flag_value="int8", help="Full-integer int8, calibrated on training photos.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Output file (default: ./<model name>_<mode>.tflite, e.g. show_attend_tell_flickr8k_int8.tflite).")
-@click.option("--data-root", help="Dataset folder for calibration and verification photos.")
+@click.option("--data-root", help="Dataset folder for calibration (training photos) and verification (dev photos); default: the run's data.root or $EDGECAP_DATA_ROOT. Without it, the example photos are used and an int8 export usually fails verification.")
 @click.option("--calibration-images", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--verify-images", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--version", "model_version", default=__version__, show_default=True, help="Version string stored in the model metadata.")
 def export(source, mode, output, data_root, calibration_images, verify_images, model_version):
     """Export SOURCE (a run directory; default: the released model's checkpoint) to one .tflite file
-    with `encode` and `decode_step` signatures, then verify it against Keras."""
-    _quiet_tensorflow()
+    with `encode` and `decode_step` signatures, then verify it against Keras.
+
+    The file appears at its path only once verification passed. OUTPUT.verify.json beside it
+    holds the verification report; a failed export is kept as OUTPUT.rejected, which the
+    runtime refuses to load."""
+    _tensorflow_command()
     from edgecap.export.command import run_export
     from edgecap.paths import released_dir
 
@@ -142,14 +153,29 @@ def export(source, mode, output, data_root, calibration_images, verify_images, m
 
 
 # ----------------------------------------------------------------------------------- caption
-def _collect_images(paths) -> list[Path]:
-    out = []
+def _images(paths):
+    """``(path, None)`` for each photo to caption, ``(path, error)`` for each argument that cannot
+    give any: checked when its turn comes, so one bad argument does not stop the others."""
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
-        else:
-            out.append(p)
-    return out
+        try:
+            if not p.is_dir():
+                yield p, None  # a file, or a path whose problem load_image reports with its cause
+                continue
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and not q.is_dir())
+        except OSError as e:
+            yield p, f"{p}: {e.strerror or e}"
+            continue
+        if not found:
+            yield p, f"{p}: no images in this folder (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        yield from ((q, None) for q in found)
+
+
+def _json_line(image, result=None, error=None) -> str:
+    """One JSON Lines record: the same keys for a caption and a failure."""
+    if result is None:
+        return json.dumps({"image": str(image), "caption": None, "log_prob": None, "nbest": [], "timings_ms": {}, "error": error})
+    return json.dumps({"image": str(image), "caption": result.text, "log_prob": round(result.log_prob, 4), "nbest": [{"caption": c.text, "log_prob": round(c.log_prob, 4)} for c in result.nbest],
+                       "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}, "error": None})
 
 
 @main.command()
@@ -163,15 +189,21 @@ def _collect_images(paths) -> list[Path]:
 @click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per photo, with the same keys for every photo: image, caption, log_prob, nbest, timings_ms, error (caption and log_prob null, error the message, for a photo that could not be read).")
 @click.option("--attention-dir", type=click.Path(file_okay=False), help="Write a figure of each word's attention map here (needs matplotlib).")
+@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True, help="Refuse photos with more pixels than this once decoded (JPEGs far larger than the model input are decoded at reduced size first).")
+@click.option("--skip-digest", is_flag=True, help="Do not compare the model's weights with the SHA-256 digest in its metadata at load (saves ~15 ms; a damaged file is then not detected).")
 @click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
-def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat_ngram, nbest, threads, as_json, attention_dir, verbose):
-    """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow."""
+def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat_ngram, nbest, threads, as_json, attention_dir, max_pixels, skip_digest, verbose):
+    """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow.
+
+    Every photo that can be read is captioned; each one that cannot (and each folder without
+    images) is named on stderr with its cause, and the exit status is then 2."""
     from edgecap.runtime import Captioner, CaptionerOptions, ImageLoadError, ModelFileError, NoInterpreterError
     from edgecap.runtime.presets import resolve_model
 
     try:
         path = resolve_model(model_path)
-        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram, max_length=max_length, num_results=nbest, num_threads=threads, return_attention=bool(attention_dir), quiet=not verbose)
+        options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram, max_length=max_length, num_results=nbest, num_threads=threads,
+                                   return_attention=bool(attention_dir), quiet=not verbose, check_digest=not skip_digest, max_pixels=max_pixels)
         captioner = Captioner.from_file(path, options)
     except (ModelFileError, NoInterpreterError, ValueError) as e:
         _fail(str(e))
@@ -179,17 +211,23 @@ def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat
         m = captioner.metadata
         click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
     failures = 0
-    for image in _collect_images(images):
-        try:
-            result = captioner.caption(image)
-        except ImageLoadError as e:
-            click.echo(f"error: {e}", err=True)
+    for image, error in _images(images):
+        result = None
+        if error is None:
+            try:
+                result = captioner.caption(image)
+            except ImageLoadError as e:
+                error = str(e)
+            except ModelFileError as e:  # the model, not the photo: nothing else will caption
+                _fail(str(e))
+        if error is not None:
+            click.echo(f"error: {error}", err=True)
             if as_json:
-                click.echo(json.dumps({"image": str(image), "caption": None, "log_prob": None, "nbest": [], "timings_ms": {}, "error": str(e)}))
+                click.echo(_json_line(image, error=error))
             failures += 1
             continue
         if as_json:
-            click.echo(json.dumps({"image": str(image), "caption": result.text, "log_prob": round(result.log_prob, 4), "nbest": [{"caption": c.text, "log_prob": round(c.log_prob, 4)} for c in result.nbest], "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}, "error": None}))
+            click.echo(_json_line(image, result))
         else:
             click.echo(f"{image}: {result.text}")
             for c in result.nbest[1:]:
@@ -261,7 +299,7 @@ def models(as_json):
 @click.option("--threads", default="1,2", show_default=True, help="Thread counts for the benchmark.")
 def release(run_dir, out_dir, data_root, threads):
     """Make RUN_DIR the built-in model: export every mode, score them on test, bench, write the model card."""
-    _quiet_tensorflow()
+    _tensorflow_command()
     from edgecap.release import release as run_release
 
     command = "edgecap release " + " ".join(sys.argv[2:])

@@ -7,6 +7,7 @@ are errors, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,15 @@ else:  # pragma: no cover
 
 
 class ConfigError(ValueError):
-    """A config file or override is malformed or names a key that does not exist."""
+    """A config file or override is malformed, names a key that does not exist, or a value is out of range."""
+
+
+DATASETS = ("flickr8k", "karpathy", "folder")
+LR_DECAYS = ("cosine", "constant")
+SELECTION_DECODINGS = ("greedy", "decode")
+DISTRIBUTES = ("auto", "mirrored", "none")
+MIXED_PRECISIONS = ("auto", "on", "off")
+OBJECTIVES = ("cross_entropy", "self_critical")
 
 
 @dataclass
@@ -119,6 +128,49 @@ class Config:
                     raise ConfigError(f"{source}: {section}.{key} must be {type(default).__name__}, got {value!r}")
                 setattr(target, key, value)
 
+    def problems(self) -> list[str]:
+        """Every value out of its range or not among its choices (empty when all is well)."""
+        d, t, k = self.data, self.train, self.decode
+        out = []
+
+        def check(ok: bool, key: str, expected: str) -> None:
+            if not ok:
+                section, name = key.split(".")
+                out.append(f"{key} must be {expected}, got {getattr(getattr(self, section), name)!r}")
+
+        for key, choices in (("data.dataset", DATASETS), ("train.lr_decay", LR_DECAYS), ("train.selection_decoding", SELECTION_DECODINGS),
+                             ("train.distribute", DISTRIBUTES), ("train.mixed_precision", MIXED_PRECISIONS), ("train.objective", OBJECTIVES)):
+            section, name = key.split(".")
+            check(getattr(getattr(self, section), name) in choices, key, f"one of {choices}")
+        for key in ("data.min_count", "data.max_length", "train.epochs", "train.batch_size", "train.patience", "decode.beam_size", "decode.max_length"):
+            section, name = key.split(".")
+            check(getattr(getattr(self, section), name) >= 1, key, "a positive integer")
+        for key in ("data.train_limit", "data.dev_limit", "train.warmup_steps", "train.max_steps_per_epoch", "train.clipnorm", "train.weight_decay", "train.doubly_stochastic"):
+            section, name = key.split(".")
+            check(getattr(getattr(self, section), name) >= 0, key, ">= 0")
+        for key in ("train.label_smoothing", "train.ema_momentum"):
+            check(0.0 <= getattr(t, key.split(".")[1]) < 1.0, key, "in [0, 1)")
+        check(0.0 < t.learning_rate < 1.0, "train.learning_rate", "in (0, 1)")
+        check(0.0 <= t.min_lr_ratio <= 1.0, "train.min_lr_ratio", "in [0, 1]")
+        check(t.num_samples >= 2 or t.objective != "self_critical", "train.num_samples", ">= 2 for self-critical training")
+        check(math.isfinite(k.length_penalty), "decode.length_penalty", "a finite number")
+        check(k.no_repeat_ngram_size == 0 or k.no_repeat_ngram_size >= 2, "decode.no_repeat_ngram_size", "0 (off) or >= 2")
+        return out + self.model.validate()
+
+    def validate(self, source: str = "<config>") -> "Config":
+        """Check every range and choice (no TensorFlow needed, so it fails in well under a second).
+
+        Returns:
+            this config.
+
+        Raises:
+            ConfigError: listing every problem, naming ``source``.
+        """
+        problems = self.problems()
+        if problems:
+            raise ConfigError(f"{source}: " + "; ".join(problems))
+        return self
+
     @classmethod
     def load(cls, path: str | Path) -> "Config":
         """Raises: ConfigError naming the file (missing, bad TOML, unknown key)."""
@@ -170,3 +222,10 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(v)
+
+
+def default_config() -> Config:
+    """The shipped Flickr8k config (``edgecap/configs/show_attend_tell_flickr8k.toml``)."""
+    from importlib import resources
+
+    return Config.load(Path(str(resources.files("edgecap") / "configs" / "show_attend_tell_flickr8k.toml")))

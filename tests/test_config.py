@@ -1,7 +1,12 @@
 import pytest
 
-from edgecap.config import Config, ConfigError
-from edgecap.evaluation.evaluate import default_config
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+from edgecap.config import Config, ConfigError, default_config
 
 
 def test_shipped_config_loads_and_round_trips(tmp_path):
@@ -31,3 +36,39 @@ def test_overrides():
         cfg.apply_overrides(["epochs=3"])
     with pytest.raises(ConfigError):
         cfg.apply_overrides(["train.nothing=1"])
+
+
+def test_every_shipped_config_is_valid():
+    for path in Path(str(resources.files("edgecap") / "configs")).glob("*.toml"):
+        assert Config.load(path).problems() == [], path
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochs=-1", "train.epochs must be a positive integer, got -1"),
+    ("train.batch_size=0", "train.batch_size must be a positive integer, got 0"),
+    ("train.learning_rate=0", r"train.learning_rate must be in \(0, 1\)"),
+    ("train.ema_momentum=1.0", r"train.ema_momentum must be in \[0, 1\)"),
+    ("train.objective=reinforce", "train.objective must be one of"),
+    ("decode.no_repeat_ngram_size=1", "decode.no_repeat_ngram_size must be 0"),
+    ("data.dataset=coco", "data.dataset must be one of"),
+    ("model.dropout=1.5", r"model.dropout must be in \[0, 1\)"),
+])
+def test_values_out_of_range_are_refused(override, message):
+    cfg = default_config()
+    cfg.apply_overrides([override])
+    with pytest.raises(ConfigError, match=message):
+        cfg.validate()
+
+
+def test_a_config_error_shows_before_tensorflow_is_imported(tmp_path):
+    """`edgecap train` checks the config first: no feature caching, no 25-90 s TensorFlow import."""
+    script = ("import sys; from edgecap.cli import main\n"
+              "try:\n    main(['train', '--run-dir', sys.argv[1], 'train.epochs=-1', 'train.batch_size=0'])\n"
+              "except SystemExit as e:\n    print('EXIT', e.code, 'tensorflow' in sys.modules, file=sys.stderr)\n")
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - t0
+    assert "train.epochs must be a positive integer, got -1" in out.stderr and "train.batch_size must be a positive integer" in out.stderr
+    assert "EXIT 1 False" in out.stderr, out.stderr  # refused, and TensorFlow never imported
+    assert not (tmp_path / "run").exists()
+    print(f"config error after {seconds:.2f} s")

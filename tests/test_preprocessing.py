@@ -2,8 +2,12 @@
 
 import io
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from edgecap.runtime.preprocessing import ImageLoadError, load_image
@@ -66,7 +70,7 @@ def test_bad_files_name_the_file(tmp_path, examples):
     empty.write_bytes(b"")
     truncated = tmp_path / "cut.jpg"
     truncated.write_bytes((examples / "coffee.jpg").read_bytes()[:2000])
-    for path, why in [(text, "not an image"), (empty, "empty"), (truncated, "truncated"), (tmp_path / "none.jpg", "no such file")]:
+    for path, why in [(text, "not an image"), (empty, "empty"), (truncated, "truncated"), (tmp_path / "none.jpg", "No such file")]:
         with pytest.raises(ImageLoadError, match=f"{path.name}.*{why}"):
             load_image(path)
 
@@ -77,3 +81,52 @@ def test_decompression_bomb_is_refused(tmp_path):
     assert bomb.stat().st_size < 1_000_000
     with pytest.raises(ImageLoadError, match="bomb.png.*decompression bomb"):
         load_image(bomb)
+
+
+def test_os_errors_and_special_files_are_named_with_their_own_cause(tmp_path, examples):
+    import os
+
+    long_name = tmp_path / ("x" * 300 + ".jpg")
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)  # opening it for reading would block: it must be refused unopened
+    cases = [(long_name, "File name too long"), (fifo, "not a regular file .a FIFO"), (Path("/dev/zero"), "not a regular file .a character device"), (tmp_path, "not a regular file .a folder")]
+    for path, why in cases:
+        with pytest.raises(ImageLoadError, match=f"{why}"):
+            load_image(path)
+    if os.geteuid() != 0:  # root reads anything: the permission case needs another user
+        locked = tmp_path / "locked.jpg"
+        locked.write_bytes((examples / "coffee.jpg").read_bytes())
+        locked.chmod(0)
+        with pytest.raises(ImageLoadError, match="locked.jpg: Permission denied"):
+            load_image(locked)
+
+
+def test_huge_jpeg_is_decoded_at_reduced_size_and_the_pixel_limit_refuses_the_rest(photo, tmp_path):
+    big = tmp_path / "big.jpg"
+    photo.resize((4000, 3000)).save(big, quality=90)  # 12 MP
+    out = load_image(big)
+    ref = load_image(photo).astype(int)
+    assert out.shape == (224, 224, 3) and np.abs(out.astype(int) - ref).mean() < 6  # the same picture
+    assert load_image(big, max_pixels=1_000_000).shape == (224, 224, 3)  # decoded at 1/8: 500x375
+    with pytest.raises(ImageLoadError, match="big.jpg: 500x375 pixels is over the limit of 100000"):
+        load_image(big, max_pixels=100_000)
+    png = tmp_path / "big.png"
+    photo.resize((2000, 1500)).save(png)  # not a JPEG: decoded at full size, so the limit counts all of it
+    with pytest.raises(ImageLoadError, match="big.png: 2000x1500 pixels is over the limit of 1000000"):
+        load_image(png, max_pixels=1_000_000)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=3000), cut=st.integers(0, 20_000), flip=st.tuples(st.integers(0, 20_000), st.integers(1, 255)))
+def test_any_bytes_give_an_image_or_an_image_load_error(data, cut, flip, examples):
+    """Fuzz: random bytes, and truncated or byte-flipped real photos, never raise anything else."""
+    real = bytearray((examples / "coffee.jpg").read_bytes()[: max(cut, 1)])
+    i, x = flip
+    if i < len(real):
+        real[i] ^= x
+    for candidate in (data, bytes(real), b"\x89PNG\r\n\x1a\n" + data, b"\xff\xd8\xff" + data):
+        try:
+            out = load_image(candidate)
+        except ImageLoadError:
+            continue
+        assert out.shape == (224, 224, 3) and out.dtype == np.uint8

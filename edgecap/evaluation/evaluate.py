@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from edgecap.config import Config
+from edgecap.config import Config, default_config
 from edgecap.evaluation.metrics import coco_caption_scores
 from edgecap.utils import atomic_write_text
 
@@ -85,13 +85,6 @@ def _or_defaults(defaults, beam_size, length_penalty, max_length, no_repeat_ngra
     """The given decoding settings, each ``None`` replaced by the model's (``DecodeConfig`` or ``ModelMetadata``)."""
     given = {"beam_size": beam_size, "length_penalty": length_penalty, "max_length": max_length, "no_repeat_ngram_size": no_repeat_ngram_size}
     return tuple(getattr(defaults, k) if v is None else v for k, v in given.items())
-
-
-def default_config() -> Config:
-    """The shipped Flickr8k config (``edgecap/configs/show_attend_tell_flickr8k.toml``)."""
-    from importlib import resources
-
-    return Config.load(Path(str(resources.files("edgecap") / "configs" / "show_attend_tell_flickr8k.toml")))
 
 
 def write_report(report: dict, path: str | Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 from edgecap.data.readers import CaptionedImage, DatasetError
 from edgecap.export.exporter import export_model, representative_dataset
 from edgecap.export.verify import VerifyReport, verify_export
-from edgecap.utils import atomic_write_text
+from edgecap.runtime import metadata as md
+from edgecap.utils import atomic_write_bytes, atomic_write_text, work_dir
 
 
 @dataclass
@@ -40,15 +42,20 @@ def _example_items() -> list[CaptionedImage]:
 def run_export(source: str | Path, mode: str, output: str | Path | None, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0") -> ExportResult:
     """Export ``source`` (a run directory) in ``mode``; verify against Keras; write ``output``.
 
-    ``output`` None writes ``./<model name>_<dataset>_<mode>.tflite``. Calibration uses training photos and verification dev photos of the run's dataset; when
-    the dataset is not on this machine both fall back to the photos in ``examples/`` (with a
-    warning: calibration on a handful of photos gives a poorer int8 model).
+    ``output`` None writes ``./<model name>_<dataset>_<mode>.tflite``. Calibration uses
+    training photos and verification dev photos of the run's dataset; when the dataset is not
+    on this machine both fall back to the photos in ``examples/`` (with a warning: an int8
+    model calibrated on three photos is poor and usually fails verification).
+
+    Also writes ``<output>.verify.json``: the verification report (agreement with Keras on
+    the check photos, see :class:`edgecap.export.verify.VerifyReport`), pass or fail.
+
+    Raises:
+        ExportError: verification failed (the file is kept as ``<output>.rejected``, marked
+            unverified so that the runtime refuses it).
 
     Returns:
         the written file, its size and the verification report.
-
-    Raises:
-        ExportError: verification failed (the file is kept as ``<output>.rejected``).
     """
     from edgecap.export.exporter import ExportError
     from edgecap.runtime import Captioner, CaptionerOptions
@@ -59,28 +66,34 @@ def run_export(source: str | Path, mode: str, output: str | Path | None, data_ro
         splits = read_splits(cfg, ("train", "dev"), data_root)
         calib, check = _spread(splits["train"], calibration_images), _spread(splits["dev"], verify_images)
     except DatasetError as e:
-        warnings.warn(f"{e}; calibrating and verifying on the example photos instead", stacklevel=2)
+        warnings.warn(f"{e}; calibrating and verifying on the {len(_example_items())} example photos instead. int8 calibration needs a few hundred real photos "
+                      "of the training set: point --data-root (or $EDGECAP_DATA_ROOT) at the dataset folder", stacklevel=2)
         calib = check = _example_items()
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     output = Path(output) if output else Path(f"{name}_{mode}.tflite")
-    staging = output.with_name(output.name + ".staging")
 
     def calibration():
         return representative_dataset(model, [it.path for it in calib], [it.captions[0] for it in calib], vocab)
 
     extra = {"source_run": str(source), "dataset": cfg.data.dataset, "calibration_images": len(calib) if mode == "int8" else 0}
-    export_model(model, vocab, staging, mode, calibration if mode == "int8" else None, name=name, version=version, architecture=cfg.model.architecture,
-                 max_length=cfg.decode.max_length, beam_size=cfg.decode.beam_size, length_penalty=cfg.decode.length_penalty, no_repeat_ngram_size=cfg.decode.no_repeat_ngram_size, extra=extra)
+    # Everything before verification passes lives in one scratch folder beside the output
+    # (removed at the end, or by the next export if this process is killed), and the staged
+    # file is marked unverified, so the runtime refuses it wherever it ends up.
+    scratch = work_dir(output.resolve().parent, f".{output.name}.export-")
     try:
-        captioner = Captioner.from_file(staging, CaptionerOptions(beam_size=1))
+        staged = export_model(model, vocab, scratch / "staged.tflite", mode, calibration if mode == "int8" else None, name=name, version=version, architecture=cfg.model.architecture,
+                              max_length=cfg.decode.max_length, beam_size=cfg.decode.beam_size, length_penalty=cfg.decode.length_penalty,
+                              no_repeat_ngram_size=cfg.decode.no_repeat_ngram_size, extra=extra, verified=False, scratch_dir=scratch)
+        captioner = Captioner.from_file(staged, CaptionerOptions(beam_size=1), allow_unverified=True)
         report = verify_export(model, captioner, [it.path for it in check], [it.captions for it in check], mode, cfg.decode.max_length)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-    atomic_write_text(output.with_name(output.name + ".verify.json"), json.dumps(report.as_dict(), indent=1))
-    if not report.passed:
-        rejected = output.with_name(output.name + ".rejected")
-        os.replace(staging, rejected)
-        raise ExportError(f"{output}: verification failed, file kept as {rejected}\n{report.summary()}")
-    os.replace(staging, output)
+        atomic_write_text(output.with_name(output.name + ".verify.json"), json.dumps(report.as_dict(), indent=1))
+        if not report.passed:
+            rejected = output.with_name(output.name + ".rejected")
+            os.replace(staged, rejected)
+            raise ExportError(f"{output}: verification failed; the file is kept as {rejected} (marked unverified: "
+                              f"load it with Captioner.from_file(..., allow_unverified=True) to inspect it)\n{report.summary()}")
+        data, meta = md.read_file(staged, allow_unverified=True)
+        atomic_write_bytes(output, md.pack(md.flatbuffer(data), meta, verified=True))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return ExportResult(output, output.stat().st_size, report)

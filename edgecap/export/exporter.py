@@ -129,13 +129,17 @@ def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None
         raise ExportError(f"TFLite conversion ({mode}) failed: {e}") from e
 
 
-def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "float32", calibration=None, name: str = "show_attend_tell_flickr8k", version: str = "0", max_length: int = 20, beam_size: int = 3, length_penalty: float = 0.0, extra: dict | None = None, no_repeat_ngram_size: int = 0, architecture: str = "show_attend_tell") -> Path:
+def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "float32", calibration=None, name: str = "show_attend_tell_flickr8k", version: str = "0", max_length: int = 20, beam_size: int = 3, length_penalty: float = 0.0, extra: dict | None = None,
+                 no_repeat_ngram_size: int = 0, architecture: str = "show_attend_tell", verified: bool = True, scratch_dir: str | Path | None = None) -> Path:
     """Convert ``model`` and write ``out_path`` atomically with the edgecap metadata packed in.
 
     Args:
         model: a built :class:`edgecap.models.base.StepwiseCaptioner`; its step contract goes
             into the metadata.
         architecture: the model family's registry name.
+        verified: False marks the file as not yet checked against Keras: the runtime refuses
+            it until it is re-packed as verified (:func:`edgecap.export.command.run_export`).
+        scratch_dir: where the intermediate SavedModel goes (default: the system's temp folder).
 
     Returns:
         ``out_path``.
@@ -144,7 +148,7 @@ def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "fl
         ValueError, ExportError: see :func:`convert`.
     """
     spec = model.spec
-    with tempfile.TemporaryDirectory(prefix="edgecap-export-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="saved-model-", dir=scratch_dir) as tmp:
         flatbuffer = convert(saved_model(model, Path(tmp) / "saved_model"), mode, calibration)
     meta = md.ModelMetadata(
         name=name, version=version, architecture=architecture, quantization=mode, vocabulary=list(vocab.words),
@@ -152,5 +156,5 @@ def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "fl
         pad_id=vocab.pad_id, start_id=vocab.start_id, end_id=vocab.end_id, unk_id=vocab.unk_id,
         max_length=max_length, beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, extra=extra or {},
     )
-    atomic_write_bytes(out_path, md.pack(flatbuffer, meta))
+    atomic_write_bytes(out_path, md.pack(flatbuffer, meta, verified))
     return Path(out_path)

@@ -17,9 +17,9 @@ import numpy as np
 from edgecap.decoding import NoRepeatNGram, beam_search, decoding_processors, greedy_search
 from edgecap.decoding.search import Hypothesis
 from edgecap.runtime import metadata as md
-from edgecap.runtime.contract import LOG_PROBS, TOKENS, ContractError, StepContract, infer_contract
+from edgecap.runtime.contract import IMAGE, LOG_PROBS, TOKENS, ContractError, StepContract, infer_contract
 from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
-from edgecap.runtime.preprocessing import ImageInput, load_image
+from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
 
 
 @dataclass
@@ -38,6 +38,10 @@ class CaptionerOptions:
             saves that copy per step when only the words are wanted).
         quiet: silence the interpreter's own log lines (e.g. "Created TensorFlow Lite XNNPACK
             delegate") while the model loads.
+        check_digest: compare the file's weights with the SHA-256 digest in its metadata at
+            load (refuses a damaged file; False saves that hash, ~15 ms for 7 MB).
+        max_pixels: refuse photos with more pixels than this once decoded (JPEGs far larger
+            than the model input are decoded at 1/2, 1/4 or 1/8 size first).
     """
 
     beam_size: int | None = None
@@ -49,6 +53,8 @@ class CaptionerOptions:
     backends: tuple[str, ...] = BACKENDS
     return_attention: bool = True
     quiet: bool = True
+    check_digest: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self):
         if self.beam_size is not None and self.beam_size < 1:
@@ -61,6 +67,8 @@ class CaptionerOptions:
             raise ValueError(f"max_length must be >= 1, got {self.max_length}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
 
 
 @dataclass
@@ -148,11 +156,12 @@ class Captioner:
     Works from the step contract in the file's metadata alone, whatever the model family.
 
     Raises:
-        ModelFileError: the interpreter refuses the model, or its signatures do not match the
-            declared contract (names ``source``).
+        ModelFileError: metadata out of its schema, the interpreter refuses or cannot run the
+            model, or its signatures do not match the declared contract (names ``source``).
     """
 
     def __init__(self, model_content: bytes, metadata: md.ModelMetadata, options: CaptionerOptions | None = None, source: str = "<model>"):
+        md.validate(metadata, source)
         self.options = options or CaptionerOptions()
         self.metadata = metadata
         self.source = source
@@ -160,8 +169,9 @@ class Captioner:
             self.interpreter, self.backend = make_interpreter(model_content, self.options.num_threads, self.options.backends)
             self.encode_signature = Signature(self.interpreter, "encode")
             self.step_signature = Signature(self.interpreter, "decode_step")
-        except ValueError as e:
-            raise md.ModelFileError(f"{source}: the interpreter cannot load this model ({e})") from e
+        except (ValueError, RuntimeError, KeyError) as e:
+            raise md.ModelFileError(f"{source}: the interpreter cannot load this model ({type(e).__name__}: {e})") from e
+        self._check_image_input()
         self.contract = self._contract()
         m = metadata
         self.vocabulary = m.vocabulary
@@ -177,10 +187,16 @@ class Captioner:
             with quiet_native_logs(self.options.quiet):
                 state, memory = self.encode(np.zeros((1, S, S, 3), np.uint8))
                 log_probs, _, _ = self.step_function(memory, attention=False)(np.full((1,), self.metadata.start_id, np.int32), state)
-        except (RuntimeError, ValueError, KeyError) as e:
+        except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as e:
             raise md.ModelFileError(f"{self.source}: the model does not run ({type(e).__name__}: {e})") from e
         if log_probs.shape != (1, len(self.vocabulary)):
             raise md.ModelFileError(f"{self.source}: decode_step gives {log_probs.shape[1]} log-probabilities for a vocabulary of {len(self.vocabulary)} words; re-export the model")
+
+    def _check_image_input(self) -> None:
+        S = self.metadata.image_size
+        shape = self.encode_signature.input_shapes.get(IMAGE)
+        if shape is None or [int(d) for d in shape][1:] != [S, S, 3]:
+            raise md.ModelFileError(f"{self.source}: encode's {IMAGE!r} input has shape {shape}, the metadata says image_size {S} (expected [1, {S}, {S}, 3]); re-export the model")
 
     def _contract(self) -> StepContract:
         shapes = (self.encode_signature.output_shapes, self.step_signature.input_shapes, self.step_signature.output_shapes)
@@ -194,14 +210,22 @@ class Captioner:
         return contract
 
     @classmethod
-    def from_file(cls, path: str | Path, options: CaptionerOptions | None = None) -> "Captioner":
+    def from_file(cls, path: str | Path, options: CaptionerOptions | None = None, allow_unverified: bool = False) -> "Captioner":
         """Load a model file.
 
+        Args:
+            path: an edgecap ``.tflite`` file.
+            options: decoding and loading options.
+            allow_unverified: load an export that has not passed verification (only
+                ``edgecap export`` checking its own staged file needs this).
+
         Raises:
-            ModelFileError: missing, empty, corrupt, or not an edgecap model (names ``path``).
+            ModelFileError: missing, empty, damaged (digest mismatch), inconsistent, not
+                verified, or not an edgecap model (names ``path``).
             NoInterpreterError: no TFLite interpreter installed.
         """
-        data, meta = md.read_file(path)
+        options = options or CaptionerOptions()
+        data, meta = md.read_file(path, options.check_digest, allow_unverified)
         return cls(data, meta, options, str(path))
 
     @classmethod
@@ -218,7 +242,7 @@ class Captioner:
     # --- stages ----------------------------------------------------------------------------
     def preprocess(self, image: ImageInput) -> np.ndarray:
         """Any photo → ``uint8 (1, S, S, 3)``. Raises ImageLoadError naming the file."""
-        return load_image(image, self.metadata.image_size)[None]
+        return load_image(image, self.metadata.image_size, self.options.max_pixels)[None]
 
     def encode(self, pixels: np.ndarray) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
         """``uint8 (1, S, S, 3)`` → ``(state, memory)``: the state tensors in contract order, each
@@ -256,13 +280,17 @@ class Captioner:
 
         Raises:
             ImageLoadError: the input is not a readable image (names the file).
+            ModelFileError: the interpreter fails on this model (names the model file).
         """
         t0 = time.perf_counter()
         pixels = self.preprocess(image)
         t1 = time.perf_counter()
-        state, memory = self.encode(pixels)
-        t2 = time.perf_counter()
-        hyps = self.search(state, memory)
+        try:
+            state, memory = self.encode(pixels)
+            t2 = time.perf_counter()
+            hyps = self.search(state, memory)
+        except RuntimeError as e:  # the interpreter's own failures: the model, not the photo
+            raise md.ModelFileError(f"{self.source}: the model failed while captioning ({e})") from e
         t3 = time.perf_counter()
         captions = [self._to_caption(hy) for hy in hyps]
         timings = {"preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}

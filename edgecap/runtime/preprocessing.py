@@ -8,17 +8,24 @@ exactly as the training images were. Normalisation (pixels → [-1, 1] for Mobil
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageInput = Union[str, Path, bytes, "Image.Image", np.ndarray]
 
-#: Images above this many pixels are refused as decompression bombs (Pillow's own limit).
-MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+#: Images whose header declares more pixels than this are refused unread as decompression
+#: bombs (twice Pillow's own warning limit: Pillow refuses them too).
+MAX_IMAGE_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+#: Default limit on the pixels of a photo once decoded (JPEGs after reduced-size decoding):
+#: 40 MP is about 120 MB of RGB.
+DEFAULT_MAX_PIXELS = 40_000_000
+_FILE_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
 class ImageLoadError(ValueError):
@@ -41,7 +48,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def _open(source: ImageInput) -> tuple[Image.Image, str]:
+def _open(source: ImageInput) -> tuple["Image.Image | BinaryIO", str]:
     if isinstance(source, Image.Image):
         return source, "<PIL image>"
     if isinstance(source, np.ndarray):
@@ -52,34 +59,49 @@ def _open(source: ImageInput) -> tuple[Image.Image, str]:
             return Image.fromarray(arr), "<array>"
         raise ImageLoadError(f"<array>: expected shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}")
     if isinstance(source, bytes):
-        name, fp = "<bytes>", io.BytesIO(source)
-    else:
-        name = str(source)
-        path = Path(source)
-        if not path.is_file():
-            raise ImageLoadError(f"{name}: no such file")
-        if path.stat().st_size == 0:
-            raise ImageLoadError(f"{name}: empty file (0 bytes)")
-        fp = path
+        return io.BytesIO(source), "<bytes>"
+    return _read_file(Path(source)), str(source)
+
+
+def _read_file(path: Path) -> BinaryIO:
+    """A regular file opened for reading; every OS error is an ImageLoadError with its own cause."""
+    try:
+        info = os.stat(path)
+        kind = stat.S_IFMT(info.st_mode)
+        if kind != stat.S_IFREG:  # refused without opening: a FIFO would block, /dev/zero never ends
+            raise ImageLoadError(f"{path}: not a regular file ({_FILE_KINDS.get(kind, 'a special file')})")
+        if info.st_size == 0:
+            raise ImageLoadError(f"{path}: empty file (0 bytes)")
+        return open(path, "rb")
+    except OSError as e:
+        raise ImageLoadError(f"{path}: {e.strerror or e}") from None
+
+
+def _decode(fp, name: str, size: int | None, max_pixels: int) -> Image.Image:
+    """Open and decode; a JPEG far larger than ``size`` is decoded at 1/2, 1/4 or 1/8 scale."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, after draft
             img = Image.open(fp)
             if img.width * img.height > MAX_IMAGE_PIXELS:
                 raise ImageLoadError(f"{name}: {img.width}x{img.height} pixels is over the {MAX_IMAGE_PIXELS} limit (decompression bomb?)")
+            if size is not None and img.format == "JPEG":
+                img.draft("RGB", (size, size))  # DCT scaling: never below the requested size
+            if img.width * img.height > max_pixels:
+                raise ImageLoadError(f"{name}: {img.width}x{img.height} pixels is over the limit of {max_pixels} (--max-pixels)")
             img.load()
     except ImageLoadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise ImageLoadError(f"{name}: image too large, refused as a decompression bomb ({e})") from e
     except UnidentifiedImageError as e:
         raise ImageLoadError(f"{name}: not an image file Pillow can read") from e
-    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as e:  # truncated or corrupt data
         raise ImageLoadError(f"{name}: corrupt or truncated image ({e})") from e
-    return img, name
+    return img
 
 
-def load_image(source: ImageInput, size: int | None = 224) -> np.ndarray:
+def load_image(source: ImageInput, size: int | None = 224, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read any photo and resize it for the encoder.
 
     EXIF orientation is applied; greyscale, RGBA, palette, CMYK and 16-bit images become RGB.
@@ -89,14 +111,22 @@ def load_image(source: ImageInput, size: int | None = 224) -> np.ndarray:
     Args:
         source: a path, encoded bytes, a PIL image or a ``uint8`` array (H, W[, 3|4]).
         size: output side in pixels; None keeps the photo's own size (for display).
+        max_pixels: refuse a photo with more pixels than this once decoded; a JPEG far
+            larger than ``size`` is decoded at 1/2, 1/4 or 1/8 scale first (``Image.draft``).
 
     Returns:
         ``uint8`` array of shape ``(size, size, 3)`` (or ``(H, W, 3)``), RGB, values 0..255.
 
     Raises:
-        ImageLoadError: missing, empty, truncated, corrupt or oversized input (names the file).
+        ImageLoadError: missing, unreadable, special (FIFO, device), empty, truncated,
+            corrupt or oversized input (names the file and the cause).
     """
     img, name = _open(source)
+    if not isinstance(img, Image.Image):  # an open file or bytes
+        with img:
+            img = _decode(img, name, size, max_pixels)
+    elif img.width * img.height > max_pixels:
+        raise ImageLoadError(f"{name}: {img.width}x{img.height} pixels is over the limit of {max_pixels}")
     try:
         img = ImageOps.exif_transpose(img) or img
         img = _to_rgb(img)

@@ -117,7 +117,6 @@ def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | N
     return out
 
 
-SELECTION_DECODINGS = ("greedy", "decode")
 
 
 def _dev_cider(model, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
@@ -156,9 +155,7 @@ class SelectionCheckpoint(keras.callbacks.Callback):
 
 
 def _strategy(cfg: Config) -> tf.distribute.Strategy:
-    mode = cfg.train.distribute
-    if mode not in ("auto", "mirrored", "none"):
-        raise ConfigError(f"train.distribute must be 'auto', 'mirrored' or 'none', got {mode!r}")
+    mode = cfg.train.distribute  # one of config.DISTRIBUTES
     gpus = tf.config.list_logical_devices("GPU")
     if mode == "mirrored" or (mode == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -172,12 +169,8 @@ def _optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     if t.lr_decay == "cosine":
         warmup = min(t.warmup_steps, total // 2)
         lr = keras.optimizers.schedules.CosineDecay(0.0 if warmup else t.learning_rate, max(1, total - warmup), alpha=t.min_lr_ratio, warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup)
-    elif t.lr_decay == "constant":
+    else:  # "constant" (Config.validate knows no other)
         lr = t.learning_rate
-    else:
-        raise ConfigError(f"train.lr_decay must be 'cosine' or 'constant', got {t.lr_decay!r}")
-    if not 0.0 <= t.ema_momentum < 1.0:
-        raise ConfigError(f"train.ema_momentum must be in [0, 1), got {t.ema_momentum}")
     ema = {"use_ema": True, "ema_momentum": t.ema_momentum} if t.ema_momentum else {}
     if t.weight_decay:
         return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay, clipnorm=t.clipnorm or None, **ema)
@@ -201,9 +194,6 @@ def _check_resume(run_dir: Path, cfg: Config) -> Config:
     if saved.to_toml() != cfg.to_toml():
         raise RunError(f"{run_dir / CONFIG}: the run directory was started with a different configuration; resume it without changes or choose a new --run-dir")
     return saved
-
-
-OBJECTIVES = ("cross_entropy", "self_critical")
 
 
 def _initial_run(cfg: Config) -> Path | None:
@@ -269,11 +259,7 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     resuming = (run_dir / STATE).is_file()
     if resuming:
         cfg = _check_resume(run_dir, cfg)
-    t = cfg.train
-    if t.objective not in OBJECTIVES:
-        raise ConfigError(f"train.objective must be one of {OBJECTIVES}, got {t.objective!r}")
-    if t.selection_decoding not in SELECTION_DECODINGS:
-        raise ConfigError(f"train.selection_decoding must be one of {SELECTION_DECODINGS}, got {t.selection_decoding!r}")
+    t = cfg.validate("config").train
     init = None if resuming else _initial_run(cfg)
     keras.utils.set_random_seed(t.seed)
     if t.mixed_precision == "on" or (t.mixed_precision == "auto" and tf.config.list_logical_devices("GPU")):
