@@ -157,6 +157,9 @@ def _images(paths):
     """``(path, None)`` for each photo to caption, ``(path, error)`` for each argument that cannot
     give any: checked when its turn comes, so one bad argument does not stop the others."""
     for p in map(Path, paths):
+        if str(p) == "-" and not p.exists():
+            yield p, "-: photos are not read from standard input; give a file or folder path"
+            continue
         try:
             if not p.is_dir():
                 yield p, None  # a file, or a path whose problem load_image reports with its cause

@@ -150,7 +150,7 @@ class Config:
             check(getattr(getattr(self, section), name) >= 0, key, ">= 0")
         for key in ("train.label_smoothing", "train.ema_momentum"):
             check(0.0 <= getattr(t, key.split(".")[1]) < 1.0, key, "in [0, 1)")
-        check(0.0 < t.learning_rate < 1.0, "train.learning_rate", "in (0, 1)")
+        check(0.0 <= t.learning_rate < 1.0, "train.learning_rate", "in [0, 1)")
         check(0.0 <= t.min_lr_ratio <= 1.0, "train.min_lr_ratio", "in [0, 1]")
         check(t.num_samples >= 2 or t.objective != "self_critical", "train.num_samples", ">= 2 for self-critical training")
         check(math.isfinite(k.length_penalty), "decode.length_penalty", "a finite number")

@@ -116,6 +116,8 @@ def model_card_markdown(card: dict) -> str:
     if "training" in card:
         t = card["training"]
         how = "teacher-forced cross-entropy"
+        if _attention(card.get("model")) == "hard":
+            how += " plus the REINFORCE terms of Xu et al. eq. 12 for the sampled locations"
         if t.get("objective") == "self_critical":
             how = f"self-critical sequence training on CIDEr-D (Rennie et al. 2017; leave-one-out baseline, Luo 2020) from the cross-entropy run `{t['init_from']}`"
         elif t.get("init_from"):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from edgecap.paths import released_dir
 from edgecap.runtime import Captioner, CaptionerOptions, ModelFileError
 from edgecap.runtime import metadata as md
-from edgecap.runtime.presets import DEFAULT_PRESET, preset_path
+from edgecap.runtime.presets import DEFAULT_PRESET, preset_names, preset_path
 
 
 def _flipped(data: bytes, offset: int, mask: int = 0xFF) -> bytes:
@@ -48,8 +48,9 @@ def test_flipped_bytes_in_the_weights_are_refused_by_the_digest(tiny_float32, tm
 
 
 @pytest.mark.skipif(not (released_dir() / f"{DEFAULT_PRESET}_int8.tflite").is_file(), reason="no built-in model in export/")
-def test_thirty_flips_anywhere_in_the_builtin_flatbuffer_are_refused():
-    _flatbuffer_flips_refused(preset_path(DEFAULT_PRESET), 30, seed=1)
+def test_thirty_flips_anywhere_in_each_builtin_flatbuffer_are_refused():
+    for seed, name in enumerate(preset_names()):
+        _flatbuffer_flips_refused(preset_path(name), 30, seed=seed)
 
 
 def _repacked(path: Path, tmp_path: Path, name: str, **fields) -> Path:
@@ -164,8 +165,8 @@ def test_a_batch_of_good_and_bad_paths_captions_every_good_photo_and_names_every
     truncated = tmp_path / "cut.jpg"
     truncated.write_bytes((examples / "coffee.jpg").read_bytes()[:3000])
     bad = {str(long_name): "File name too long", str(fifo): "not a regular file (a FIFO", "/dev/zero": "not a regular file (a character device",
-           str(empty): "no images in this folder", str(tmp_path / "none.jpg"): "No such file", str(truncated): "truncated"}
-    out = _cli("caption", str(long_name), str(good), str(fifo), "/dev/zero", str(empty), str(tmp_path / "none.jpg"), str(truncated), "--model", str(tiny_float32), "--json")
+           str(empty): "no images in this folder", str(tmp_path / "none.jpg"): "No such file", str(truncated): "truncated", "-": "not read from standard input"}
+    out = _cli("caption", str(long_name), str(good), str(fifo), "/dev/zero", str(empty), str(tmp_path / "none.jpg"), str(truncated), "-", "--model", str(tiny_float32), "--json")
     assert out.returncode == 2, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines()]
     assert sorted(Path(x["image"]).name for x in lines if x["error"] is None) == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]

@@ -46,7 +46,7 @@ def test_every_shipped_config_is_valid():
 @pytest.mark.parametrize("override, message", [
     ("train.epochs=-1", "train.epochs must be a positive integer, got -1"),
     ("train.batch_size=0", "train.batch_size must be a positive integer, got 0"),
-    ("train.learning_rate=0", r"train.learning_rate must be in \(0, 1\)"),
+    ("train.learning_rate=-1e-3", r"train.learning_rate must be in \[0, 1\)"),
     ("train.ema_momentum=1.0", r"train.ema_momentum must be in \[0, 1\)"),
     ("train.objective=reinforce", "train.objective must be one of"),
     ("decode.no_repeat_ngram_size=1", "decode.no_repeat_ngram_size must be 0"),

@@ -212,6 +212,17 @@ def test_builtin_models_are_listed_and_load_by_name():
     assert out.returncode == 0 and "show_attend_tell_flickr8k" in out.stdout and "captioning" in out.stdout
 
 
+def test_every_builtin_model_captions_through_the_same_runtime_code(examples):
+    """Soft and hard attention (and any later model) run through one Captioner: its contract is read from the file."""
+    from edgecap.runtime.presets import list_presets
+
+    for preset in list_presets():
+        captioner = Captioner.from_preset(preset.name, CaptionerOptions(beam_size=3, num_results=2))
+        result = captioner.caption(examples / "chelsea.jpg")
+        assert len(result.tokens) >= 3 and len(result.nbest) == 2, preset.name
+        assert result.attention.shape[0] == len(result.tokens) and preset.scores["BLEU-4"] > 0
+
+
 def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples):
     import shutil
 
