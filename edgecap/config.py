@@ -130,31 +130,26 @@ class Config:
 
     def problems(self) -> list[str]:
         """Every value out of its range or not among its choices (empty when all is well)."""
-        d, t, k = self.data, self.train, self.decode
-        out = []
+        def value(key: str):
+            section, name = key.split(".")
+            return getattr(getattr(self, section), name)
 
-        def check(ok: bool, key: str, expected: str) -> None:
-            if not ok:
-                section, name = key.split(".")
-                out.append(f"{key} must be {expected}, got {getattr(getattr(self, section), name)!r}")
-
-        for key, choices in (("data.dataset", DATASETS), ("train.lr_decay", LR_DECAYS), ("train.selection_decoding", SELECTION_DECODINGS),
-                             ("train.distribute", DISTRIBUTES), ("train.mixed_precision", MIXED_PRECISIONS), ("train.objective", OBJECTIVES)):
-            section, name = key.split(".")
-            check(getattr(getattr(self, section), name) in choices, key, f"one of {choices}")
-        for key in ("data.min_count", "data.max_length", "train.epochs", "train.batch_size", "train.patience", "decode.beam_size", "decode.max_length"):
-            section, name = key.split(".")
-            check(getattr(getattr(self, section), name) >= 1, key, "a positive integer")
-        for key in ("data.train_limit", "data.dev_limit", "train.warmup_steps", "train.max_steps_per_epoch", "train.clipnorm", "train.weight_decay", "train.doubly_stochastic"):
-            section, name = key.split(".")
-            check(getattr(getattr(self, section), name) >= 0, key, ">= 0")
-        for key in ("train.label_smoothing", "train.ema_momentum"):
-            check(0.0 <= getattr(t, key.split(".")[1]) < 1.0, key, "in [0, 1)")
-        check(0.0 <= t.learning_rate < 1.0, "train.learning_rate", "in [0, 1)")
-        check(0.0 <= t.min_lr_ratio <= 1.0, "train.min_lr_ratio", "in [0, 1]")
-        check(t.num_samples >= 2 or t.objective != "self_critical", "train.num_samples", ">= 2 for self-critical training")
-        check(math.isfinite(k.length_penalty), "decode.length_penalty", "a finite number")
-        check(k.no_repeat_ngram_size == 0 or k.no_repeat_ngram_size >= 2, "decode.no_repeat_ngram_size", "0 (off) or >= 2")
+        choices = (("data.dataset", DATASETS), ("train.lr_decay", LR_DECAYS), ("train.selection_decoding", SELECTION_DECODINGS),
+                   ("train.distribute", DISTRIBUTES), ("train.mixed_precision", MIXED_PRECISIONS), ("train.objective", OBJECTIVES))
+        positive = ("data.min_count", "data.max_length", "train.epochs", "train.batch_size", "train.patience", "decode.beam_size", "decode.max_length")
+        non_negative = ("data.train_limit", "data.dev_limit", "train.warmup_steps", "train.max_steps_per_epoch", "train.clipnorm", "train.weight_decay", "train.doubly_stochastic")
+        rules = [
+            *((key, lambda v, c=c: v in c, f"one of {c}") for key, c in choices),
+            *((key, lambda v: v >= 1, "a positive integer") for key in positive),
+            *((key, lambda v: v >= 0, ">= 0") for key in non_negative),
+            *((key, lambda v: 0.0 <= v < 1.0, "in [0, 1)") for key in ("train.learning_rate", "train.label_smoothing", "train.ema_momentum")),
+            ("train.min_lr_ratio", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
+            ("decode.length_penalty", math.isfinite, "a finite number"),
+            ("decode.no_repeat_ngram_size", lambda v: v == 0 or v >= 2, "0 (off) or >= 2"),
+        ]
+        out = [f"{key} must be {expected}, got {value(key)!r}" for key, ok, expected in rules if not ok(value(key))]
+        if self.train.objective == "self_critical" and self.train.num_samples < 2:
+            out.append(f"train.num_samples must be >= 2 for self-critical training, got {self.train.num_samples}")
         return out + self.model.validate()
 
     def validate(self, source: str = "<config>") -> "Config":

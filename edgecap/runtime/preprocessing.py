@@ -19,9 +19,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 ImageInput = Union[str, Path, bytes, "Image.Image", np.ndarray]
 
-#: Images whose header declares more pixels than this are refused unread as decompression
-#: bombs (twice Pillow's own warning limit: Pillow refuses them too).
-MAX_IMAGE_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
 #: Default limit on the pixels of a photo once decoded (JPEGs after reduced-size decoding):
 #: 40 MP is about 120 MB of RGB.
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -81,10 +78,8 @@ def _decode(fp, name: str, size: int | None, max_pixels: int) -> Image.Image:
     """Open and decode; a JPEG far larger than ``size`` is decoded at 1/2, 1/4 or 1/8 scale."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below, after draft
-            img = Image.open(fp)
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise ImageLoadError(f"{name}: {img.width}x{img.height} pixels is over the {MAX_IMAGE_PIXELS} limit (decompression bomb?)")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels is checked below, after draft
+            img = Image.open(fp)  # raises DecompressionBombError beyond twice Pillow's limit, before decoding
             if size is not None and img.format == "JPEG":
                 img.draft("RGB", (size, size))  # DCT scaling: never below the requested size
             if img.width * img.height > max_pixels:
