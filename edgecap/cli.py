@@ -177,7 +177,7 @@ def _json_line(image, result=None, error=None) -> str:
     """One JSON Lines record: the same keys for a caption and a failure."""
     if result is None:
         return json.dumps({"image": str(image), "caption": None, "log_prob": None, "nbest": [], "timings_ms": {}, "error": error})
-    return json.dumps({"image": str(image), "caption": result.text, "log_prob": round(result.log_prob, 4), "nbest": [{"caption": c.text, "log_prob": round(c.log_prob, 4)} for c in result.nbest],
+    return json.dumps({"image": str(image), "caption": result.text, "log_prob": result.log_prob, "nbest": [{"caption": c.text, "log_prob": c.log_prob} for c in result.nbest],
                        "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()}, "error": None})
 
 
@@ -194,8 +194,9 @@ def _json_line(image, result=None, error=None) -> str:
 @click.option("--attention-dir", type=click.Path(file_okay=False), help="Write a figure of each word's attention map here (needs matplotlib).")
 @click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True, help="Refuse photos with more pixels than this once decoded (JPEGs far larger than the model input are decoded at reduced size first).")
 @click.option("--skip-digest", is_flag=True, help="Do not compare the model's weights with the SHA-256 digest in its metadata at load (saves one SHA-256 pass over the file; a damaged file is then not detected).")
+@click.option("--reference-kernels", is_flag=True, help="Run the interpreter's reference kernels: slower, but the same outputs, hence the same captions, on x86 and aarch64 (the optimised int8 kernels may round differently on each CPU).")
 @click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
-def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat_ngram, nbest, threads, as_json, attention_dir, max_pixels, skip_digest, verbose):
+def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat_ngram, nbest, threads, as_json, attention_dir, max_pixels, skip_digest, reference_kernels, verbose):
     """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow.
 
     Every photo that can be read is captioned; each one that cannot (and each folder without
@@ -206,7 +207,7 @@ def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat
     try:
         path = resolve_model(model_path)
         options = CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram, max_length=max_length, num_results=nbest, num_threads=threads,
-                                   return_attention=bool(attention_dir), quiet=not verbose, check_digest=not skip_digest, max_pixels=max_pixels)
+                                   return_attention=bool(attention_dir), quiet=not verbose, check_digest=not skip_digest, max_pixels=max_pixels, reference_kernels=reference_kernels)
         captioner = Captioner.from_file(path, options)
     except (ModelFileError, NoInterpreterError, ValueError) as e:
         _fail(str(e))

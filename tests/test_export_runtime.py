@@ -223,6 +223,24 @@ def test_every_builtin_model_captions_through_the_same_runtime_code(examples):
         assert result.attention.shape[0] == len(result.tokens) and preset.scores["BLEU-4"] > 0
 
 
+def test_reference_kernels_are_the_interpreters_reference_resolver(examples):
+    """--reference-kernels builds the interpreter with BUILTIN_REF (portable integer arithmetic):
+    the encoder's outputs differ from the optimised kernels' on the int8 model, repeat exactly, and
+    the CLI's JSON carries the full log-probability (what scripts/check_aarch64.sh compares)."""
+    ref = Captioner.from_preset("show_attend_tell_flickr8k", CaptionerOptions(reference_kernels=True, beam_size=1))
+    fast = Captioner.from_preset("show_attend_tell_flickr8k", CaptionerOptions(beam_size=1))
+    pixels = ref.preprocess(examples / "astronaut.jpg")
+    (h_ref, *_), _ = ref.encode(pixels)
+    (h_fast, *_), _ = fast.encode(pixels)
+    assert not np.array_equal(h_ref, h_fast)
+    again = Captioner.from_preset("show_attend_tell_flickr8k", CaptionerOptions(reference_kernels=True, beam_size=1))
+    assert np.array_equal(again.encode(pixels)[0][0], h_ref)
+    out = _cli("caption", str(examples / "astronaut.jpg"), "--reference-kernels", "--beam-size", "1", "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = json.loads(out.stdout)
+    assert line["caption"] == ref.caption(examples / "astronaut.jpg").text and line["log_prob"] == ref.caption(examples / "astronaut.jpg").log_prob
+
+
 def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples):
     import shutil
 

@@ -42,6 +42,8 @@ class CaptionerOptions:
             load (refuses a damaged file; False saves that hash pass over the file).
         max_pixels: refuse photos with more pixels than this once decoded (JPEGs far larger
             than the model input are decoded at 1/2, 1/4 or 1/8 size first).
+        reference_kernels: run the interpreter's reference kernels: slower, but bit-identical
+            outputs on x86 and aarch64 (see :func:`edgecap.runtime.interpreter.make_interpreter`).
     """
 
     beam_size: int | None = None
@@ -55,6 +57,7 @@ class CaptionerOptions:
     quiet: bool = True
     check_digest: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
+    reference_kernels: bool = False
 
     def __post_init__(self):
         if self.beam_size is not None and self.beam_size < 1:
@@ -166,7 +169,7 @@ class Captioner:
         self.metadata = metadata
         self.source = source
         try:
-            self.interpreter, self.backend = make_interpreter(model_content, self.options.num_threads, self.options.backends)
+            self.interpreter, self.backend = make_interpreter(model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels)
             self.encode_signature = Signature(self.interpreter, "encode")
             self.step_signature = Signature(self.interpreter, "decode_step")
         except (ValueError, RuntimeError, KeyError) as e:

@@ -22,23 +22,29 @@ class NoInterpreterError(ImportError):
     """No TFLite interpreter package is installed."""
 
 
-def _interpreter_class(backend: str):
+def _interpreter_module(backend: str):
+    """The module holding ``Interpreter`` and ``OpResolverType`` for ``backend``."""
     if backend == "ai_edge_litert":
-        return importlib.import_module("ai_edge_litert.interpreter").Interpreter
+        return importlib.import_module("ai_edge_litert.interpreter")
     if backend == "tflite_runtime":
-        return importlib.import_module("tflite_runtime.interpreter").Interpreter
+        return importlib.import_module("tflite_runtime.interpreter")
     if backend == "tensorflow":
-        return importlib.import_module("tensorflow").lite.Interpreter
+        tf = importlib.import_module("tensorflow")
+        return type("TensorFlowLite", (), {"Interpreter": tf.lite.Interpreter, "OpResolverType": tf.lite.experimental.OpResolverType})
     raise ValueError(f"unknown interpreter backend {backend!r}; choose from {BACKENDS}")
 
 
-def make_interpreter(model_content: bytes, num_threads: int | None = None, backends: Sequence[str] = BACKENDS):
+def make_interpreter(model_content: bytes, num_threads: int | None = None, backends: Sequence[str] = BACKENDS, reference_kernels: bool = False):
     """Build an interpreter from the first importable backend.
 
     Args:
         model_content: the ``.tflite`` file's bytes.
         num_threads: CPU threads for the kernels (None: the backend's default).
         backends: names to try, in order.
+        reference_kernels: run TFLite's reference kernels (``OpResolverType.BUILTIN_REF``: no
+            XNNPACK delegate, no CPU-specific code paths) instead of the optimised ones. Slower,
+            but the same integer arithmetic on every CPU, so x86 and aarch64 give identical
+            outputs; the optimised int8 kernels may round differently on each CPU.
 
     Returns:
         ``(interpreter, backend_name)``.
@@ -50,11 +56,12 @@ def make_interpreter(model_content: bytes, num_threads: int | None = None, backe
     errors = []
     for backend in backends:
         try:
-            cls = _interpreter_class(backend)
+            module = _interpreter_module(backend)
         except ImportError as e:
             errors.append(f"{backend}: {e}")
             continue
-        return cls(model_content=model_content, num_threads=num_threads), backend
+        resolver = module.OpResolverType.BUILTIN_REF if reference_kernels else module.OpResolverType.AUTO
+        return module.Interpreter(model_content=model_content, num_threads=num_threads, experimental_op_resolver_type=resolver), backend
     raise NoInterpreterError("no TFLite interpreter found; pip install ai-edge-litert (or tflite-runtime). Tried: " + "; ".join(errors))
 
 

@@ -1,0 +1,81 @@
+"""Record the Python runtime's decoding, step by step, for the Java core's golden tests.
+
+For every built-in model and every photo in ``examples/``, greedy and beam 3 (3-best) with the
+model's own decoding settings: each ``decode_step`` call's input tokens and output
+log-probabilities (float32, before the search edits them), and the hypotheses the Python search
+returned (token ids, log-probability, score, text). The Java core replays the recorded step
+outputs through its own search and must give the same tokens, log-probabilities and text
+(``android_demo/core/src/test/java/edgecap/core/GoldenTest.java``). Also, per photo, a PNG of the
+decoded pixels and the encoder input that ``load_image`` makes of it, for the Java resize.
+
+Usage: python scripts/record_golden.py --out android_demo/core/build/golden
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgecap.decoding import beam_search, greedy_search
+from edgecap.paths import examples_dir
+from edgecap.runtime import Captioner, CaptionerOptions
+from edgecap.runtime.preprocessing import load_image
+from edgecap.runtime.presets import preset_names, preset_path
+
+BEAM_SIZES = (1, 3)
+
+
+def _b64(array: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def record(captioner: Captioner, pixels: np.ndarray, beam_size: int) -> dict:
+    """One decoding of one photo: every step call and the hypotheses."""
+    m = captioner.metadata
+    state, memory = captioner.encode(pixels)
+    step = captioner.step_function(memory, attention=False)
+    calls = []
+
+    def recording_step(tokens, st):
+        log_probs, new_state, attention = step(tokens, st)
+        calls.append({"tokens": tokens.tolist(), "log_probs": _b64(log_probs, "<f4"), "shape": list(log_probs.shape)})
+        return log_probs, new_state, attention
+
+    if beam_size == 1:
+        hyps = greedy_search(recording_step, state, m.start_id, m.end_id, m.max_length, captioner.suppress)
+    else:
+        hyps = beam_search(recording_step, state, m.start_id, m.end_id, beam_size, m.max_length, m.length_penalty, beam_size, captioner.suppress)
+    return {"beam_size": beam_size, "calls": calls,
+            "hypotheses": [{"tokens": h.tokens, "log_prob": h.log_prob, "score": h.score, "text": " ".join(m.vocabulary[t] for t in h.tokens)} for h in hyps]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the golden files (made if missing)")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    photos = sorted(examples_dir().glob("*.jpg"))
+    for photo in photos:  # the decoded pixels, lossless, and what load_image makes of them
+        png = args.out / f"{photo.stem}.png"
+        Image.open(photo).convert("RGB").save(png)
+        pixels = load_image(png, 224)
+        (args.out / f"{photo.stem}.resize224.json").write_text(json.dumps({"png": png.name, "size": 224, "rgb": _b64(pixels, "u1")}))
+    for name in preset_names():
+        path = preset_path(name)
+        captioner = Captioner.from_file(path, CaptionerOptions())
+        for photo in photos:
+            pixels = captioner.preprocess(photo)
+            for k in BEAM_SIZES:
+                rec = {"model": str(path.resolve()), "photo": photo.name, **record(captioner, pixels, k)}
+                out = args.out / f"{name}.{photo.stem}.beam{k}.json"
+                out.write_text(json.dumps(rec))
+                print(f"{out}: {len(rec['calls'])} steps, {rec['hypotheses'][0]['text']!r}")
+
+
+if __name__ == "__main__":
+    main()
