@@ -83,15 +83,16 @@ def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Dataset config for a .tflite SOURCE.")
 @click.option("--limit", type=click.IntRange(0), default=0, help="First N images only.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads (.tflite SOURCE).")
+@click.option("--reference-kernels", is_flag=True, help="Run the interpreter's reference kernels (.tflite SOURCE; see caption --help).")
 @click.option("--spice", is_flag=True, help="Also compute SPICE (needs a CoreNLP download: fails offline).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write metrics and captions as JSON here.")
-def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_length, data_root, config_path, limit, threads, spice, output):
+def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_length, data_root, config_path, limit, threads, reference_kernels, spice, output):
     """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D."""
     _tensorflow_command()
     from edgecap.evaluation.evaluate import evaluate as run_eval, write_report
 
     try:
-        report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, no_repeat_ngram)
+        report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, no_repeat_ngram, reference_kernels)
     except (ValueError, OSError, RuntimeError) as e:
         _fail(str(e))
     r = report
@@ -194,7 +195,7 @@ def _json_line(image, result=None, error=None) -> str:
 @click.option("--attention-dir", type=click.Path(file_okay=False), help="Write a figure of each word's attention map here (needs matplotlib).")
 @click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True, help="Refuse photos with more pixels than this once decoded (JPEGs far larger than the model input are decoded at reduced size first).")
 @click.option("--skip-digest", is_flag=True, help="Do not compare the model's weights with the SHA-256 digest in its metadata at load (saves one SHA-256 pass over the file; a damaged file is then not detected).")
-@click.option("--reference-kernels", is_flag=True, help="Run the interpreter's reference kernels: slower, but the same outputs, hence the same captions, on x86 and aarch64 (the optimised int8 kernels may round differently on each CPU).")
+@click.option("--reference-kernels", is_flag=True, help="Run the interpreter's reference kernels: slower, but the same outputs, hence the same captions, on x86 and aarch64 (the optimised int8 kernels may round differently on each CPU). A portability check: on the int8 models the captions are worse than with the default kernels (see the README).")
 @click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
 def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat_ngram, nbest, threads, as_json, attention_dir, max_pixels, skip_digest, reference_kernels, verbose):
     """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow.

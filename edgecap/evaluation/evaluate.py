@@ -32,7 +32,7 @@ def _features_for_run(cfg: Config, model, items, split: str, cache_dir=None):
     return cached_annotations(model, cached_features(lambda: frozen_encoder(model.encoder, split_at), frozen_output_name(spec.name, split_at), weights, spec.image_size, items, cache_dir, split))
 
 
-def evaluate(source: str | Path, split: str = "test", beam_size: int | None = None, length_penalty: float | None = None, max_length: int | None = None, data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, spice: bool = False, no_repeat_ngram_size: int | None = None) -> dict:
+def evaluate(source: str | Path, split: str = "test", beam_size: int | None = None, length_penalty: float | None = None, max_length: int | None = None, data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, spice: bool = False, no_repeat_ngram_size: int | None = None, reference_kernels: bool = False) -> dict:
     """Caption every image of ``split`` and compute the COCO caption metrics (×100).
 
     Args:
@@ -44,6 +44,8 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int | None = No
         data_root: dataset folder override.
         config: dataset config for a ``.tflite`` source (default: the run's / the shipped config).
         limit: first N images only (0 = all).
+        num_threads, reference_kernels: interpreter settings for a ``.tflite`` source
+            (:class:`edgecap.runtime.CaptionerOptions`).
 
     Returns:
         ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "metrics", "seconds", "captions"}``.
@@ -69,7 +71,7 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int | None = No
         cfg = Config.load(config) if config else default_config()
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
-        captioner = Captioner.from_file(source, CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, no_repeat_ngram_size=no_repeat_ngram_size, num_threads=num_threads))
+        captioner = Captioner.from_file(source, CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, no_repeat_ngram_size=no_repeat_ngram_size, num_threads=num_threads, reference_kernels=reference_kernels))
         beam_size, length_penalty, max_length, no_repeat_ngram_size = _or_defaults(captioner.metadata, beam_size, length_penalty, max_length, no_repeat_ngram_size)
         captions = {it.image_id: captioner.caption(it.path).text for it in tqdm(items, desc=f"captioning {split} (beam {beam_size})", unit="img")}
     refs = {it.image_id: it.captions for it in items}

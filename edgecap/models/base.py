@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from edgecap.models.backbones import build_encoder, encoder_head_layers, get_backbone
+from edgecap.models.model_config import ModelConfig
 from edgecap.runtime.contract import StepContract
 
 
@@ -44,6 +45,21 @@ class StepwiseCaptioner(keras.Model):
         if fine_tune_from:
             for layer in encoder_head_layers(self.encoder, fine_tune_from):
                 layer.trainable = True  # BatchNorm layers still normalise with their ImageNet statistics (called with training=False)
+
+    @classmethod
+    def checked(cls, config: ModelConfig, encoder_weights: str | None = None) -> tuple[ModelConfig, dict]:
+        """A family's config, validated, and the encoder arguments it gives (``encoder_weights``
+        overrides the config's).
+
+        Raises:
+            ValueError: every problem :meth:`ModelConfig.validate` finds, in one message.
+        """
+        problems = config.validate()
+        if problems:
+            raise ValueError("; ".join(problems))
+        weights = config.encoder_weights if encoder_weights is None else encoder_weights
+        return config, {"backbone": config.backbone, "encoder_weights": weights, "fine_tune_from": config.fine_tune_from}
+
 
     # --- what a family implements --------------------------------------------------------------
     def step_contract(self) -> StepContract:

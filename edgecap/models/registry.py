@@ -52,6 +52,8 @@ def get(name: str) -> Architecture:
 
 
 # --- the registered families ------------------------------------------------------------------
+from edgecap.models.multimodal_rnn.config import MultimodalRNNConfig  # noqa: E402
 from edgecap.models.show_attend_tell.config import ShowAttendTellConfig  # noqa: E402
 
 register(Architecture("show_attend_tell", ShowAttendTellConfig, "edgecap.models.show_attend_tell.model:build"))  # Xu et al. 2015, soft or hard attention
+register(Architecture("multimodal_rnn", MultimodalRNNConfig, "edgecap.models.multimodal_rnn.model:build"))  # Karpathy & Fei-Fei 2015, §3.2

@@ -44,6 +44,8 @@ class CaptionerOptions:
             than the model input are decoded at 1/2, 1/4 or 1/8 size first).
         reference_kernels: run the interpreter's reference kernels: slower, but bit-identical
             outputs on x86 and aarch64 (see :func:`edgecap.runtime.interpreter.make_interpreter`).
+            A portability check, not a deployment setting: on the int8 models their captions
+            are worse than the default kernels' (README, "Platforms").
     """
 
     beam_size: int | None = None

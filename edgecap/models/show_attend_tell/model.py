@@ -43,11 +43,8 @@ class ShowAttendTell(StepwiseCaptioner):
     """
 
     def __init__(self, vocab_size: int, config: ShowAttendTellConfig | None = None, encoder_weights: str | None = None, doubly_stochastic: float = 1.0, **kwargs):
-        config = config or ShowAttendTellConfig()
-        problems = config.validate()
-        if problems:
-            raise ValueError("; ".join(problems))
-        super().__init__(vocab_size, config.backbone, config.encoder_weights if encoder_weights is None else encoder_weights, config.fine_tune_from, **kwargs)
+        config, encoder = self.checked(config or ShowAttendTellConfig(), encoder_weights)
+        super().__init__(vocab_size, **encoder, **kwargs)
         self.config = config
         c = config
         self.decoder = SoftAttentionDecoder(vocab_size, c.embedding_dim, c.hidden_dim, c.attention_dim, c.dropout, c.context_dropout, c.projection_dim, name="decoder")
