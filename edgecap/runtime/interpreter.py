@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 import time
+import types
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ def _interpreter_module(backend: str):
         return importlib.import_module("tflite_runtime.interpreter")
     if backend == "tensorflow":
         tf = importlib.import_module("tensorflow")
-        return type("TensorFlowLite", (), {"Interpreter": tf.lite.Interpreter, "OpResolverType": tf.lite.experimental.OpResolverType})
+        return types.SimpleNamespace(Interpreter=tf.lite.Interpreter, OpResolverType=tf.lite.experimental.OpResolverType)
     raise ValueError(f"unknown interpreter backend {backend!r}; choose from {BACKENDS}")
 
 
