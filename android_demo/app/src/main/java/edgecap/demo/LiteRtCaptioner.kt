@@ -62,18 +62,13 @@ class LiteRtCaptioner(modelBytes: ByteArray, source: String, threads: Int = 2) :
             outputs["log_probs"] = logProbs
             for (t in decls) outputs[t.name] = shaped(b, t.shape)
             val attentionName = metadata.attentionOutput
-            if (attentionName != null) outputs[attentionName] = Array(b) { FloatArray(attentionSize()) }
+            if (attentionName != null) outputs[attentionName] = Array(b) { FloatArray(metadata.attentionSize) }
             interpreter.runSignature(inputs, outputs, "decode_step")
             val newState = Array(decls.size) { i -> Array(b) { r -> flatten(java.lang.reflect.Array.get(outputs[decls[i].name]!!, r)) } }
             @Suppress("UNCHECKED_CAST")
             val attention = attentionName?.let { outputs[it] as Array<FloatArray> }
             return StepFunction.Result(logProbs, newState, attention)
         }
-    }
-
-    private fun attentionSize(): Int {
-        val shape = interpreter.getSignatureRunner("decode_step").getOutputTensor(metadata.attentionOutput!!).shape()
-        return shape.drop(1).fold(1) { a, d -> a * d }
     }
 
     override fun close() = interpreter.close()

@@ -38,6 +38,8 @@ public final class ModelMetadata {
     public final List<TensorDecl> tensors;
     /** The attention output's name, or null when the model has none. */
     public final String attentionOutput;
+    /** Values per row of the attention output (e.g. 49 for a 7×7 grid); 0 without one. */
+    public final int attentionSize;
     /** Where the flatbuffer ends (the interpreter needs only {@code data[0, flatbufferSize)}). */
     public final int flatbufferSize;
 
@@ -103,7 +105,14 @@ public final class ModelMetadata {
             list.add(new TensorDecl(t.getString("name"), shape, role, t.optBoolean("per_beam", false)));
         }
         tensors = Collections.unmodifiableList(list);
-        attentionOutput = contract.has("attention") ? contract.getJSONObject("attention").getString("output") : null;
+        JSONObject attention = contract.optJSONObject("attention");
+        attentionOutput = attention == null ? null : attention.getString("output");
+        int n = attention == null ? 0 : 1;
+        if (attention != null) {
+            JSONArray shape = attention.getJSONArray("shape");
+            for (int k = 0; k < shape.length(); k++) n *= shape.getInt(k);
+        }
+        attentionSize = n;
         this.flatbufferSize = flatbufferSize;
     }
 

@@ -28,6 +28,8 @@ class ModelMetadataTest {
             assertEquals(224, m.imageSize);
             assertEquals("<end>", m.vocabulary.get(m.endId));
             assertTrue(m.stateTensors().size() >= 1 && m.flatbufferSize > 0 && m.flatbufferSize < data.length);
+            assertEquals(m.attentionOutput == null, m.attentionSize == 0);
+            if (m.architecture.equals("show_attend_tell")) assertEquals(49, m.attentionSize);  // alpha over the 7×7 grid
         }
     }
 
