@@ -94,14 +94,24 @@ class LiteRtCaptioner(modelBytes: ByteArray, source: String, threads: Int = 2) :
             return pos
         }
 
-        /** Row 0 of a (1, *shape) array, or one row, flattened. */
+        /** A nested float array (one row, or a (1, *shape) array), flattened without boxing. */
         fun flatten(array: Any): FloatArray {
-            val out = ArrayList<Float>()
-            fun walk(a: Any) {
-                if (a is FloatArray) a.forEach { out.add(it) } else for (i in 0 until java.lang.reflect.Array.getLength(a)) walk(java.lang.reflect.Array.get(a, i))
+            val out = FloatArray(count(array))
+            copyOut(array, out, 0)
+            return out
+        }
+
+        private fun count(a: Any): Int =
+            if (a is FloatArray) a.size else (0 until java.lang.reflect.Array.getLength(a)).sumOf { count(java.lang.reflect.Array.get(a, it)) }
+
+        private fun copyOut(source: Any, flat: FloatArray, start: Int): Int {
+            if (source is FloatArray) {
+                System.arraycopy(source, 0, flat, start, source.size)
+                return start + source.size
             }
-            walk(array)
-            return out.toFloatArray()
+            var pos = start
+            for (i in 0 until java.lang.reflect.Array.getLength(source)) pos = copyOut(java.lang.reflect.Array.get(source, i), flat, pos)
+            return pos
         }
     }
 }
