@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecap.runtime.preprocessing import load_image
+
 PROBE = Path(__file__).parent / "assets" / "int8_probe.tflite"
 PROBE_MACS = 64 * 512 * 512
 
@@ -136,6 +138,39 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
     }
 
 
+QUERIES = ("a dog runs on the beach", "two children play in the snow", "a man rides a bike down a hill", "a girl in a pink dress")
+
+
+def bench_retrieval_file(model_path: Path, threads: int, photos: list[Path], repeats: int, index_size: int = 1000) -> dict:
+    """An image–sentence alignment file: load, ``embed_image``, ``embed_sentence`` and a whole
+    text query (``Retriever.search``: embed the sentence, eq. 8 against every photo, rank)
+    over an index of ``index_size`` photos (the timed photos' region vectors repeated: the
+    cost does not depend on what the photos show)."""
+    from edgecap.runtime import PhotoIndex, Retriever, RetrieverOptions
+    from edgecap.runtime.ops import signature_macs
+
+    options = RetrieverOptions(num_threads=threads)
+    load_ms = _median_ms(lambda: Retriever.from_file(model_path, options), 3)
+    retriever = Retriever.from_file(model_path, options)
+    pixels = [load_image(p, retriever.metadata.image_size)[None] for p in photos]
+    image_ms = statistics.median(_median_ms(lambda x=x: retriever.embed_pixels(x), repeats) for x in pixels)
+    regions = np.stack([retriever.embed_pixels(x) for x in pixels]).astype(np.float16)
+    rows = np.resize(np.arange(len(regions)), index_size)
+    retriever.photo_index = PhotoIndex([str(photos[i]) for i in rows], regions[rows], retriever.metadata.flatbuffer_sha256)
+    retriever.search(QUERIES[0])  # converts the index to float32 once
+    sentence_ms = statistics.median(_median_ms(lambda q=q: retriever.embed_sentences([q]), repeats) for q in QUERIES)
+    query_ms = statistics.median(_median_ms(lambda q=q: retriever.search(q, k=5), repeats) for q in QUERIES)
+    flatbuffer = model_path.read_bytes()
+    image_macs = signature_macs(flatbuffer, "embed_image", retriever.image_signature.tensor_shape)
+    rate = int8_rate_gmacs(threads)
+    return {
+        "model": str(model_path), "name": retriever.metadata.name, "task": "retrieval", "quantization": retriever.metadata.quantization, "threads": threads,
+        "size_mb": model_path.stat().st_size / 1e6, "interpreter": retriever.backend, "load_ms": load_ms, "embed_image_ms": image_ms, "embed_sentence_ms": sentence_ms,
+        "index_photos": index_size, "query_ms": query_ms, "embed_image_macs": image_macs, "int8_gmacs": rate, "floor_ms": {"embed_image": image_macs / rate / 1e6},
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 def bench_keras(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     """Keras float greedy generation, eager, one ``model.decode_step`` call per word."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -220,11 +255,17 @@ def _cpu_name() -> str:
 def format_report(r: dict) -> str:
     lines = [f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)",
              "model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode / step B=1  int8 GMAC/s  peak RSS MB"]
-    for t in r["results"]:
+    for t in (t for t in r["results"] if t.get("task") != "retrieval"):
         fl = t["floor_ms"]
         lines.append(f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "
                      f"{t['step_ms']['1']:6.3f} / {t['step_ms']['3']:6.3f} ({fl['step']['1']:.3f} / {fl['step']['3']:.3f})  {t['greedy_ms']:9.2f}  {t['beam3_ms']:9.2f} ({t['outside_invoke_share']['beam3']:5.1%})        "
                      f"{t['encode_macs'] / 1e6:7.1f}M / {t['step_macs']['1'] / 1e6:5.2f}M  {t['int8_gmacs']:10.1f}  {t['peak_rss_mb']:8.0f}")
+    retrieval = [t for t in r["results"] if t.get("task") == "retrieval"]
+    if retrieval:
+        lines.append("retrieval model                        thr  size MB  embed_image ms (floor)  embed_sentence ms  text query over N photos ms  peak RSS MB")
+        for t in retrieval:
+            lines.append(f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['embed_image_ms']:10.2f} ({t['floor_ms']['embed_image']:5.2f})  {t['embed_sentence_ms']:17.3f}  "
+                         f"{t['query_ms']:17.2f} (N = {t['index_photos']})  {t['peak_rss_mb']:11.0f}")
     if r["results"]:
         lines.append(f"interpreter: {r['results'][0]['interpreter']}")
     if "keras" in r:
@@ -240,7 +281,10 @@ def _worker(argv: list[str]) -> None:
     """``--worker MODEL THREADS REPEATS PHOTO...`` or ``--keras RUN REPEATS PHOTO...``: print one JSON line."""
     if argv[0] == "--worker":
         model, threads, repeats, photos = Path(argv[1]), [int(t) for t in argv[2].split(",")], int(argv[3]), [Path(p) for p in argv[4:]]
-        out = [bench_file(model, t, photos, repeats) for t in threads]
+        from edgecap.runtime.metadata import read_file
+
+        timer = bench_retrieval_file if read_file(model, check_digest=False)[1].task == "retrieval" else bench_file
+        out = [timer(model, t, photos, repeats) for t in threads]
     else:
         out = bench_keras(Path(argv[1]), [Path(p) for p in argv[3:]], int(argv[2]))
     print(json.dumps(out))

@@ -49,7 +49,7 @@ def main():
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Feature cache folder (default $EDGECAP_CACHE_DIR or ~/.cache/edgecap).")
 @click.argument("overrides", nargs=-1)
 def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides):
-    """Train a captioner. OVERRIDES are section.key=value, e.g. train.epochs=5."""
+    """Train a captioner (or the image–sentence alignment model). OVERRIDES are section.key=value, e.g. train.epochs=5."""
     _tensorflow_command()
     from edgecap.config import Config, ConfigError, default_config
 
@@ -63,8 +63,12 @@ def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides
             overrides = (*overrides, f'model.encoder_weights="{encoder_weights}"')
         cfg.apply_overrides(list(overrides))
         cfg.validate(" ".join([str(source), *overrides]))
-        from edgecap.training.trainer import train as run_training
+        from edgecap.models import registry
 
+        if registry.get(cfg.model.architecture).task == "retrieval":
+            from edgecap.training.ranking import train as run_training
+        else:
+            from edgecap.training.trainer import train as run_training
         best = run_training(cfg, run_dir, data_root, cache_dir)
     except (ConfigError, ValueError, OSError) as e:
         _fail(str(e))
@@ -87,11 +91,23 @@ def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides
 @click.option("--spice", is_flag=True, help="Also compute SPICE (needs a CoreNLP download: fails offline).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write metrics and captions as JSON here.")
 def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_length, data_root, config_path, limit, threads, reference_kernels, spice, output):
-    """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D."""
+    """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D; an
+    image–sentence alignment model with R@1/5/10 and median rank in both directions."""
     _tensorflow_command()
-    from edgecap.evaluation.evaluate import evaluate as run_eval, write_report
+    from edgecap.evaluation.evaluate import evaluate as run_eval, evaluate_retrieval, write_report
 
     try:
+        if _is_retrieval(source):
+            report = evaluate_retrieval(source, split, data_root, config_path, limit, threads, reference_kernels)
+            click.echo(f"{source} on {split} ({report['images']} images, {report['sentences']} sentences):")
+            for direction in ("annotation", "search"):
+                ours = "  ".join(f"{k.split(' ', 1)[1]} {v:.1f}" for k, v in report["metrics"].items() if k.startswith(direction))
+                paper = "  ".join(f"{k.split(' ', 1)[1]} {v:.1f}" for k, v in report["paper_flickr8k_brnn"].items() if k.startswith(direction))
+                click.echo(f"  image {direction:10}  {ours}   (paper, Flickr8K BRNN: {paper})")
+            if output:
+                write_report(report, output)
+                click.echo(f"wrote {output}")
+            return
         report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, no_repeat_ngram, reference_kernels)
     except (ValueError, OSError, RuntimeError) as e:
         _fail(str(e))
@@ -101,6 +117,22 @@ def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_leng
     if output:
         write_report(report, output)
         click.echo(f"wrote {output}")
+
+
+def _is_retrieval(source: str) -> bool:
+    """Whether SOURCE (run directory or .tflite file) is an image–sentence alignment model."""
+    path = Path(source)
+    if path.is_dir():
+        from edgecap.config import Config
+        from edgecap.models import registry
+
+        return (path / "config.toml").is_file() and registry.get(Config.load(path / "config.toml").model.architecture).task == "retrieval"
+    from edgecap.runtime.metadata import ModelFileError, read_file
+
+    try:
+        return read_file(path, check_digest=False)[1].task == "retrieval"
+    except ModelFileError:
+        return False  # the captioning path reports it
 
 
 @main.command("select-decoding")
@@ -250,6 +282,147 @@ def caption(images, model_path, beam_size, length_penalty, max_length, no_repeat
         sys.exit(2)
 
 
+# ------------------------------------------------------------------------------------ search
+RETRIEVAL_PRESET = "visual_semantic_alignment_flickr8k"
+
+
+def _photo_list(paths) -> list[Path]:
+    """Every photo of the given files and folders, sorted by path (the rows of a score matrix).
+
+    Raises:
+        ValueError: a path that does not exist, or a folder without photos (named).
+    """
+    photos = []
+    for image, error in _images(paths):
+        if error is not None:
+            raise ValueError(error)
+        if not image.is_file():
+            raise ValueError(f"{image}: no such photo or folder")
+        photos.append(image)
+    if not photos:
+        raise ValueError("no photos given")
+    return sorted(set(photos))
+
+
+def _writable(path: str, what: str) -> None:
+    """Raises ValueError naming ``path`` when its folder does not exist or is not writable (before any long work)."""
+    import os
+
+    folder = Path(path).resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK) or Path(path).is_dir():
+        raise ValueError(f"{what} {path}: cannot be written (no such folder, not writable, or a folder)")
+
+
+@main.command()
+@click.argument("queries", nargs=-1)
+@click.option("--model", "model_path", default=RETRIEVAL_PRESET, show_default=True, help="A built-in alignment model's name or a .tflite file from `edgecap export`.")
+@click.option("--images", "images", multiple=True, type=click.Path(), help="Photos or folders to search (repeatable); rows of --scores are these photos sorted by path.")
+@click.option("--index", "index_path", type=click.Path(dir_okay=False), help="Photo index (.npz): with --images, written here after indexing; without, read from here instead of indexing.")
+@click.option("--texts", type=click.Path(exists=True, dir_okay=False), help="A text file of queries, one a line (added to QUERIES).")
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False), help="Write the (num_images, num_texts) float32 score matrix here (.npy): rows = photos sorted by path, columns = QUERIES then the lines of --texts.")
+@click.option("-k", "--top", type=click.IntRange(1), default=5, show_default=True, help="Photos shown per query.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per query with its top photos and scores.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
+@click.option("--reference-kernels", is_flag=True, help="Run the interpreter's reference kernels (see caption --help).")
+@click.option("--verbose", "-v", is_flag=True, help="Timings of indexing and of each query.")
+def search(queries, model_path, images, index_path, texts, scores_path, top, as_json, threads, reference_kernels, verbose):
+    """Find the photos that fit a sentence (image search, Karpathy & Fei-Fei 2015), without TensorFlow.
+
+    \b
+      edgecap search --images photos/ "a dog runs on the beach"
+      edgecap search --images photos/ --index photos.npz          # index once
+      edgecap search --index photos.npz "two children play in the snow"
+      edgecap search --images test/ --texts sentences.txt --scores scores.npy
+    """
+    import time
+
+    import numpy as np
+
+    from edgecap.runtime import ImageLoadError, ModelFileError, NoInterpreterError, PhotoIndexError, QueryError, Retriever, RetrieverOptions
+    from edgecap.runtime.presets import resolve_model
+
+    try:
+        if texts:
+            try:
+                lines = [line.strip() for line in Path(texts).read_text(encoding="utf-8").splitlines()]
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"--texts {texts}: cannot read it as UTF-8 text ({e})") from None
+            queries = (*queries, *[line for line in lines if line])
+            if not lines or not any(lines):
+                raise ValueError(f"--texts {texts}: no sentences in this file")
+        if not queries and not (images and index_path):
+            raise ValueError("give a query (or --texts FILE)" if (images or index_path) else "give photos to search (--images DIR or --index FILE.npz) and a query")
+        if not images and not index_path:
+            raise ValueError("give photos to search: --images DIR (or --index FILE.npz built before)")
+        if scores_path:
+            _writable(scores_path, "--scores")
+        if index_path and images:
+            _writable(index_path, "--index")
+        retriever = Retriever.from_file(resolve_model(model_path), RetrieverOptions(num_threads=threads, quiet=not verbose, reference_kernels=reference_kernels))
+        t0 = time.perf_counter()
+        if images:
+            retriever.index(_photo_list(images), progress=True)
+            if index_path:
+                retriever.photo_index.save(index_path)
+        else:
+            retriever.load_index(index_path)
+        if verbose:
+            click.echo(f"{len(retriever.photo_index.paths)} photos indexed in {time.perf_counter() - t0:.1f} s ({retriever.backend})", err=True)
+        if not queries:
+            click.echo(f"wrote {index_path}: {len(retriever.photo_index.paths)} photos")
+            return
+        t0 = time.perf_counter()
+        matrix = retriever.scores(list(queries), strict=not scores_path)  # (N, M); a score matrix keeps every text, even one of unknown words
+        if verbose:
+            click.echo(f"{len(queries)} queries scored in {(time.perf_counter() - t0) * 1e3:.1f} ms", err=True)
+    except (ModelFileError, NoInterpreterError, ImageLoadError, PhotoIndexError, QueryError, ValueError, OSError) as e:
+        _fail(str(e))
+    if scores_path:
+        import io
+
+        from edgecap.utils import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, matrix.astype(np.float32))
+        atomic_write_bytes(scores_path, buf.getvalue())
+        click.echo(f"wrote {scores_path}: scores of {matrix.shape[0]} photos (sorted by path) x {matrix.shape[1]} texts", err=True)
+        if texts:
+            return
+    paths = retriever.photo_index.paths
+    for j, query in enumerate(queries):
+        order = np.argsort(-matrix[:, j], kind="stable")[:top]
+        if as_json:
+            click.echo(json.dumps({"query": query, "results": [{"path": paths[i], "score": round(float(matrix[i, j]), 4)} for i in order]}))
+        else:
+            click.echo(query)
+            for i in order:
+                click.echo(f"  {matrix[i, j]:8.2f}  {paths[i]}")
+
+
+@main.command()
+@click.argument("photo", type=click.Path())
+@click.argument("sentence")
+@click.option("--model", "model_path", default=RETRIEVAL_PRESET, show_default=True, help="A built-in alignment model's name or a .tflite file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the figure here (PNG; needs matplotlib).")
+def align(photo, sentence, model_path, output):
+    """Which part of PHOTO each word of SENTENCE fits best (word–region alignment, Karpathy & Fei-Fei 2015, Fig. 5)."""
+    from edgecap.runtime import ImageLoadError, ModelFileError, NoInterpreterError, QueryError, Retriever
+    from edgecap.runtime.presets import resolve_model
+
+    try:
+        alignment = Retriever.from_file(resolve_model(model_path)).align(photo, sentence)
+        for t, word in enumerate(alignment.words):
+            cell = alignment.cell(t)
+            click.echo(f"{word:>14}  " + ("whole image" if cell is None else f"cell row {cell[0]}, column {cell[1]}") + f"  ({alignment.dots[t].max():.2f})")
+        click.echo(f"score {alignment.score:.2f}")
+        if output:
+            from edgecap.visualize import save_alignment_figure
+
+            click.echo(f"wrote {save_alignment_figure(photo, alignment, output)}")
+    except (ModelFileError, NoInterpreterError, ImageLoadError, QueryError, ValueError, ImportError, OSError) as e:
+        _fail(str(e))
+
+
 # ------------------------------------------------------------------------------------- bench
 @main.command()
 @click.option("--model", "models", multiple=True, help="A built-in model's name or a .tflite file; repeat to time several in the same run (default: the built-in model).")
@@ -292,7 +465,10 @@ def models(as_json):
         if as_json:
             click.echo(json.dumps({"name": p.name, "task": p.task, "architecture": p.architecture, "size_mb": round(p.size_mb, 2), "path": str(p.path), "flickr8k_test": p.scores}))
         else:
-            scores = ", ".join(f"{k} {v:.2f}" for k, v in p.scores.items() if k in ("BLEU-4", "METEOR", "CIDEr-D")) or "not scored"
+            scores = ", ".join(f"{k} {v:.2f}" for k, v in p.scores.items() if k in ("BLEU-4", "METEOR", "CIDEr-D"))
+            if p.task == "retrieval":
+                scores = ", ".join(f"{k} {v:.1f}" for k, v in p.scores.items() if k.endswith(("R@1", "R@10")))
+            scores = scores or "not scored"
             click.echo(f"{p.name:40} {p.task:12} {p.size_mb:6.2f} MB  Flickr8k test: {scores}")
 
 

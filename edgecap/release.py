@@ -31,11 +31,9 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
     Raises:
         ValueError: ``modes`` lacks ``int8`` (the built-in model). ExportError: an export failed verification.
     """
-    from edgecap.bench import format_report
     from edgecap.evaluation.evaluate import evaluate
     from edgecap.export.command import run_export
     from edgecap.paths import DEFAULT_PRESET
-    from edgecap.runtime import metadata as md
     from edgecap.runtime.presets import SUFFIX
     from edgecap.training.trainer import BEST, CONFIG, DECODING, STATE, VOCAB, load_run
 
@@ -43,6 +41,8 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
         raise ValueError("the released model is the int8 file: modes must include 'int8'")
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, vocab, model = load_run(run_dir)
+    if cfg.model.architecture == "alignment":
+        return release_alignment(run_dir, out_dir, cfg, data_root, ("float32", "int8"), threads, version, command)
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     k, lp, nr = cfg.decode.beam_size, cfg.decode.length_penalty, cfg.decode.no_repeat_ngram_size
     card: dict = {"name": name, "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
@@ -82,21 +82,104 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
                 if (ckpt / file).is_file():
                     with atomic_path(out_dir / file) as tmp:
                         shutil.copy(ckpt / file, tmp)
-        data, meta = md.read_file(files["int8"])
-        meta.extra["test_scores"] = {m: round(v, 2) for m, v in card["results"]["tflite int8"].items()}
-        released = out_dir / f"{name}{SUFFIX}"
-        with atomic_path(released) as tmp:
-            tmp.write_bytes(md.pack(md.flatbuffer(data), meta))
+        released = _keep_int8(files["int8"], card, out_dir / f"{name}{SUFFIX}")
+    return _finish(card, released, threads, str(run_dir), out_dir, model_card_markdown, t0)
+
+
+def _keep_int8(path: Path, card: dict, released: Path) -> Path:
+    """Write the int8 file ``path`` to ``released`` with its test scores in its metadata."""
+    from edgecap.runtime import metadata as md
+
+    data, meta = md.read_file(path)
+    meta.extra["test_scores"] = {m: round(v, 2) for m, v in card["results"]["tflite int8"].items()}
+    with atomic_path(released) as tmp:
+        tmp.write_bytes(md.pack(md.flatbuffer(data), meta))
+    return released
+
+
+def _finish(card: dict, released: Path, threads, keras_run: str, out_dir: Path, markdown, t0: float) -> dict:
+    """Benchmark ``released`` and write the card (JSON and ``markdown(card)``)."""
+    from edgecap.bench import format_report
+
     # in a fresh process, so that its peak memory is the runtime's, not this TensorFlow process's
     with tempfile.TemporaryDirectory(prefix="edgecap-bench-") as work:
         bench_json = Path(work) / "bench.json"
-        subprocess.run([sys.executable, "-m", "edgecap.cli", "bench", "--model", str(released), "--threads", ",".join(map(str, threads)), "--keras-run", str(run_dir), "--json", str(bench_json)], check=True)
+        subprocess.run([sys.executable, "-m", "edgecap.cli", "bench", "--model", str(released), "--threads", ",".join(map(str, threads)), "--keras-run", keras_run, "--json", str(bench_json)], check=True)
         card["bench"] = json.loads(bench_json.read_text())
     card["bench_text"] = format_report(card["bench"])
     card["seconds"] = round(time.time() - t0)
-    atomic_write_text(out_dir / f"{name}.card.json", json.dumps(card, indent=1))
-    atomic_write_text(out_dir / f"{name}.md", model_card_markdown(card))
+    atomic_write_text(out_dir / f"{card['name']}.card.json", json.dumps(card, indent=1))
+    atomic_write_text(out_dir / f"{card['name']}.md", markdown(card))
     return card
+
+
+def release_alignment(run_dir: Path, out_dir: Path, cfg, data_root: str | None, modes, threads, version: str, command: str) -> dict:
+    """:func:`release` for the image–sentence alignment model: Flickr8k test R@K of Keras and of
+    every exported file through the runtime (:func:`edgecap.evaluation.evaluate.evaluate_retrieval`),
+    the int8 file kept as ``<name>_int8.tflite`` with its test R@K in its metadata, the card."""
+    from edgecap.evaluation.evaluate import evaluate_retrieval
+    from edgecap.export.command import run_export
+    from edgecap.runtime.presets import SUFFIX
+    from edgecap.training.trainer import STATE
+
+    name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
+    card: dict = {"name": name, "task": "retrieval", "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
+    if (run_dir / STATE).is_file():
+        state = json.loads((run_dir / STATE).read_text())
+        card["training"] = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "best_dev_rsum": state["best_rsum"], "dev_images": cfg.data.dev_limit or 1000}
+    t0 = time.time()
+    keras_report = evaluate_retrieval(run_dir, "test", data_root)
+    card["results"]["keras float32"] = keras_report["metrics"]
+    card["paper"] = keras_report["paper_flickr8k_brnn"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="edgecap-release-") as work:
+        files = {}
+        for mode in modes:
+            result = run_export(run_dir, mode, Path(work) / f"{mode}.tflite", data_root, version=version)
+            files[mode] = result.path
+            card["sizes_mb"][mode] = result.size_bytes / 1e6
+            card["verify"][mode] = result.report.as_dict()
+            card["results"][f"tflite {mode}"] = evaluate_retrieval(result.path, "test", data_root, num_threads=2)["metrics"]
+        released = _keep_int8(files["int8"], card, out_dir / f"{name}{SUFFIX}")
+    return _finish(card, released, threads, "none", out_dir, alignment_card_markdown, t0)
+
+
+RECALLS = ("R@1", "R@5", "R@10", "med r")
+
+
+def alignment_card_markdown(card: dict) -> str:
+    m = card["model"]
+    lines = [
+        f"# edgecap built-in model `{card['name']}`: image–sentence alignment (Karpathy & Fei-Fei), Flickr8k",
+        "",
+        f"Generated by `{card['command'] or 'edgecap release RUN_DIR'}` (version {card['version']}); every number below comes from that run.",
+        "",
+        f"- Architecture: Karpathy & Fei-Fei 2015, §3.1. Regions: MobileNetV2's 7×7 grid cells (ImageNet weights, frozen) plus the whole image (their mean), "
+        f"each mapped to the {m['hidden_dim']}-d multimodal space by one linear map (grid cells stand in for the paper's 19 RCNN detections). "
+        f"Words: {m['embedding_dim']}-d learned word vectors, a bidirectional ReLU RNN (§3.1.2), up to {m['max_words']} words. Score: eq. 8, Σ_t max_i v_iᵀ s_t.",
+        f"- Training: the max-margin loss of eq. 9 in both directions ({'summed over negatives' if m['loss'] == 'sum' else 'hardest negative (VSE++) after a summed warm-up'}, margin {m['margin']})"
+        f"{'; region and word vectors scaled to unit length before eq. 8 (cosines, as in VSE)' if m.get('normalize') else ''}.",
+    ]
+    if "training" in card:
+        t = card["training"]
+        lines.append(f"- Selection: best epoch {t['best_epoch']} of {t['epochs_run']} run by dev R-sum (the six R@K) on {t['dev_images']} dev images: {t['best_dev_rsum']:.1f}.")
+    lines += ["", "## Flickr8k test split (1,000 images, 5,000 sentences)", "",
+              "Image annotation (image → sentences) and image search (sentence → image); R@K in %, med r the median rank.", "",
+              "| model | size MB | annotation " + " | ".join(RECALLS) + " | search " + " | ".join(RECALLS) + " |", "|---" * 10 + "|"]
+    rows = dict(card["results"])
+    rows["paper: BRNN (Table 1, Flickr8K)"] = card["paper"]
+    for name, r in rows.items():
+        mode = name.split()[-1] if name.startswith("tflite") else None
+        size = f"{card['sizes_mb'][mode]:.2f}" if mode else "—"
+        lines.append(f"| {name} | {size} | " + " | ".join(f"{r[f'{d} {k}']:.1f}" for d in ("annotation", "search") for k in RECALLS) + " |")
+    lines += ["", "## Export verification (100 dev images and their 500 sentences, against Keras)", "", "| mode | region vectors relative Δ | word vectors relative Δ | R-sum Keras → file |", "|---|---|---|---|"]
+    for mode, v in card["verify"].items():
+        lines.append(f"| {mode} | {v['regions_relative']:.3f} | {v['words_relative']:.3f} | {v['rsum_keras']:.1f} → {v['rsum_file']:.1f} |")
+    lines += ["", "## Speed (`edgecap bench`, this machine)", "", "```", card["bench_text"], "```", ""]
+    lines += ["## Limits", "", "- Trained on 6,000 Flickr photos of people and animals, with their English captions; other scenes and words rank poorly.",
+              "- Vocabulary: words seen at least 5 times in the training captions; a query of only other words is refused.",
+              "- Flickr8k is for research use; cite Hodosh et al. (2013) when reporting numbers.", ""]
+    return "\n".join(lines)
 
 
 def model_card_markdown(card: dict) -> str:

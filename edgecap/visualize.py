@@ -1,4 +1,4 @@
-"""Attention figures as in Xu et al. 2015 (Fig. 2-3): the photo with each word's map over it."""
+"""Figures: attention maps as in Xu et al. 2015 (Fig. 2-3), word–region alignments as in Karpathy & Fei-Fei 2015 (Fig. 5)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,35 @@ from PIL import Image
 
 from edgecap.runtime.preprocessing import load_image
 from edgecap.utils import atomic_path
+
+
+def _pyplot(what: str):
+    """``matplotlib.pyplot`` on the Agg backend. Raises ImportError saying what needs it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError(f"{what} need matplotlib: pip install 'edgecap[plot]'") from e
+    return plt
+
+
+def _save(plt, fig, out_path: str | Path) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
+    fig.tight_layout()
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+    return out_path
+
+
+def _display_photo(image, width: int) -> np.ndarray:
+    """The photo at ``width`` pixels wide, its own aspect ratio kept: ``uint8 (H, width, 3)``."""
+    photo = Image.fromarray(load_image(image, None))
+    height = max(1, round(photo.height * width / photo.width))
+    return np.asarray(photo.resize((width, height), Image.Resampling.BILINEAR))
 
 
 def save_attention_figure(image, result, out_path: str | Path, display_width: int = 320) -> Path:
@@ -30,16 +59,9 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
     """
     if result.attention.ndim != 3 or not result.attention.shape[1]:
         raise ValueError(f"this model returns no attention map over image locations (attention shape per word: {result.attention.shape[1:]})")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        raise ImportError("attention figures need matplotlib: pip install 'edgecap[plot]'") from e
-    photo = Image.fromarray(load_image(image, None))
-    height = max(1, round(photo.height * display_width / photo.width))
-    pixels = np.asarray(photo.resize((display_width, height), Image.Resampling.BILINEAR))
+    plt = _pyplot("attention figures")
+    pixels = _display_photo(image, display_width)
+    height = pixels.shape[0]
     words, maps = result.tokens, result.attention
     panels = len(words) + 1
     cols = min(6, panels)
@@ -57,9 +79,48 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
         ax.imshow(up, cmap="gray", alpha=0.6)
         ax.set_title(word, fontsize=10)
     fig.suptitle(result.text, fontsize=10)
-    fig.tight_layout()
-    out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
-    return out_path
+    return _save(plt, fig, out_path)
+
+
+def save_alignment_figure(image, alignment, out_path: str | Path, display_width: int = 480) -> Path:
+    """Write a PNG of a word–region alignment as in Karpathy & Fei-Fei (CVPR 2015), Fig. 5: the
+    photo with the grid cell each word aligns to outlined and labelled in the word's colour
+    (words aligned to the whole image are listed under it).
+
+    Args:
+        image: the photo (anything :func:`load_image` reads).
+        alignment: a :class:`edgecap.runtime.Alignment` (``Retriever.align``).
+        out_path: PNG file to write (atomically).
+
+    Raises:
+        ImportError: matplotlib is not installed (``pip install 'edgecap[plot]'``).
+    """
+    plt = _pyplot("alignment figures")
+    import matplotlib.patches as patches
+
+    pixels = _display_photo(image, display_width)
+    height = pixels.shape[0]
+    g = alignment.grid
+    cw, ch = display_width / g, height / g
+    colours = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(display_width / 80, height / 80 + 0.9))
+    ax.imshow(pixels)
+    ax.axis("off")
+    stacked: dict[tuple[int, int], int] = {}
+    whole = []
+    for t, word in enumerate(alignment.words):
+        colour = colours(t % 10)
+        cell = alignment.cell(t)
+        if cell is None:
+            whole.append((word, colour))
+            continue
+        r, c = cell
+        ax.add_patch(patches.Rectangle((c * cw, r * ch), cw, ch, fill=False, edgecolor=colour, linewidth=2))
+        n = stacked.get(cell, 0)
+        stacked[cell] = n + 1
+        ax.text(c * cw + 2, r * ch + 2 + n * 13, word, color="white", fontsize=9, va="top", bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "linewidth": 0})
+    caption = " ".join(alignment.words) + f"   (score {alignment.score:.1f})"
+    if whole:
+        caption += "\nwhole image: " + ", ".join(w for w, _ in whole)
+    ax.set_title(caption, fontsize=9, loc="left")
+    return _save(plt, fig, out_path)

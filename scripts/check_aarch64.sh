@@ -16,7 +16,7 @@
 #        of the README's first command active (its python3 runs the x86 side)
 # Env:   EDGECAP_ARM64_ROOT  the arm64 root file system (default /var/tmp/edgecap-arm64-bookworm;
 #                            built once, reused)
-#        EDGECAP_MODELS      built-in model names (default: all, from `edgecap models`)
+#        EDGECAP_MODELS      built-in model names (default: every built-in captioner)
 #        PYTHON              host Python with edgecap installed (default: python3)
 # Took 9 minutes here the first time (the root file system included, kept and reused after).
 set -euo pipefail
@@ -70,7 +70,7 @@ chroot "$ROOT" "python$PYVER" -m venv /opt/edgecap/venv
 chroot "$ROOT" /opt/edgecap/venv/bin/pip install --quiet --no-index --find-links /opt/edgecap/wheels edgecap
 chroot "$ROOT" /opt/edgecap/venv/bin/python -c "import platform, ai_edge_litert; print('arm64 runtime on', platform.machine())"
 
-MODELS=${EDGECAP_MODELS:-$("$PYTHON" -c "from edgecap.runtime.presets import preset_names; print(' '.join(preset_names()))")}
+MODELS=${EDGECAP_MODELS:-$("$PYTHON" -c "from edgecap.runtime.presets import preset_names; print(' '.join(preset_names(task='captioning')))")}
 mkdir -p "$WORK/x86" "$WORK/arm64"
 for model in $MODELS; do
   for beam in 1 3; do

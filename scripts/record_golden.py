@@ -65,7 +65,7 @@ def main() -> None:
         Image.open(photo).convert("RGB").save(png)
         pixels = load_image(png, 224)
         (args.out / f"{photo.stem}.resize224.json").write_text(json.dumps({"png": png.name, "size": 224, "rgb": _b64(pixels, "u1")}))
-    for name in preset_names():
+    for name in preset_names(task="captioning"):
         path = preset_path(name)
         captioner = Captioner.from_file(path, CaptionerOptions())
         for photo in photos:

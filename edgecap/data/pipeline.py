@@ -27,6 +27,34 @@ def encode_captions(items: Sequence[CaptionedImage], vocab: Vocabulary, max_leng
     return np.asarray(index, np.int32), np.asarray(rows, np.int32)
 
 
+def encode_sentences(items: Sequence[CaptionedImage], vocab: Vocabulary, max_words: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every reference caption as word ids only (no ``<start>``/``<end>``), for a sentence encoder.
+
+    Returns:
+        ``(image_index int32 (N,), tokens int32 (N, max_words))``: row n is ``w1 .. wk <pad> ..``
+        (cut after ``max_words`` words) for an image of ``items[image_index[n]]``.
+    """
+    index, rows = [], []
+    for i, item in enumerate(items):
+        for caption in item.captions:
+            ids = vocab.encode(caption, max_words)[1:-1]
+            rows.append(ids + [vocab.pad_id] * (max_words - len(ids)))
+            index.append(i)
+    return np.asarray(index, np.int32).reshape(-1), np.asarray(rows, np.int32).reshape(-1, max_words)
+
+
+def sentence_dataset(features: np.ndarray, image_index: np.ndarray, tokens: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
+    """Batches of ``{"annotations": float16 (B, L, D), "tokens": int32 (B, T), "image_index": int32 (B,)}``:
+    image–sentence pairs for a ranking loss (``image_index`` tells which pairs share a photo).
+    """
+    gather = _row_reader(features)
+    ds = tf.data.Dataset.from_tensor_slices((image_index, tokens))
+    if shuffle:
+        ds = ds.shuffle(len(image_index), seed=seed, reshuffle_each_iteration=True)
+    load = lambda idx, toks: {"annotations": gather(idx), "tokens": toks, "image_index": idx}  # noqa: E731
+    return ds.batch(batch_size, drop_remainder=shuffle).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
 def caption_dataset(features: np.ndarray, image_index: np.ndarray, captions: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0, mirrored: np.ndarray | None = None, mirror_ids: np.ndarray | None = None) -> tf.data.Dataset:
     """Batches of ``({"annotations": float16 (B, L, D), "captions": int32 (B, T+1)}, targets int32 (B, T))``.
 

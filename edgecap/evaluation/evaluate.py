@@ -83,6 +83,70 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int | None = No
     }
 
 
+def evaluate_retrieval(source: str | Path, split: str = "test", data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, reference_kernels: bool = False) -> dict:
+    """Image annotation and image search on ``split`` (Karpathy & Fei-Fei 2015, Table 1): every
+    image against every reference sentence (1,000 × 5,000 on Flickr8k test), scored by eq. 8.
+
+    Args:
+        source: an alignment run directory (Keras, best checkpoint) or ``.tflite`` file (runtime).
+        config: dataset config for a ``.tflite`` source (default: the shipped alignment config).
+        limit, num_threads, reference_kernels: as in :func:`evaluate`.
+
+    Returns:
+        ``{"source", "split", "images", "sentences", "metrics": {"annotation R@1", ..., "search med r"}, "paper_flickr8k_brnn", "seconds"}``
+        (R@K in %, median ranks 1-based).
+    """
+    import numpy as np
+
+    from edgecap.evaluation.retrieval import PAPER_FLICKR8K_BRNN, recall_at_k
+    from edgecap.runtime.alignment_scores import score_matrix
+    from edgecap.training.trainer import read_splits
+
+    source = Path(source)
+    t0 = time.time()
+    if source.is_dir():
+        from edgecap.training.ranking import evaluate_split
+        from edgecap.training.trainer import SplitData, load_run
+
+        cfg, vocab, model = load_run(source)
+        items = read_splits(cfg, (split,), data_root)[split]
+        items = items[:limit] if limit else items
+        metrics = evaluate_split(model, SplitData(items, _alignment_features(cfg, model, items, split)), vocab, progress=True)
+    else:
+        from edgecap.runtime import Retriever, RetrieverOptions
+
+        cfg = Config.load(config) if config else _shipped("visual_semantic_alignment_flickr8k.toml")
+        items = read_splits(cfg, (split,), data_root)[split]
+        items = items[:limit] if limit else items
+        retriever = Retriever.from_file(source, RetrieverOptions(num_threads=num_threads, reference_kernels=reference_kernels))
+        regions = np.stack([retriever.embed_image(it.path) for it in tqdm(items, desc=f"embedding {split} photos", unit="img")])
+        sentences = [c for it in items for c in it.captions]
+        words = retriever.embed_sentences(sentences, strict=False)
+        metrics = recall_at_k(score_matrix(regions, words), np.repeat(np.arange(len(items)), [len(it.captions) for it in items]))
+    return {"source": str(source), "split": split, "images": len(items), "sentences": sum(len(it.captions) for it in items), "metrics": metrics,
+            "paper_flickr8k_brnn": PAPER_FLICKR8K_BRNN, "seconds": round(time.time() - t0, 1)}
+
+
+def _shipped(name: str) -> Config:
+    from importlib import resources
+
+    return Config.load(Path(str(resources.files("edgecap") / "configs" / name)))
+
+
+def _alignment_features(cfg: Config, model, items, split: str):
+    """Annotation vectors of ``items`` for an alignment run (cached when its encoder weights file is here)."""
+    from edgecap.data.features import cached_features, encode_images
+    from edgecap.models.backbones import WeightsError, resolve_weights
+
+    try:
+        weights = resolve_weights(cfg.model.encoder_weights)
+    except WeightsError:
+        weights = "imagenet"
+    if weights in ("imagenet", "none"):
+        return encode_images(model.encoder, items, model.spec.image_size, desc=f"encoding {split}")
+    return cached_features(lambda: model.encoder, model.spec.name, weights, model.spec.image_size, items, None, split)
+
+
 def _or_defaults(defaults, beam_size, length_penalty, max_length, no_repeat_ngram_size) -> tuple:
     """The given decoding settings, each ``None`` replaced by the model's (``DecodeConfig`` or ``ModelMetadata``)."""
     given = {"beam_size": beam_size, "length_penalty": length_penalty, "max_length": max_length, "no_repeat_ngram_size": no_repeat_ngram_size}

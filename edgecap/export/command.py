@@ -22,7 +22,7 @@ from edgecap.utils import atomic_write_bytes, atomic_write_text, work_dir
 class ExportResult:
     path: Path
     size_bytes: int
-    report: VerifyReport
+    report: VerifyReport  #: an EmbeddingReport for an alignment model
 
 
 def _spread(items: list, n: int) -> list:
@@ -62,6 +62,12 @@ def run_export(source: str | Path, mode: str, output: str | Path | None, data_ro
     from edgecap.training.trainer import load_run, read_splits
 
     cfg, vocab, model = load_run(source)
+    from edgecap.models import registry
+
+    if registry.get(cfg.model.architecture).task == "retrieval":
+        from edgecap.export.embedding import run_alignment_export
+
+        return run_alignment_export(source, cfg, vocab, model, mode, output, data_root, calibration_images, verify_images, version)
     try:
         splits = read_splits(cfg, ("train", "dev"), data_root)
         calib, check = _spread(splits["train"], calibration_images), _spread(splits["dev"], verify_images)

@@ -97,13 +97,14 @@ def representative_dataset(model, image_paths: Sequence[str | Path], captions: S
             _, state, _ = step(tf.constant([token], tf.int32), state, memory)
 
 
-def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None) -> bytes:
+def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None, signature_keys: Sequence[str] = ("encode", "decode_step")) -> bytes:
     """SavedModel → TFLite flatbuffer in one of :data:`MODES`.
 
     Args:
         mode: ``float32``; ``float16`` (weights in float16); ``dynamic`` (int8 weights, float
             activations); ``int8`` (full-integer, int8 builtins only; needs ``calibration``).
         calibration: zero-argument callable returning the representative dataset iterator.
+        signature_keys: the SavedModel's endpoints to convert.
 
     Raises:
         ValueError: unknown mode, or ``int8`` without calibration.
@@ -111,7 +112,7 @@ def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=["encode", "decode_step"])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=list(signature_keys))
     if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":

@@ -12,7 +12,6 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgecap.models.model_config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -23,11 +22,15 @@ class Architecture:
         name: registry key, the ``model.architecture`` value.
         config: its ``[model]`` dataclass (a :class:`ModelConfig` subclass).
         builder: ``"module:function"`` of ``f(model_config, vocab_size, encoder_weights, train_config) -> keras.Model``.
+        task: ``"captioning"`` (a :class:`~edgecap.models.base.StepwiseCaptioner`, trained by
+            :mod:`edgecap.training.trainer`) or ``"retrieval"`` (an image–sentence embedding,
+            trained by :mod:`edgecap.training.ranking`).
     """
 
     name: str
     config: type
     builder: str
+    task: str = "captioning"
 
     def build(self, model_config, vocab_size: int, encoder_weights: str | None = None, train_config=None):
         module, _, attr = self.builder.partition(":")
@@ -52,8 +55,10 @@ def get(name: str) -> Architecture:
 
 
 # --- the registered families ------------------------------------------------------------------
+from edgecap.models.alignment.config import AlignmentConfig  # noqa: E402
 from edgecap.models.multimodal_rnn.config import MultimodalRNNConfig  # noqa: E402
 from edgecap.models.show_attend_tell.config import ShowAttendTellConfig  # noqa: E402
 
 register(Architecture("show_attend_tell", ShowAttendTellConfig, "edgecap.models.show_attend_tell.model:build"))  # Xu et al. 2015, soft or hard attention
 register(Architecture("multimodal_rnn", MultimodalRNNConfig, "edgecap.models.multimodal_rnn.model:build"))  # Karpathy & Fei-Fei 2015, §3.2
+register(Architecture("alignment", AlignmentConfig, "edgecap.models.alignment.model:build", task="retrieval"))  # Karpathy & Fei-Fei 2015, §3.1

@@ -1,8 +1,10 @@
-"""On-device runtime: TFLite interpreter, preprocessing and decoding — no TensorFlow needed."""
+"""On-device runtime: TFLite interpreter, preprocessing, decoding and retrieval — no TensorFlow needed."""
 
 from edgecap.runtime.captioner import Caption, Captioner, CaptionerOptions, CaptionResult
 from edgecap.runtime.interpreter import NoInterpreterError
 from edgecap.runtime.metadata import ModelFileError, ModelMetadata
 from edgecap.runtime.preprocessing import ImageLoadError, load_image
+from edgecap.runtime.retriever import Alignment, Hit, PhotoIndex, PhotoIndexError, QueryError, Retriever, RetrieverOptions
 
-__all__ = ["Caption", "CaptionResult", "Captioner", "CaptionerOptions", "ImageLoadError", "ModelFileError", "ModelMetadata", "NoInterpreterError", "load_image"]
+__all__ = ["Caption", "CaptionResult", "Captioner", "CaptionerOptions", "ImageLoadError", "ModelFileError", "ModelMetadata", "NoInterpreterError", "load_image",
+           "Alignment", "Hit", "PhotoIndex", "PhotoIndexError", "QueryError", "Retriever", "RetrieverOptions"]

@@ -170,6 +170,8 @@ class Captioner:
         self.options = options or CaptionerOptions()
         self.metadata = metadata
         self.source = source
+        if metadata.task != "captioning":
+            raise md.ModelFileError(f"{source}: a {metadata.task} model ({metadata.architecture}), not a captioner; use it with 'edgecap search' or edgecap.runtime.Retriever")
         try:
             self.interpreter, self.backend = make_interpreter(model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels)
             self.encode_signature = Signature(self.interpreter, "encode")

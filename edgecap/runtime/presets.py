@@ -36,8 +36,12 @@ class Preset:
     scores: dict = field(default_factory=dict)
 
 
-def preset_names() -> list[str]:
-    return sorted(p.name[: -len(SUFFIX)] for p in released_dir().glob(f"*{SUFFIX}"))
+def preset_names(task: str | None = None) -> list[str]:
+    """Names of the built-in models; with ``task`` (e.g. ``"captioning"``) only those of that task."""
+    names = sorted(p.name[: -len(SUFFIX)] for p in released_dir().glob(f"*{SUFFIX}"))
+    if task is None:
+        return names
+    return [p.name for p in list_presets() if p.task == task]
 
 
 def preset_path(name: str) -> Path:

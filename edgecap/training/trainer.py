@@ -127,19 +127,30 @@ def _dev_cider(model, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
 
 
 class SelectionCheckpoint(keras.callbacks.Callback):
-    """After each epoch: dev CIDEr-D (``train.selection_decoding``), best/last checkpoints, state, early stopping."""
+    """After each epoch: a dev score, best/last checkpoints, state, early stopping.
+
+    The captioners' score is dev CIDEr-D (``train.selection_decoding``); another task subclasses
+    it with its own :meth:`measure`, state key and label.
+    """
+
+    best_key, label = "best_cider_d", "dev CIDEr-D"
 
     def __init__(self, run_dir: Path, dev: SplitData, vocab: Vocabulary, cfg: Config, state: dict):
         super().__init__()
         self.run_dir, self.dev, self.vocab, self.cfg, self.state = run_dir, dev, vocab, cfg, state
 
+    def measure(self) -> tuple[float, dict, str]:
+        """``(score, fields for the epoch's history, detail for the log line)``; higher is better."""
+        score = _dev_cider(self.model, self.dev, self.vocab, self.cfg)
+        return score, {"dev_cider_d": score}, ""
+
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.time()
-        score = _dev_cider(self.model, self.dev, self.vocab, self.cfg)
+        score, fields, detail = self.measure()
         st = self.state
-        st["history"].append({"epoch": epoch + 1, "dev_cider_d": score, **{k: float(v) for k, v in (logs or {}).items()}})
-        if score > st["best_cider_d"]:
-            st.update(best_cider_d=score, best_epoch=epoch + 1, wait=0)
+        st["history"].append({"epoch": epoch + 1, **fields, **{k: float(v) for k, v in (logs or {}).items()}})
+        if score > st[self.best_key]:
+            st.update({self.best_key: score, "best_epoch": epoch + 1, "wait": 0})
             with atomic_path(self.run_dir / BEST) as tmp:
                 self.model.save_weights(tmp)
         else:
@@ -148,9 +159,9 @@ class SelectionCheckpoint(keras.callbacks.Callback):
         with atomic_path(self.run_dir / LAST) as tmp:
             self.model.save_weights(tmp)
         atomic_write_text(self.run_dir / STATE, json.dumps(st, indent=1))
-        print(f"epoch {epoch + 1}: dev CIDEr-D {score:.2f} (best {st['best_cider_d']:.2f} at epoch {st['best_epoch']}, selection {time.time() - t0:.0f}s)", flush=True)
+        print(f"epoch {epoch + 1}: {self.label} {score:.2f}{detail} (best {st[self.best_key]:.2f} at epoch {st['best_epoch']}, selection {time.time() - t0:.0f}s)", flush=True)
         if st["wait"] >= self.cfg.train.patience:
-            print(f"early stopping: no better dev CIDEr-D for {st['wait']} epochs")
+            print(f"early stopping: no better {self.label} for {st['wait']} epochs")
             self.model.stop_training = True
 
 
@@ -194,6 +205,22 @@ def _check_resume(run_dir: Path, cfg: Config) -> Config:
     if saved.to_toml() != cfg.to_toml():
         raise RunError(f"{run_dir / CONFIG}: the run directory was started with a different configuration; resume it without changes or choose a new --run-dir")
     return saved
+
+
+def start_run(run_dir: str | Path, cfg: Config) -> tuple[Path, Config, bool]:
+    """``(run_dir, config, resuming)``: the saved config when ``run_dir`` holds a started run
+    (checked equal to ``cfg``), validated; the random seed set.
+
+    Raises:
+        ConfigError: a bad value. RunError: the run was started with another configuration.
+    """
+    run_dir = Path(run_dir)
+    resuming = (run_dir / STATE).is_file()
+    if resuming:
+        cfg = _check_resume(run_dir, cfg)
+    cfg.validate("config")
+    keras.utils.set_random_seed(cfg.train.seed)
+    return run_dir, cfg, resuming
 
 
 def _initial_run(cfg: Config) -> Path | None:
@@ -255,13 +282,9 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     Raises:
         ConfigError, RunError, DatasetError, WeightsError: with the offending file named.
     """
-    run_dir = Path(run_dir)
-    resuming = (run_dir / STATE).is_file()
-    if resuming:
-        cfg = _check_resume(run_dir, cfg)
-    t = cfg.validate("config").train
+    run_dir, cfg, resuming = start_run(run_dir, cfg)
+    t = cfg.train
     init = None if resuming else _initial_run(cfg)
-    keras.utils.set_random_seed(t.seed)
     if t.mixed_precision == "on" or (t.mixed_precision == "auto" and tf.config.list_logical_devices("GPU")):
         keras.mixed_precision.set_global_policy("mixed_float16")
 
@@ -315,14 +338,22 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
                 loss = _smoothed_loss(t.label_smoothing, vocab.pad_id)
             model.compile(optimizer=_optimizer(cfg, steps), loss=loss, jit_compile=t.jit_compile)
         model.optimizer.build(model.trainable_variables)
+    return fit_run(model, dataset, steps, run_dir, cfg, state, resuming, SelectionCheckpoint(run_dir, dev, vocab, cfg, state), callbacks)
+
+
+def fit_run(model, dataset, steps: int, run_dir: Path, cfg: Config, state: dict, resuming: bool, selection: SelectionCheckpoint, callbacks: list | None = None) -> Path:
+    """Fit a compiled model epoch by epoch, from the last checkpoint when ``resuming``, with
+    weight averaging (``train.ema_momentum``), ``selection`` and TensorBoard; returns the best
+    checkpoint's path."""
+    t = cfg.train
     if resuming:
         model.load_weights(run_dir / LAST)
-        print(f"resuming {run_dir} after epoch {state['epoch']} (best dev CIDEr-D {state['best_cider_d']:.2f})")
+        print(f"resuming {run_dir} after epoch {state['epoch']} (best {selection.label} {state[selection.best_key]:.2f})")
         if state["wait"] >= t.patience or state["epoch"] >= t.epochs:
             print("training had already finished")
             return run_dir / BEST
     averaging = [AveragedWeights(resumed=resuming)] if t.ema_momentum else []  # must run before the selection
-    callbacks = [*averaging, SelectionCheckpoint(run_dir, dev, vocab, cfg, state), keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False), *(callbacks or [])]
+    callbacks = [*averaging, selection, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False), *(callbacks or [])]
     model.fit(dataset.repeat(), epochs=t.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=1 if _interactive() else 2)
     return run_dir / BEST
 

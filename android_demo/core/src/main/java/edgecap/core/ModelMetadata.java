@@ -74,6 +74,8 @@ public final class ModelMetadata {
         architecture = j.getString("architecture");
         quantization = j.getString("quantization");
         task = j.optString("task", "captioning");
+        if (!task.equals("captioning"))
+            throw new ModelFileException(source + ": a " + task + " model (" + architecture + "), not a captioner");
         JSONArray words = j.getJSONArray("vocabulary");
         List<String> vocab = new ArrayList<>();
         for (int i = 0; i < words.length(); i++) vocab.add(words.getString(i));

@@ -1,0 +1,328 @@
+"""``Retriever``: image search, image annotation and word–region alignment with an edgecap
+alignment ``.tflite`` file, without TensorFlow.
+
+    from edgecap.runtime import Retriever
+    retriever = Retriever.from_preset("visual_semantic_alignment_flickr8k")
+    retriever.index(["beach.jpg", "dog.jpg", "kitchen.jpg"])
+    for hit in retriever.search("a dog runs on the beach", k=2):
+        print(hit.score, hit.path)
+
+The model (Karpathy & Fei-Fei, CVPR 2015, §3.1) maps a photo to R region vectors and a
+sentence to one vector per word; a photo–sentence score is eq. 8, ``Σ_t max_i v_iᵀ s_t``
+(:mod:`edgecap.runtime.alignment_scores`). An index keeps the region vectors of a photo
+collection (``float16 (N, R, h)``), so a query costs one ``embed_sentence`` call and one
+matrix product.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecap.data.vocabulary import Vocabulary
+from edgecap.runtime import metadata as md
+from edgecap.runtime.alignment_scores import score_matrix, unit_vectors, word_alignment
+from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
+from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
+
+INDEX_FORMAT = 1
+
+
+class QueryError(ValueError):
+    """A text query the model cannot read (empty, or no word of its vocabulary)."""
+
+
+class PhotoIndexError(ValueError):
+    """A photo index that is missing, damaged, empty, or built with another model (names the file)."""
+
+
+@dataclass
+class RetrieverOptions:
+    """How to load the model.
+
+    Attributes:
+        num_threads: interpreter CPU threads (None: backend default).
+        backends: interpreter packages to try, in order.
+        quiet: silence the interpreter's own log lines while the model loads.
+        check_digest: compare the weights with the SHA-256 digest in the metadata at load.
+        max_pixels: refuse photos with more pixels than this once decoded.
+        reference_kernels: the interpreter's reference kernels (bit-identical on x86 and aarch64).
+    """
+
+    num_threads: int | None = None
+    backends: tuple[str, ...] = BACKENDS
+    quiet: bool = True
+    check_digest: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    reference_kernels: bool = False
+
+
+@dataclass
+class Hit:
+    """One ranked result: ``index`` into the photos (search) or sentences (annotate), its
+    ``score`` (eq. 8, unitless), and the photo ``path`` or the ``sentence``."""
+
+    index: int
+    score: float
+    path: str = ""
+    sentence: str = ""
+
+
+@dataclass
+class Alignment:
+    """Where each word of a sentence fits a photo best (the arg max of eq. 8).
+
+    Attributes:
+        words: the sentence's words the model read (unknown ones shown as ``<unk>``).
+        regions: ``int (T,)`` region per word: ``r < grid²`` is grid cell ``(r // grid, r % grid)``
+            (row, column), ``r = grid²`` the whole image.
+        dots: ``float32 (T, R)`` the scores ``v_iᵀ s_t`` of each word with each region.
+        grid: side of the cell grid (7 for MobileNetV2).
+        score: the photo–sentence score, ``dots.max(axis=1).sum()``.
+    """
+
+    words: list[str]
+    regions: np.ndarray
+    dots: np.ndarray
+    grid: int
+    score: float
+
+    def cell(self, t: int) -> tuple[int, int] | None:
+        """``(row, column)`` of word t's grid cell, or None when it aligns to the whole image."""
+        r = int(self.regions[t])
+        return None if r >= self.grid * self.grid else divmod(r, self.grid)
+
+
+@dataclass
+class PhotoIndex:
+    """Region vectors of a photo collection, for one model.
+
+    Attributes:
+        paths: the photos, in index order.
+        regions: ``float16 (N, R, h)``.
+        model_digest: the SHA-256 digest of the model's weights (its ``flatbuffer_sha256``):
+            an index only answers queries of the model that built it.
+    """
+
+    paths: list[str]
+    regions: np.ndarray
+    model_digest: str
+
+    def save(self, path: str | Path) -> Path:
+        """Write the index as one ``.npz`` (atomically: a crash leaves no half-written file).
+
+        Raises:
+            OSError: the folder does not exist or is not writable (names ``path``).
+        """
+        from edgecap.utils import atomic_write_bytes
+
+        buf = io.BytesIO()
+        header = json.dumps({"format": INDEX_FORMAT, "model_digest": self.model_digest, "paths": self.paths})
+        np.savez(buf, regions=self.regions, header=np.frombuffer(header.encode(), np.uint8))
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError as e:
+            raise OSError(f"{path}: cannot write the index ({e.strerror or e})") from None
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PhotoIndex":
+        """Raises: PhotoIndexError for a missing, damaged or foreign file (names ``path``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise PhotoIndexError(f"{path}: index file not found")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(z["header"].tobytes().decode())
+                regions = z["regions"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+            raise PhotoIndexError(f"{path}: not an edgecap photo index ({type(e).__name__}: {e})") from None
+        if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
+            raise PhotoIndexError(f"{path}: unknown index format {header.get('format') if isinstance(header, dict) else header!r}")
+        if regions.ndim != 3 or len(regions) != len(header["paths"]):
+            raise PhotoIndexError(f"{path}: {len(header['paths'])} photos but region vectors of shape {regions.shape}")
+        return cls(list(header["paths"]), regions, str(header["model_digest"]))
+
+
+class Retriever:
+    """An alignment model file: photos and sentences → region and word vectors → eq. 8 scores.
+
+    Args:
+        model_content: the file's bytes; ``metadata``: its metadata (``task == "retrieval"``).
+
+    Raises:
+        ModelFileError: not a retrieval model, or the interpreter cannot run it (names ``source``).
+    """
+
+    def __init__(self, model_content: bytes, metadata: md.ModelMetadata, options: RetrieverOptions | None = None, source: str = "<model>"):
+        self.options = options or RetrieverOptions()
+        self.metadata = metadata
+        self.source = source
+        decl = (metadata.contract or {}).get("embedding") if metadata.task == "retrieval" else None
+        if not isinstance(decl, dict) or not all(isinstance(decl.get(k), int) and decl[k] > 0 for k in ("regions", "grid", "dim", "max_words")):
+            raise md.ModelFileError(f"{source}: a {metadata.task} model ({metadata.architecture}), not an image–sentence alignment model; use 'edgecap caption' for captioners"
+                                    if metadata.task != "retrieval" else f"{source}: retrieval metadata without a valid 'embedding' declaration; re-export the model")
+        self.num_regions, self.grid, self.dim, self.max_words = decl["regions"], decl["grid"], decl["dim"], decl["max_words"]
+        self.normalize = bool(decl.get("normalize", False))
+        self.vocab = Vocabulary(list(metadata.vocabulary))
+        try:
+            self.interpreter, self.backend = make_interpreter(model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels)
+            self.image_signature = Signature(self.interpreter, "embed_image")
+            self.sentence_signature = Signature(self.interpreter, "embed_sentence")
+            with quiet_native_logs(self.options.quiet):
+                S = metadata.image_size
+                regions = self.embed_pixels(np.zeros((1, S, S, 3), np.uint8))
+                words = self.embed_tokens(np.zeros((1, self.max_words), np.int32))
+        except (ValueError, RuntimeError, KeyError, IndexError) as e:
+            raise md.ModelFileError(f"{source}: the interpreter cannot run this model ({type(e).__name__}: {e})") from e
+        if regions.shape != (self.num_regions, self.dim) or words.shape != (1, self.max_words, self.dim):
+            raise md.ModelFileError(f"{source}: signatures give regions {regions.shape} and words {words.shape}, the metadata declares ({self.num_regions}, {self.dim}) and (1, {self.max_words}, {self.dim}); re-export the model")
+        self.photo_index: PhotoIndex | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, options: RetrieverOptions | None = None, allow_unverified: bool = False) -> "Retriever":
+        """Load an alignment model file.
+
+        Raises:
+            ModelFileError: missing, damaged, unverified, or not an alignment model (names ``path``).
+            NoInterpreterError: no TFLite interpreter installed.
+        """
+        options = options or RetrieverOptions()
+        data, meta = md.read_file(path, options.check_digest, allow_unverified)
+        return cls(data, meta, options, str(path))
+
+    @classmethod
+    def from_preset(cls, name: str = "visual_semantic_alignment_flickr8k", options: RetrieverOptions | None = None) -> "Retriever":
+        """A built-in model by name (``edgecap models``). Raises: ValueError naming the built-in models."""
+        from edgecap.runtime.presets import preset_path
+
+        return cls.from_file(preset_path(name), options)
+
+    # --- embeddings ---------------------------------------------------------------------------
+    def embed_pixels(self, pixels: np.ndarray, unit: bool = True) -> np.ndarray:
+        """``uint8 (1, S, S, 3)`` → region vectors ``float32 (R, h)`` (unit length when the model
+        was trained so, unless ``unit=False``)."""
+        return unit_vectors(self.image_signature(image=pixels)["regions"][0], unit and self.normalize)
+
+    def embed_image(self, image: ImageInput) -> np.ndarray:
+        """Any photo → region vectors ``float32 (R, h)``. Raises ImageLoadError naming the file."""
+        return self.embed_pixels(load_image(image, self.metadata.image_size, self.options.max_pixels)[None])
+
+    def embed_tokens(self, tokens: np.ndarray, unit: bool = True) -> np.ndarray:
+        """``int32 (B, T)`` word ids (T = ``max_words``, ``<pad>`` after the words) → ``float32 (B, T, h)``
+        (unit length when the model was trained so, unless ``unit=False``; 0 at padding)."""
+        words = self.sentence_signature(tokens=np.asarray(tokens, np.int32))["words"]
+        return unit_vectors(words, unit and self.normalize) * (np.asarray(tokens)[..., None] != self.vocab.pad_id)
+
+    def tokens(self, text: str) -> list[int]:
+        """The word ids of ``text`` (cut to ``max_words``).
+
+        Raises:
+            QueryError: no word at all, or none the model knows.
+        """
+        ids = self.vocab.encode(text, self.max_words)[1:-1]
+        if not ids:
+            raise QueryError(f"query {text!r} has no words")
+        if all(i == self.vocab.unk_id for i in ids):
+            raise QueryError(f"query {text!r}: none of its words is in the model's vocabulary of {len(self.vocab) - 4} words")
+        return ids
+
+    def embed_sentences(self, texts: Sequence[str], batch_size: int = 64, strict: bool = True) -> list[np.ndarray]:
+        """Word vectors ``float32 (T_m, h)`` of each text (words only).
+
+        Args:
+            strict: refuse a text without any known word (a query); False embeds it as it is
+                (``<unk>`` words, or 0 words scoring 0), as an evaluation over fixed references must.
+
+        Raises:
+            QueryError: with ``strict``, a text with no known word (names it).
+        """
+        rows = [self.tokens(t) if strict else self.vocab.encode(t, self.max_words)[1:-1] for t in texts]
+        out = []
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            tokens = np.full((len(chunk), self.max_words), self.vocab.pad_id, np.int32)
+            for i, r in enumerate(chunk):
+                tokens[i, : len(r)] = r
+            words = self.embed_tokens(tokens)
+            out += [w[: len(r)] for w, r in zip(words, chunk)]
+        return out
+
+    # --- a photo collection -------------------------------------------------------------------
+    def index(self, photos: Sequence[str | Path], progress: bool = False) -> PhotoIndex:
+        """Embed ``photos`` and keep them as the collection :meth:`search` ranks.
+
+        Raises:
+            ValueError: no photos. ImageLoadError: an unreadable photo (names it).
+        """
+        if not photos:
+            raise ValueError("no photos to index")
+        from tqdm.auto import tqdm
+
+        regions = np.empty((len(photos), self.num_regions, self.dim), np.float16)
+        for i, p in enumerate(tqdm(photos, desc="indexing photos", unit="img", disable=not progress)):
+            regions[i] = self.embed_image(p)
+        self.photo_index = PhotoIndex([str(p) for p in photos], regions, self.metadata.flatbuffer_sha256)
+        self._regions32 = None
+        return self.photo_index
+
+    def load_index(self, path: str | Path) -> PhotoIndex:
+        """Load a saved index (:meth:`PhotoIndex.save`) as the collection.
+
+        Raises:
+            PhotoIndexError: damaged, or built with another model (names ``path``).
+        """
+        index = PhotoIndex.load(path)
+        if index.model_digest != self.metadata.flatbuffer_sha256 or index.regions.shape[1:] != (self.num_regions, self.dim):
+            raise PhotoIndexError(f"{path}: this index was built with another model than {self.source}; build it again with this model")
+        self.photo_index, self._regions32 = index, None
+        return index
+
+    def _regions(self) -> np.ndarray:
+        if self.photo_index is None:
+            raise ValueError("no photos indexed: call index(photos) or load_index(path) first")
+        if getattr(self, "_regions32", None) is None:
+            self._regions32 = self.photo_index.regions.astype(np.float32)
+        return self._regions32
+
+    def scores(self, texts: Sequence[str], strict: bool = True) -> np.ndarray:
+        """``float32 (N photos, M texts)`` eq. 8 scores against the indexed photos.
+
+        Raises:
+            QueryError: with ``strict``, a text without any known word (see :meth:`embed_sentences`).
+            ValueError: nothing indexed.
+        """
+        return score_matrix(self._regions(), self.embed_sentences(texts, strict=strict))
+
+    def search(self, text: str, k: int = 5) -> list[Hit]:
+        """The ``k`` indexed photos that fit ``text`` best, best first (image search).
+
+        Raises:
+            QueryError: see :meth:`tokens`. ValueError: nothing indexed.
+        """
+        s = self.scores([text])[:, 0]
+        order = np.argsort(-s, kind="stable")[:k]
+        return [Hit(int(i), float(s[i]), path=self.photo_index.paths[i]) for i in order]
+
+    def annotate(self, photo: ImageInput, sentences: Sequence[str], k: int = 5) -> list[Hit]:
+        """The ``k`` of ``sentences`` that fit ``photo`` best, best first (image annotation).
+
+        Raises:
+            QueryError: a sentence with no known word. ImageLoadError: unreadable photo.
+        """
+        s = score_matrix(self.embed_image(photo)[None], self.embed_sentences(sentences))[0]
+        order = np.argsort(-s, kind="stable")[:k]
+        return [Hit(int(i), float(s[i]), sentence=sentences[i]) for i in order]
+
+    def align(self, photo: ImageInput, sentence: str) -> Alignment:
+        """Each word of ``sentence`` with the region of ``photo`` it fits best (the paper's Fig. 5)."""
+        ids = self.tokens(sentence)
+        words = self.embed_sentences([sentence])[0]
+        regions, dots = word_alignment(self.embed_image(photo), words)
+        return Alignment([self.vocab.words[i] for i in ids], regions, dots, self.grid, float(dots.max(axis=1).sum()))

@@ -1,0 +1,126 @@
+"""``edgecap train`` for the image–sentence alignment model: the ranking loss on cached features.
+
+The run directory has the same files as a captioner's (:mod:`edgecap.training.trainer`):
+``config.toml``, ``vocab.json``, ``last.weights.h5``, ``best.weights.h5`` and ``state.json``,
+each written atomically, so an interrupted run resumes after its last finished epoch. The
+best epoch is the one with the highest dev R-sum (the six R@K figures of
+:func:`edgecap.evaluation.retrieval.recall_at_k`).
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from edgecap.config import Config, ConfigError
+from edgecap.data.pipeline import encode_sentences, sentence_dataset
+from edgecap.data.vocabulary import Vocabulary
+from edgecap.evaluation.retrieval import recall_at_k, rsum
+from edgecap.runtime.alignment_scores import score_matrix, unit_vectors
+from edgecap.training.trainer import BEST, CONFIG, STATE, VOCAB, SelectionCheckpoint, SplitData, _initial_run, _optimizer, _strategy, build_model, fit_run, load_split_features, start_run, warm_start
+
+
+_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _embedding_functions(model):
+    """``model.regions`` and ``model.words`` as graph functions, traced once per model."""
+    if model not in _FUNCTIONS:
+        _FUNCTIONS[model] = (tf.function(model.regions, reduce_retracing=True), tf.function(model.words, reduce_retracing=True))
+    return _FUNCTIONS[model]
+
+
+def embed_split(model, split: SplitData, vocab: Vocabulary, batch_size: int = 100, progress: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Region and word vectors of a split, from its cached annotation vectors.
+
+    Returns:
+        ``(regions float32 (N, R, h), word vectors per sentence [(T_m, h)], sentence_image int32 (M,))``
+        with the sentences in reading order (5 per Flickr8k image).
+    """
+    regions_fn, words_fn = _embedding_functions(model)
+    unit = model.config.normalize
+    regions = np.concatenate([regions_fn(np.asarray(split.features[i : i + batch_size], np.float32)).numpy() for i in tqdm(range(0, len(split.features), batch_size), desc="embedding images", disable=not progress)])
+    regions = unit_vectors(regions, unit)
+    index, tokens = encode_sentences(split.items, vocab, model.config.max_words)
+    lengths = (tokens != vocab.pad_id).sum(axis=1)
+    words = []
+    for i in tqdm(range(0, len(tokens), batch_size), desc="embedding sentences", disable=not progress):
+        out = unit_vectors(words_fn(tokens[i : i + batch_size]).numpy(), unit)
+        words += [w[:n] for w, n in zip(out, lengths[i : i + batch_size])]
+    return regions, words, index
+
+
+def evaluate_split(model, split: SplitData, vocab: Vocabulary, progress: bool = False) -> dict[str, float]:
+    """R@1/5/10 and median rank in both directions on ``split`` (Keras model, cached features)."""
+    regions, words, index = embed_split(model, split, vocab, progress=progress)
+    return recall_at_k(score_matrix(regions, words), index)
+
+
+class RecallCheckpoint(SelectionCheckpoint):
+    """After each epoch: dev R-sum, best/last checkpoints, state, early stopping."""
+
+    best_key, label = "best_rsum", "dev R-sum"
+
+    def measure(self) -> tuple[float, dict, str]:
+        m = evaluate_split(self.model, self.dev, self.vocab)
+        detail = " — " + ", ".join(f"{d} R@1/5/10 {m[f'{d} R@1']:.1f}/{m[f'{d} R@5']:.1f}/{m[f'{d} R@10']:.1f}" for d in ("annotation", "search"))
+        return rsum(m), {"dev_rsum": rsum(m), **m}, detail
+
+
+def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
+    """Train (or resume) the alignment model with the ranking loss of eq. 9; returns the best checkpoint's path.
+
+    ``train.init_from`` starts from another alignment run's best checkpoint and vocabulary
+    (e.g. the hardest-negative loss after a run of the summed one). A batch holds
+    ``train.batch_size`` (image, sentence) pairs; every other image of the batch
+    is a negative for a sentence and every other sentence a negative for an image, except
+    the sentences of the same photo. With ``model.loss = "hardest"`` the summed loss runs
+    for ``model.warmup_epochs`` epochs first.
+
+    Raises:
+        ConfigError, RunError, DatasetError, WeightsError: with the offending file named.
+    """
+    run_dir, cfg, resuming = start_run(run_dir, cfg)
+    t, m = cfg.train, cfg.model
+    if t.objective != "cross_entropy":
+        raise ConfigError("the alignment model trains with its ranking loss only: leave train.objective at its default")
+    init = None if resuming else _initial_run(cfg)  # train.init_from: continue another alignment run (e.g. with model.loss = "hardest")
+    strategy = _strategy(cfg)
+    data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir)
+    train_split, dev = data["train"], data["dev"]
+    state = {"epoch": 0, "best_rsum": -1.0, "best_epoch": 0, "wait": 0, "history": []}
+    if resuming:
+        state = json.loads((run_dir / STATE).read_text())
+        vocab = Vocabulary.load(run_dir / VOCAB)
+    else:
+        vocab = Vocabulary.load(init / VOCAB) if init else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / CONFIG)
+        vocab.save(run_dir / VOCAB)
+    index, tokens = encode_sentences(train_split.items, vocab, m.max_words)
+    dataset = sentence_dataset(train_split.features, index, tokens, t.batch_size, shuffle=True, seed=t.seed + state["epoch"])
+    steps = len(index) // t.batch_size
+    if t.max_steps_per_epoch:
+        steps = min(steps, t.max_steps_per_epoch)
+    if steps < 1:
+        raise ConfigError(f"train.batch_size {t.batch_size} is larger than the {len(index)} training sentences")
+    with strategy.scope():
+        model = build_model(cfg, len(vocab))
+        if init:
+            warm_start(model, init)
+            print(f"starting from {init / BEST}")
+        elif m.word_vectors and not resuming:
+            from edgecap.models.alignment.model import load_word_vectors
+
+            matrix, found = load_word_vectors(m.word_vectors, vocab.words, m.embedding_dim)
+            model.word_embedding.embeddings.assign(matrix)
+            print(f"word vectors: {found} of {len(vocab)} words from {m.word_vectors}")
+        model.hardest_from_step = m.warmup_epochs * steps
+        model.compile(optimizer=_optimizer(cfg, steps), jit_compile=t.jit_compile)
+        model.optimizer.build(model.trainable_variables)
+    return fit_run(model, dataset, steps, run_dir, cfg, state, resuming, RecallCheckpoint(run_dir, dev, vocab, cfg, state), callbacks)
