@@ -30,6 +30,8 @@ def test_ranks_on_a_toy_set():
 def test_ties_count_against_the_true_match():
     annotation, search = ranks(np.zeros((2, 2)), [0, 1])
     assert annotation.tolist() == [2, 2] and search.tolist() == [2, 2]
+    nan = np.full((2, 2), np.nan)  # a diverged model: last, not first
+    assert ranks(nan, [0, 1])[0].tolist() == [2, 2]
     with pytest.raises(ValueError, match="every image"):
         ranks(np.zeros((3, 2)), [0, 1])
 

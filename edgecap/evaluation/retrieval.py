@@ -27,12 +27,13 @@ def ranks(scores: np.ndarray, sentence_image: Sequence[int]) -> tuple[np.ndarray
 
     Returns:
         ``(annotation int (N,), search int (M,))``. Ties count against the true match (a
-        constant score matrix gives the worst ranks, not the best).
+        constant score matrix gives the worst ranks, not the best), and NaN scores rank last.
 
     Raises:
         ValueError: shapes that do not match, or an image without any sentence.
     """
     scores = np.asarray(scores, np.float64)
+    scores = np.where(np.isnan(scores), -np.inf, scores)  # a NaN (a diverged model) ranks last, never first
     owner = np.asarray(sentence_image, np.int64)
     N, M = scores.shape
     if owner.shape != (M,):
@@ -43,7 +44,7 @@ def ranks(scores: np.ndarray, sentence_image: Sequence[int]) -> tuple[np.ndarray
     search = 1 + (scores >= true[None, :]).sum(axis=0) - 1  # images scoring at least as high, itself excluded
     mine = owner[None, :] == np.arange(N)[:, None]  # (N, M)
     best_own = np.where(mine, scores, -np.inf).max(axis=1)  # (N,)
-    annotation = 1 + (np.where(mine, -np.inf, scores) >= best_own[:, None]).sum(axis=1)
+    annotation = 1 + ((scores >= best_own[:, None]) & ~mine).sum(axis=1)  # other images' sentences at least as high
     return annotation, search
 
 

@@ -353,7 +353,7 @@ def fit_run(model, dataset, steps: int, run_dir: Path, cfg: Config, state: dict,
             print("training had already finished")
             return run_dir / BEST
     averaging = [AveragedWeights(resumed=resuming)] if t.ema_momentum else []  # must run before the selection
-    callbacks = [*averaging, selection, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False), *(callbacks or [])]
+    callbacks = [keras.callbacks.TerminateOnNaN(), *averaging, selection, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False), *(callbacks or [])]
     model.fit(dataset.repeat(), epochs=t.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=1 if _interactive() else 2)
     return run_dir / BEST
 

@@ -194,7 +194,11 @@ class VisualSemanticAlignment(keras.Model):
         is. Applied to :meth:`regions` and :meth:`words` before eq. 8; the exported signatures
         return the vectors before it and the runtime normalises them (a sum of squares is a poor
         fit for int8)."""
-        return ops.normalize(x, axis=-1, epsilon=1e-12) if self.config.normalize else x
+        if not self.config.normalize:
+            return x
+        # x / sqrt(|x|² + ε): its gradient stays bounded at a zero vector (a word whose ReLU output
+        # is all 0), where x / |x| has none and a NaN ends the run.
+        return x * ops.rsqrt(ops.sum(ops.square(x), axis=-1, keepdims=True) + 1e-6)
 
     def embed_image(self, images):
         """The ``embed_image`` signature: ``uint8 (B, S, S, 3)`` → ``float32 (B, R, h)`` (before :meth:`unit`)."""
