@@ -253,8 +253,9 @@ def _cpu_name() -> str:
 
 
 def format_report(r: dict) -> str:
-    lines = [f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)",
-             "model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode / step B=1  int8 GMAC/s  peak RSS MB"]
+    lines = [f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)"]
+    if any(t.get("task") != "retrieval" for t in r["results"]):
+        lines.append("model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode / step B=1  int8 GMAC/s  peak RSS MB")
     for t in (t for t in r["results"] if t.get("task") != "retrieval"):
         fl = t["floor_ms"]
         lines.append(f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "

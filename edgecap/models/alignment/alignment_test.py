@@ -159,3 +159,14 @@ def test_search_command_writes_the_score_matrix(exported, examples, tmp_path):
                           (["--index", str(tmp_path / "missing.npz"), "a cat"], "missing.npz")]:
         out = runner.invoke(main, ["search", "--model", str(exported.path), *args])
         assert out.exit_code == 1 and message in out.output, (args, out.output)
+
+
+def test_bench_times_a_retrieval_file(exported, examples):
+    from edgecap.bench import format_report, run_bench
+
+    report = run_bench([exported.path], [1], examples, repeats=3, keras_run="none")
+    (row,) = report["results"]
+    assert row["task"] == "retrieval" and row["index_photos"] == 1000 and row["embed_image_macs"] > 0
+    assert all(row[k] > 0 for k in ("embed_image_ms", "embed_sentence_ms", "query_ms"))
+    text = format_report(report)
+    assert "retrieval model" in text and "encode ms" not in text  # no captioner table without a captioner
