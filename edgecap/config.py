@@ -219,8 +219,8 @@ def _toml_value(v: Any) -> str:
     return repr(v)
 
 
-def default_config() -> Config:
-    """The shipped Flickr8k config (``edgecap/configs/show_attend_tell_flickr8k.toml``)."""
+def default_config(name: str = "show_attend_tell_flickr8k.toml") -> Config:
+    """A shipped config, by file name (default: the built-in captioner's, ``edgecap/configs/show_attend_tell_flickr8k.toml``)."""
     from importlib import resources
 
-    return Config.load(Path(str(resources.files("edgecap") / "configs" / "show_attend_tell_flickr8k.toml")))
+    return Config.load(Path(str(resources.files("edgecap") / "configs" / name)))

@@ -115,7 +115,7 @@ def evaluate_retrieval(source: str | Path, split: str = "test", data_root: str |
     else:
         from edgecap.runtime import Retriever, RetrieverOptions
 
-        cfg = Config.load(config) if config else _shipped("visual_semantic_alignment_flickr8k.toml")
+        cfg = Config.load(config) if config else default_config("visual_semantic_alignment_flickr8k.toml")
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
         retriever = Retriever.from_file(source, RetrieverOptions(num_threads=num_threads, reference_kernels=reference_kernels))
@@ -125,12 +125,6 @@ def evaluate_retrieval(source: str | Path, split: str = "test", data_root: str |
         metrics = recall_at_k(score_matrix(regions, words), np.repeat(np.arange(len(items)), [len(it.captions) for it in items]))
     return {"source": str(source), "split": split, "images": len(items), "sentences": sum(len(it.captions) for it in items), "metrics": metrics,
             "paper_flickr8k_brnn": PAPER_FLICKR8K_BRNN, "seconds": round(time.time() - t0, 1)}
-
-
-def _shipped(name: str) -> Config:
-    from importlib import resources
-
-    return Config.load(Path(str(resources.files("edgecap") / "configs" / name)))
 
 
 def _alignment_features(cfg: Config, model, items, split: str):

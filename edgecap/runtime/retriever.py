@@ -217,8 +217,8 @@ class Retriever:
     def embed_tokens(self, tokens: np.ndarray, unit: bool = True) -> np.ndarray:
         """``int32 (B, T)`` word ids (T = ``max_words``, ``<pad>`` after the words) → ``float32 (B, T, h)``
         (unit length when the model was trained so, unless ``unit=False``; 0 at padding)."""
-        words = self.sentence_signature(tokens=np.asarray(tokens, np.int32))["words"]
-        return unit_vectors(words, unit and self.normalize) * (np.asarray(tokens)[..., None] != self.vocab.pad_id)
+        words = self.sentence_signature(tokens=np.asarray(tokens, np.int32))["words"]  # 0 at padding (the model's own mask)
+        return unit_vectors(words, unit and self.normalize)
 
     def tokens(self, text: str) -> list[int]:
         """The word ids of ``text`` (cut to ``max_words``).

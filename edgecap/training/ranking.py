@@ -9,7 +9,6 @@ best epoch is the one with the highest dev R-sum (the six R@K figures of
 
 from __future__ import annotations
 
-import json
 import weakref
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from edgecap.data.pipeline import encode_sentences, sentence_dataset
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.retrieval import recall_at_k, rsum
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors
-from edgecap.training.trainer import BEST, CONFIG, STATE, VOCAB, SelectionCheckpoint, SplitData, _initial_run, _optimizer, _strategy, build_model, fit_run, load_split_features, start_run, warm_start
+from edgecap.training.trainer import BEST, SelectionCheckpoint, SplitData, _initial_run, _optimizer, _strategy, build_model, fit_run, load_split_features, run_state, start_run, steps_per_epoch, warm_start
 
 
 _FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -93,22 +92,10 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     strategy = _strategy(cfg)
     data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir)
     train_split, dev = data["train"], data["dev"]
-    state = {"epoch": 0, "best_rsum": -1.0, "best_epoch": 0, "wait": 0, "history": []}
-    if resuming:
-        state = json.loads((run_dir / STATE).read_text())
-        vocab = Vocabulary.load(run_dir / VOCAB)
-    else:
-        vocab = Vocabulary.load(init / VOCAB) if init else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(run_dir / CONFIG)
-        vocab.save(run_dir / VOCAB)
+    state, vocab = run_state(run_dir, cfg, resuming, init, train_split, RecallCheckpoint.best_key)
     index, tokens = encode_sentences(train_split.items, vocab, m.max_words)
     dataset = sentence_dataset(train_split.features, index, tokens, t.batch_size, shuffle=True, seed=t.seed + state["epoch"])
-    steps = len(index) // t.batch_size
-    if t.max_steps_per_epoch:
-        steps = min(steps, t.max_steps_per_epoch)
-    if steps < 1:
-        raise ConfigError(f"train.batch_size {t.batch_size} is larger than the {len(index)} training sentences")
+    steps = steps_per_epoch(len(index), t)
     with strategy.scope():
         model = build_model(cfg, len(vocab))
         if init:

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edgecap.config import Config, ConfigError
+from edgecap.config import Config, ConfigError, TrainConfig
 from edgecap.data.features import cached_features
 from edgecap.data.pipeline import caption_dataset, encode_captions, image_dataset, mirror_token_map
 from edgecap.data.readers import CaptionedImage, read_dataset
@@ -223,6 +223,33 @@ def start_run(run_dir: str | Path, cfg: Config) -> tuple[Path, Config, bool]:
     return run_dir, cfg, resuming
 
 
+def run_state(run_dir: Path, cfg: Config, resuming: bool, init: Path | None, train_split: SplitData, best_key: str) -> tuple[dict, Vocabulary]:
+    """``(state, vocabulary)`` of a run: read back when resuming; else a fresh state (``best_key``
+    the selection score's name) and the vocabulary of ``init`` or of the training captions,
+    saved with the config into a new ``run_dir``."""
+    if resuming:
+        return json.loads((run_dir / STATE).read_text()), Vocabulary.load(run_dir / VOCAB)
+    vocab = Vocabulary.load(init / VOCAB) if init else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / CONFIG)
+    vocab.save(run_dir / VOCAB)
+    return {"epoch": 0, best_key: -1.0, "best_epoch": 0, "wait": 0, "history": []}, vocab
+
+
+def steps_per_epoch(examples: int, t: TrainConfig) -> int:
+    """Full batches per epoch, capped by ``train.max_steps_per_epoch``.
+
+    Raises:
+        ConfigError: not one full batch.
+    """
+    steps = examples // t.batch_size
+    if t.max_steps_per_epoch:
+        steps = min(steps, t.max_steps_per_epoch)
+    if steps < 1:
+        raise ConfigError(f"train.batch_size {t.batch_size} is larger than the {examples} training examples")
+    return steps
+
+
 def _initial_run(cfg: Config) -> Path | None:
     """The run directory named by ``train.init_from``, checked to hold a model like ``cfg``'s.
 
@@ -296,15 +323,7 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     flip = cfg.data.horizontal_flip and t.objective == "cross_entropy"
     data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir, mirrored=("train",) if flip else ())
     train_split, dev = data["train"], data["dev"]
-    state = {"epoch": 0, "best_cider_d": -1.0, "best_epoch": 0, "wait": 0, "history": []}
-    if resuming:
-        state = json.loads((run_dir / STATE).read_text())
-        vocab = Vocabulary.load(run_dir / VOCAB)
-    else:
-        vocab = Vocabulary.load(init / VOCAB) if init else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.save(run_dir / CONFIG)
-        vocab.save(run_dir / VOCAB)
+    state, vocab = run_state(run_dir, cfg, resuming, init, train_split, SelectionCheckpoint.best_key)
     # A resumed run draws a new shuffle order rather than replaying the first epoch's.
     seed = t.seed + state["epoch"]
     self_critical = t.objective == "self_critical"
@@ -316,11 +335,7 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
         examples = len(index)
         mirrored = dict(mirrored=data["train-mirrored"].features, mirror_ids=mirror_token_map(vocab)) if flip else {}
         dataset = caption_dataset(train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed, **mirrored)
-    steps = examples // t.batch_size
-    if t.max_steps_per_epoch:
-        steps = min(steps, t.max_steps_per_epoch)
-    if steps < 1:
-        raise ConfigError(f"train.batch_size {t.batch_size} is larger than the {examples} training examples")
+    steps = steps_per_epoch(examples, t)
     with strategy.scope():
         model = build_model(cfg, len(vocab), objective=t.objective)  # frozen encoder layers: training reads their cached output
         if init:  # before compiling: the optimizer starts afresh
