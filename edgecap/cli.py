@@ -3,6 +3,7 @@ so ``edgecap caption`` runs on a device with only the runtime installed."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -12,6 +13,9 @@ import click
 
 from edgecap import __version__
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS
+
+#: The training module of each registry task (:class:`edgecap.models.registry.Architecture`).
+TRAINERS = {"captioning": "edgecap.training.trainer", "retrieval": "edgecap.training.ranking", "attributes": "edgecap.training.attributes"}
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -65,11 +69,8 @@ def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides
         cfg.validate(" ".join([str(source), *overrides]))
         from edgecap.models import registry
 
-        if registry.get(cfg.model.architecture).task == "retrieval":
-            from edgecap.training.ranking import train as run_training
-        else:
-            from edgecap.training.trainer import train as run_training
-        best = run_training(cfg, run_dir, data_root, cache_dir)
+        module = importlib.import_module(TRAINERS[registry.get(cfg.model.architecture).task])
+        best = module.train(cfg, run_dir, data_root, cache_dir)
     except (ConfigError, ValueError, OSError) as e:
         _fail(str(e))
     click.echo(f"best checkpoint: {best}")
@@ -94,10 +95,21 @@ def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_leng
     """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D; an
     image–sentence alignment model with R@1/5/10 and median rank in both directions."""
     _tensorflow_command()
-    from edgecap.evaluation.evaluate import evaluate as run_eval, evaluate_retrieval, write_report
+    from edgecap.evaluation.evaluate import evaluate as run_eval, evaluate_attributes, evaluate_retrieval, write_report
 
     try:
-        if _is_retrieval(source):
+        task = _task(source)
+        if task == "attributes":
+            report = evaluate_attributes(source, split, data_root, limit)
+            m, b = report["metrics"], report["frequency_baseline"]
+            click.echo(f"{source} on {split} ({report['images']} images, {report['attributes']} attributes):")
+            click.echo(f"  detector            mAP {m['mAP']:.1f}  P@10 {m['P@10']:.1f}  R@10 {m['R@10']:.1f}")
+            click.echo(f"  10 most frequent    mAP {b['mAP']:.1f}  P@10 {b['P@10']:.1f}  R@10 {b['R@10']:.1f}")
+            if output:
+                write_report(report, output)
+                click.echo(f"wrote {output}")
+            return
+        if task == "retrieval":
             report = evaluate_retrieval(source, split, data_root, config_path, limit, threads, reference_kernels)
             click.echo(f"{source} on {split} ({report['images']} images, {report['sentences']} sentences):")
             for direction in ("annotation", "search"):
@@ -119,20 +131,20 @@ def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_leng
         click.echo(f"wrote {output}")
 
 
-def _is_retrieval(source: str) -> bool:
-    """Whether SOURCE (run directory or .tflite file) is an image–sentence alignment model."""
+def _task(source: str) -> str:
+    """The task of SOURCE (run directory or .tflite file): ``captioning``, ``retrieval`` or ``attributes``."""
     path = Path(source)
     if path.is_dir():
         from edgecap.config import Config
         from edgecap.models import registry
 
-        return (path / "config.toml").is_file() and registry.get(Config.load(path / "config.toml").model.architecture).task == "retrieval"
+        return registry.get(Config.load(path / "config.toml").model.architecture).task if (path / "config.toml").is_file() else "captioning"
     from edgecap.runtime.metadata import ModelFileError, read_file
 
     try:
-        return read_file(path, check_digest=False)[1].task == "retrieval"
+        return read_file(path, check_digest=False)[1].task
     except ModelFileError:
-        return False  # the captioning path reports it
+        return "captioning"  # the captioning path reports it
 
 
 @main.command("select-decoding")

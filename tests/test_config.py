@@ -72,3 +72,16 @@ def test_a_config_error_shows_before_tensorflow_is_imported(tmp_path):
     assert "EXIT 1 False" in out.stderr, out.stderr  # refused, and TensorFlow never imported
     assert not (tmp_path / "run").exists()
     print(f"config error after {seconds:.2f} s")
+
+
+def test_the_wheel_lists_every_package_of_the_tree():
+    """A model folder missing from pyproject's package list would be left out of the wheel."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    tree = {".".join(p.parent.relative_to(root).parts) for p in (root / "edgecap").rglob("__init__.py")}
+    assert tree - listed == set()

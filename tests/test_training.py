@@ -225,3 +225,22 @@ def test_fine_tune_from_refuses_a_layer_it_cannot_split_at(layer, why):
 
     with pytest.raises(ValueError, match=why):
         encoder_head_layers(build_encoder("mobilenet_v2", "none"), layer)
+
+
+def test_encoder_weights_may_name_a_run(tmp_path):
+    """``model.encoder_weights`` = a run directory: its encoder, fine-tuned top included, written once
+    as a backbone weights file that build_encoder loads."""
+    from edgecap.models.backbones import build_encoder
+    from edgecap.paths import released_dir
+    from edgecap.training.trainer import run_encoder_weights
+
+    cache = tmp_path / "cache"
+    path = run_encoder_weights(str(released_dir()), "mobilenet_v2", cache)
+    assert run_encoder_weights(str(released_dir()), "mobilenet_v2", cache) == path  # written once
+    assert len(list((cache / "encoders").iterdir())) == 1
+    encoder, captioner = build_encoder("mobilenet_v2", path), load_run(released_dir())[2]
+    assert len(encoder.weights) == len(captioner.encoder.weights) == 260
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(encoder.weights, captioner.encoder.weights))
+    (tmp_path / "not_a_run").mkdir()
+    with pytest.raises(RunError, match="not an edgecap run"):
+        run_encoder_weights(str(tmp_path / "not_a_run"), "mobilenet_v2", cache)

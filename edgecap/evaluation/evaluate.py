@@ -14,15 +14,17 @@ from edgecap.utils import atomic_write_text
 
 
 def _features_for_run(cfg: Config, model, items, split: str, cache_dir=None):
-    """Annotation vectors ``(N, L, D)`` of ``items`` under the run's encoder (cached when its weights file is here)."""
+    """Annotation vectors ``(N, L, D)`` of ``items`` under the run's encoder (a captioner's or an
+    alignment model's; cached when its weights file is here)."""
     from edgecap.data.features import cached_features
     from edgecap.models.backbones import WeightsError, frozen_encoder, frozen_output_name, resolve_weights
     from edgecap.training.keras_step import cached_annotations
+    from edgecap.training.trainer import RunError, run_encoder_weights
 
     spec = model.spec
     try:
-        weights = resolve_weights(cfg.model.encoder_weights)
-    except WeightsError:  # weights file not here: the checkpoint's own encoder, keyed by nothing reusable
+        weights = resolve_weights(run_encoder_weights(cfg.model.encoder_weights, cfg.model.backbone, cache_dir))
+    except (WeightsError, RunError):  # weights file not here: the checkpoint's own encoder, keyed by nothing reusable
         weights = "imagenet"
     if weights in ("imagenet", "none"):
         from edgecap.data.features import encode_images
@@ -111,7 +113,7 @@ def evaluate_retrieval(source: str | Path, split: str = "test", data_root: str |
         cfg, vocab, model = load_run(source)
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
-        metrics = evaluate_split(model, SplitData(items, _alignment_features(cfg, model, items, split)), vocab, progress=True)
+        metrics = evaluate_split(model, SplitData(items, _features_for_run(cfg, model, items, split)), vocab, progress=True)
     else:
         from edgecap.runtime import Retriever, RetrieverOptions
 
@@ -127,18 +129,29 @@ def evaluate_retrieval(source: str | Path, split: str = "test", data_root: str |
             "paper_flickr8k_brnn": PAPER_FLICKR8K_BRNN, "seconds": round(time.time() - t0, 1)}
 
 
-def _alignment_features(cfg: Config, model, items, split: str):
-    """Annotation vectors of ``items`` for an alignment run (cached when its encoder weights file is here)."""
-    from edgecap.data.features import cached_features, encode_images
-    from edgecap.models.backbones import WeightsError, resolve_weights
+def evaluate_attributes(source: str | Path, split: str = "test", data_root: str | None = None, limit: int = 0) -> dict:
+    """Score an attribute detector run on ``split``: mAP, P@10 and R@10 (×100,
+    :func:`edgecap.evaluation.attributes.attribute_scores`) beside the trivial detector that
+    always answers the 10 attributes most frequent in the training captions.
 
-    try:
-        weights = resolve_weights(cfg.model.encoder_weights)
-    except WeightsError:
-        weights = "imagenet"
-    if weights in ("imagenet", "none"):
-        return encode_images(model.encoder, items, model.spec.image_size, desc=f"encoding {split}")
-    return cached_features(lambda: model.encoder, model.spec.name, weights, model.spec.image_size, items, None, split)
+    Raises:
+        RunError, AttributeVocabularyError, DatasetError: with the offending file named.
+    """
+    from edgecap.evaluation.attributes import attribute_scores, frequency_baseline
+    from edgecap.models.semantic_attention.attributes import AttributeVocabulary
+    from edgecap.training.attributes import ATTRIBUTES, detect
+    from edgecap.training.trainer import load_run, read_splits
+
+    source, t0 = Path(source), time.time()
+    cfg, _, model = load_run(source)
+    attributes = AttributeVocabulary.load(source / ATTRIBUTES, cfg.model.num_attributes)
+    data = read_splits(cfg, ("train", split), data_root)
+    items = data[split][:limit] if limit else data[split]
+    labels = attributes.labels([it.captions for it in items])
+    probabilities = detect(model, _features_for_run(cfg, model, items, split))
+    baseline = frequency_baseline(attributes.labels([it.captions for it in data["train"]]), len(items))
+    return {"source": str(source), "split": split, "images": len(items), "attributes": len(attributes), "metrics": attribute_scores(probabilities, labels),
+            "frequency_baseline": attribute_scores(baseline, labels), "seconds": round(time.time() - t0, 1)}
 
 
 def _or_defaults(defaults, beam_size, length_penalty, max_length, no_repeat_ngram_size) -> tuple:

@@ -64,7 +64,10 @@ def run_export(source: str | Path, mode: str, output: str | Path | None, data_ro
     cfg, vocab, model = load_run(source)
     from edgecap.models import registry
 
-    if registry.get(cfg.model.architecture).task == "retrieval":
+    task = registry.get(cfg.model.architecture).task
+    if task == "attributes":
+        raise ExportError(f"{source}: an attribute detector is not exported on its own; it runs inside the encode signature of a semantic attention captioner")
+    if task == "retrieval":
         from edgecap.export.embedding import run_alignment_export
 
         return run_alignment_export(source, cfg, vocab, model, mode, output, data_root, calibration_images, verify_images, version)

@@ -118,6 +118,12 @@ def _backbone_graph(encoder: keras.Model) -> tuple[list, keras.Model]:
     return preprocess, base
 
 
+def backbone_network(encoder: keras.Model) -> keras.Model:
+    """The backbone inside an encoder from :func:`build_encoder` (e.g. Keras' MobileNetV2): its
+    ``save_weights`` file is what ``build_encoder(name, path)`` loads."""
+    return _backbone_graph(encoder)[1]
+
+
 def encoder_head_layers(encoder: keras.Model, first_layer: str) -> list:
     """The encoder's layers from ``first_layer`` to its output grid, in order: the part that a
     fine-tuned encoder trains (e.g. ``"block_16_expand"``: MobileNetV2's last inverted residual
@@ -171,3 +177,59 @@ def encoder_stem(encoder: keras.Model, first_layer: str) -> keras.Model:
         x = layer(x)
     grid = keras.Model(base.input, head[0].input, name=f"{base.name}_to_{first_layer}")(x)
     return keras.Model(pixels, grid, name=f"{encoder.name}_stem")
+
+
+class FineTunedEncoder:
+    """Mixin for a model with an ``encoder`` (:func:`build_encoder`) and a ``spec``
+    (:class:`BackboneSpec`) whose top layers may train with the rest of the model."""
+
+    fine_tune_from: str = ""
+
+    def init_encoder(self, config, encoder_weights: str | None = None) -> None:
+        """Check ``config`` (a :class:`~edgecap.models.model_config.ModelConfig`), then build
+        ``self.encoder`` (frozen) and ``self.spec``, fine-tuned from ``config.fine_tune_from``.
+
+        Args:
+            encoder_weights: overrides ``config.encoder_weights``.
+
+        Raises:
+            ValueError: every problem ``config.validate()`` finds, in one message; an unknown
+                backbone; a ``fine_tune_from`` that cannot split it.
+        """
+        problems = config.validate()
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.config = config
+        self.spec = get_backbone(config.backbone)
+        self.encoder = build_encoder(config.backbone, config.encoder_weights if encoder_weights is None else encoder_weights)
+        self.encoder.trainable = False
+        self.set_fine_tuning(config.fine_tune_from)
+
+    def set_fine_tuning(self, first_layer: str) -> None:
+        """Train the encoder from ``first_layer`` on (``""``: the whole encoder stays frozen).
+
+        Raises:
+            ValueError: see :func:`encoder_head_layers`.
+        """
+        self.fine_tune_from = first_layer
+        for layer in self._head_layers():
+            layer.trainable = True  # BatchNorm layers still normalise with their ImageNet statistics (called with training=False)
+
+    def _head_layers(self) -> list:
+        # Looked up on each use, not kept as an attribute: an attribute would save the encoder's
+        # layers a second time in checkpoints, under another name.
+        return encoder_head_layers(self.encoder, self.fine_tune_from) if self.fine_tune_from else []
+
+    def annotate(self, features):
+        """Cached features → annotation vectors ``(B, L, D)``.
+
+        The cache holds the annotation vectors themselves when the encoder is frozen; with
+        ``fine_tune_from`` it holds the grid ``(B, g, g, C)`` entering that layer, and the
+        trainable layers from there on are applied here.
+        """
+        x = keras.ops.cast(features, self.compute_dtype)
+        if not self.fine_tune_from:
+            return x
+        for layer in self._head_layers():
+            x = layer(x, training=False)
+        return keras.ops.reshape(x, (-1, self.spec.num_locations, self.spec.dim))  # (B, L, D)

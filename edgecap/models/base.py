@@ -17,12 +17,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from edgecap.models.backbones import build_encoder, encoder_head_layers, get_backbone
+from edgecap.models.backbones import FineTunedEncoder, build_encoder, get_backbone
 from edgecap.models.model_config import ModelConfig
 from edgecap.runtime.contract import StepContract
 
 
-class StepwiseCaptioner(keras.Model):
+class StepwiseCaptioner(FineTunedEncoder, keras.Model):
     """An encoder (frozen, or fine-tuned from a layer on) and a decoder written as one step.
 
     Args:
@@ -41,10 +41,7 @@ class StepwiseCaptioner(keras.Model):
         self.spec = get_backbone(backbone)
         self.encoder = build_encoder(backbone, encoder_weights)
         self.encoder.trainable = False
-        self.fine_tune_from = fine_tune_from
-        if fine_tune_from:
-            for layer in encoder_head_layers(self.encoder, fine_tune_from):
-                layer.trainable = True  # BatchNorm layers still normalise with their ImageNet statistics (called with training=False)
+        self.set_fine_tuning(fine_tune_from)
 
     @classmethod
     def checked(cls, config: ModelConfig, encoder_weights: str | None = None) -> tuple[ModelConfig, dict]:
@@ -88,25 +85,6 @@ class StepwiseCaptioner(keras.Model):
         """``(state, memory)`` of a dict holding both."""
         c = self.step_contract()
         return {n: tensors[n] for n in c.state_names}, {n: tensors[n] for n in c.memory_names}
-
-    def _head_layers(self) -> list:
-        # Looked up on each use, not kept as an attribute: an attribute would save the encoder's
-        # layers a second time in checkpoints, under another name.
-        return encoder_head_layers(self.encoder, self.fine_tune_from) if self.fine_tune_from else []
-
-    def annotate(self, features):
-        """Cached features → annotation vectors ``(B, L, D)``.
-
-        The cache holds the annotation vectors themselves when the encoder is frozen; with
-        ``fine_tune_from`` it holds the grid ``(B, g, g, C)`` entering that layer, and the
-        trainable layers from there on are applied here.
-        """
-        x = ops.cast(features, self.compute_dtype)
-        if not self.fine_tune_from:
-            return x
-        for layer in self._head_layers():
-            x = layer(x, training=False)
-        return ops.reshape(x, (-1, self.spec.num_locations, self.spec.dim))  # (B, L, D)
 
     def encode(self, images) -> dict:
         """The ``encode`` signature: ``uint8 (B, S, S, 3)`` → every state and memory tensor ``(B, *shape)``."""

@@ -12,7 +12,10 @@ class ModelConfig:
     Attributes:
         architecture: registry name (:mod:`edgecap.models.registry`).
         backbone: encoder registry name (``edgecap.models.backbones``).
-        encoder_weights: ``"imagenet"``, a ``.weights.h5`` path, or ``"none"``.
+        encoder_weights: ``"imagenet"``, a ``.weights.h5`` path, ``"none"``, or an edgecap run
+            directory: the encoder of its best checkpoint, fine-tuned layers included (e.g.
+            ``"export"``, the built-in captioner's; see
+            :func:`edgecap.training.trainer.run_encoder_weights`).
         fine_tune_from: first encoder layer trained with the decoder; ``""`` = frozen encoder.
     """
 

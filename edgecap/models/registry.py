@@ -23,8 +23,9 @@ class Architecture:
         config: its ``[model]`` dataclass (a :class:`ModelConfig` subclass).
         builder: ``"module:function"`` of ``f(model_config, vocab_size, encoder_weights, train_config) -> keras.Model``.
         task: ``"captioning"`` (a :class:`~edgecap.models.base.StepwiseCaptioner`, trained by
-            :mod:`edgecap.training.trainer`) or ``"retrieval"`` (an image–sentence embedding,
-            trained by :mod:`edgecap.training.ranking`).
+            :mod:`edgecap.training.trainer`), ``"retrieval"`` (an image–sentence embedding,
+            trained by :mod:`edgecap.training.ranking`) or ``"attributes"`` (a visual attribute
+            detector, trained by :mod:`edgecap.training.attributes`).
     """
 
     name: str
@@ -57,8 +58,10 @@ def get(name: str) -> Architecture:
 # --- the registered families ------------------------------------------------------------------
 from edgecap.models.alignment.config import AlignmentConfig  # noqa: E402
 from edgecap.models.multimodal_rnn.config import MultimodalRNNConfig  # noqa: E402
+from edgecap.models.semantic_attention.config import AttributeDetectorConfig  # noqa: E402
 from edgecap.models.show_attend_tell.config import ShowAttendTellConfig  # noqa: E402
 
 register(Architecture("show_attend_tell", ShowAttendTellConfig, "edgecap.models.show_attend_tell.model:build"))  # Xu et al. 2015, soft or hard attention
 register(Architecture("multimodal_rnn", MultimodalRNNConfig, "edgecap.models.multimodal_rnn.model:build"))  # Karpathy & Fei-Fei 2015, §3.2
 register(Architecture("alignment", AlignmentConfig, "edgecap.models.alignment.model:build", task="retrieval"))  # Karpathy & Fei-Fei 2015, §3.1
+register(Architecture("attribute_detector", AttributeDetectorConfig, "edgecap.models.semantic_attention.detector:build", task="attributes"))  # Fang et al. 2015, for You et al. 2016

@@ -21,6 +21,7 @@ from edgecap.data.pipeline import encode_sentences, sentence_dataset
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.retrieval import recall_at_k, rsum
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors
+from edgecap.training.keras_step import cached_annotations
 from edgecap.training.trainer import BEST, SelectionCheckpoint, SplitData, _initial_run, _optimizer, _strategy, build_model, fit_run, load_split_features, run_state, start_run, steps_per_epoch, warm_start
 
 
@@ -35,7 +36,8 @@ def _embedding_functions(model):
 
 
 def embed_split(model, split: SplitData, vocab: Vocabulary, batch_size: int = 100, progress: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Region and word vectors of a split, from its cached annotation vectors.
+    """Region and word vectors of a split, from its annotation vectors ``(N, L, D)``
+    (:func:`~edgecap.training.keras_step.cached_annotations` of the cache with ``fine_tune_from``).
 
     Returns:
         ``(regions float32 (N, R, h), word vectors per sentence [(T_m, h)], sentence_image int32 (M,))``
@@ -66,7 +68,7 @@ class RecallCheckpoint(SelectionCheckpoint):
     best_key, label = "best_rsum", "dev R-sum"
 
     def measure(self) -> tuple[float, dict, str]:
-        m = evaluate_split(self.model, self.dev, self.vocab)
+        m = evaluate_split(self.model, SplitData(self.dev.items, cached_annotations(self.model, self.dev.features)), self.vocab)
         detail = " — " + ", ".join(f"{d} R@1/5/10 {m[f'{d} R@1']:.1f}/{m[f'{d} R@5']:.1f}/{m[f'{d} R@10']:.1f}" for d in ("annotation", "search"))
         return rsum(m), {"dev_rsum": rsum(m), **m}, detail
 
@@ -97,7 +99,7 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     dataset = sentence_dataset(train_split.features, index, tokens, t.batch_size, shuffle=True, seed=t.seed + state["epoch"])
     steps = steps_per_epoch(len(index), t)
     with strategy.scope():
-        model = build_model(cfg, len(vocab))
+        model = build_model(cfg, len(vocab), cache_dir=cache_dir)
         if init:
             warm_start(model, init)
             print(f"starting from {init / BEST}")

@@ -55,16 +55,49 @@ class SplitData:
         return {it.image_id: it.captions for it in self.items}
 
 
-def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None, objective: str = "cross_entropy"):
+def run_encoder_weights(weights: str | None, backbone: str, cache_dir=None) -> str | None:
+    """``model.encoder_weights`` as :func:`~edgecap.models.backbones.build_encoder` takes it.
+
+    An edgecap run directory (say, the built-in captioner's ``export/``) stands for the encoder
+    of its best checkpoint, fine-tuned layers included: it is written once as a backbone
+    weights file, ``<cache>/encoders/<backbone>-<sha256 of the checkpoint>.weights.h5``, and
+    that file's path is returned (so the feature cache is keyed by what the encoder holds).
+    Anything else is returned unchanged.
+
+    Raises:
+        RunError: the directory is not a run, or its model has another backbone.
+    """
+    if not weights or not Path(weights).is_dir():
+        return weights
+    run = Path(weights)
+    if not (run / CONFIG).is_file() or not (run / BEST).is_file():
+        raise RunError(f"{run}: model.encoder_weights names a directory that is not an edgecap run (no {CONFIG} and {BEST})")
+    if Config.load(run / CONFIG).model.backbone != backbone:
+        raise RunError(f"{run / CONFIG}: its encoder is a {Config.load(run / CONFIG).model.backbone}, this model's a {backbone}")
+    from edgecap.data.features import default_cache_dir
+    from edgecap.models.backbones import backbone_network
+    from edgecap.utils import sha256_file
+
+    out = (Path(cache_dir) if cache_dir else default_cache_dir()) / "encoders" / f"{backbone}-{sha256_file(run / BEST)[:24]}.weights.h5"
+    if not out.is_file():
+        with atomic_path(out) as tmp:
+            backbone_network(load_run(run)[2].encoder).save_weights(tmp)
+    return str(out)
+
+
+def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None, objective: str = "cross_entropy", cache_dir=None):
     """The configured captioner (``model.architecture`` from the registry), built; for
-    ``objective="self_critical"`` its SCST variant, with the same weights."""
+    ``objective="self_critical"`` its SCST variant, with the same weights.
+
+    ``encoder_weights`` overrides ``model.encoder_weights`` (see :func:`run_encoder_weights`)."""
     from edgecap.models import registry
 
     try:
         arch = registry.get(cfg.model.architecture)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    model = arch.build(cfg.model, vocab_size, encoder_weights, cfg.train)
+    weights = run_encoder_weights(cfg.model.encoder_weights if encoder_weights is None else encoder_weights, cfg.model.backbone, cache_dir)
+    model = arch.build(cfg.model, vocab_size, weights, cfg.train)
     if objective == "self_critical":
         from edgecap.training.self_critical import self_critical
 
@@ -97,7 +130,7 @@ def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | N
     from edgecap.models.backbones import build_encoder, frozen_encoder, frozen_output_name, get_backbone, resolve_weights
 
     data = read_splits(cfg, splits, data_root)
-    weights = resolve_weights(cfg.model.encoder_weights)
+    weights = resolve_weights(run_encoder_weights(cfg.model.encoder_weights, cfg.model.backbone, cache_dir))
     spec = get_backbone(cfg.model.backbone)
     split_at = cfg.model.fine_tune_from
     encoders: list = []
@@ -337,7 +370,7 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
         dataset = caption_dataset(train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed, **mirrored)
     steps = steps_per_epoch(examples, t)
     with strategy.scope():
-        model = build_model(cfg, len(vocab), objective=t.objective)  # frozen encoder layers: training reads their cached output
+        model = build_model(cfg, len(vocab), objective=t.objective, cache_dir=cache_dir)  # frozen encoder layers: training reads their cached output
         if init:  # before compiling: the optimizer starts afresh
             warm_start(model, init)
             print(f"starting from {init / BEST}")

@@ -54,14 +54,28 @@ def test_scores_and_loss_are_eq8_and_eq9():
         VisualSemanticAlignment(20, AlignmentConfig(encoder_weights="none", loss="triplet"))
 
 
+def test_a_fine_tuned_encoder_trains_its_top_and_export_sees_what_training_did():
+    from edgecap.models.backbones import encoder_stem
+
+    model = _tiny(fine_tune_from="block_16_expand")
+    trainable = {v.path for v in model.trainable_variables}
+    assert any("Conv_1/kernel" in p for p in trainable) and not any("block_15" in p for p in trainable)
+    assert not {v.path for v in _tiny().trainable_variables} & {v.path for v in model.encoder.weights}
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    cached = encoder_stem(model.encoder, "block_16_expand")(pixels)  # (2, 7, 7, 160): what the feature cache holds
+    trained = model.regions(model.annotate(cached)).numpy()  # the path training takes
+    np.testing.assert_allclose(trained, model.embed_image(pixels).numpy(), rtol=1e-4, atol=1e-4 * np.abs(trained).max())
+
+
 @pytest.fixture(scope="module")
 def alignment_run(tmp_path_factory):
-    """A tiny alignment model trained a few steps: on a Flickr8k slice with ../shared, else on examples/."""
+    """A tiny alignment model trained a few steps, MobileNetV2's last block with it: on a Flickr8k
+    slice with ../shared, else on examples/."""
     from edgecap.training.ranking import train
 
     run = tmp_path_factory.mktemp("alignment_run")
     cfg = tiny_config(run, HAVE_SHARED, max_steps_per_epoch=12, epochs=3, learning_rate=2e-3)
-    cfg.model = AlignmentConfig(encoder_weights=cfg.model.encoder_weights, embedding_dim=16, hidden_dim=24, max_words=12, normalize=True, margin=0.2)
+    cfg.model = AlignmentConfig(encoder_weights=cfg.model.encoder_weights, embedding_dim=16, hidden_dim=24, max_words=12, normalize=True, margin=0.2, fine_tune_from="block_16_expand")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train(cfg, run)
@@ -73,6 +87,16 @@ def test_the_ranking_loss_falls(alignment_run):
     assert len(history) == 3 and all(np.isfinite(h["loss"]) for h in history)
     assert history[-1]["loss"] < history[0]["loss"]
     assert all(0 <= h["annotation R@10"] <= 100 for h in history)
+
+
+def test_evaluate_reproduces_the_selection_on_dev(alignment_run):
+    """``edgecap evaluate RUN`` scores the best checkpoint as the epoch's selection did."""
+    from edgecap.evaluation.evaluate import evaluate_retrieval
+
+    state = json.loads((alignment_run / "state.json").read_text())
+    selected = state["history"][state["best_epoch"] - 1]
+    report = evaluate_retrieval(alignment_run, "dev")
+    assert report["metrics"] == pytest.approx({k: selected[k] for k in report["metrics"]}, abs=1e-6)
 
 
 @pytest.fixture(scope="module")

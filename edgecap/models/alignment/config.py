@@ -58,6 +58,4 @@ class AlignmentConfig(ModelConfig):
             problems.append(f"model.warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if self.fine_tune_from:
-            problems.append("model.fine_tune_from is not supported by the alignment model (its encoder stays frozen); leave it empty")
         return problems

@@ -41,7 +41,7 @@ import numpy as np
 from keras import ops
 
 from edgecap.models.alignment.config import AlignmentConfig
-from edgecap.models.backbones import build_encoder, get_backbone
+from edgecap.models.backbones import FineTunedEncoder
 
 PAD_ID = 0
 
@@ -119,7 +119,7 @@ def load_word_vectors(path: str | Path, words: list[str], dim: int) -> tuple[np.
     return matrix, found
 
 
-class VisualSemanticAlignment(keras.Model):
+class VisualSemanticAlignment(FineTunedEncoder, keras.Model):
     """Regions and words in one multimodal space; the eq. 8 score and eq. 9 loss.
 
     Args:
@@ -128,20 +128,15 @@ class VisualSemanticAlignment(keras.Model):
         encoder_weights: overrides ``config.encoder_weights``.
 
     Raises:
-        ValueError: a bad config value or unknown backbone.
+        ValueError: a bad config value, an unknown backbone, or a ``fine_tune_from`` that
+            cannot split it.
     """
 
     def __init__(self, vocab_size: int, config: AlignmentConfig | None = None, encoder_weights: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        config = config or AlignmentConfig()
-        problems = config.validate()
-        if problems:
-            raise ValueError("; ".join(problems))
-        self.config = config
+        self.init_encoder(config or AlignmentConfig(), encoder_weights)  # frozen, or trained from config.fine_tune_from on
+        config = self.config
         self.vocab_size = vocab_size
-        self.spec = get_backbone(config.backbone)
-        self.encoder = build_encoder(config.backbone, config.encoder_weights if encoder_weights is None else encoder_weights)
-        self.encoder.trainable = False
         h, dense = config.hidden_dim, keras.layers.Dense
         self.region_proj = dense(h, name="region_proj")  # W_m, b_m
         self.word_embedding = keras.layers.Embedding(vocab_size, config.embedding_dim, name="word_embedding")  # W_w
@@ -216,8 +211,8 @@ class VisualSemanticAlignment(keras.Model):
         self.built = True
 
     def call(self, inputs, training=False):
-        """``{"annotations": (B, L, D), "tokens": int32 (B, T)[, "image_index": (B,)]}`` → S ``float32 (B, B)`` (eq. 8)."""
-        regions = self.unit(self.regions(inputs["annotations"], training=training))
+        """``{"annotations": cached features, "tokens": int32 (B, T)[, "image_index": (B,)]}`` → S ``float32 (B, B)`` (eq. 8)."""
+        regions = self.unit(self.regions(self.annotate(inputs["annotations"]), training=training))
         tokens = ops.cast(inputs["tokens"], "int32")
         return pair_scores(regions, self.unit(self.words(tokens, training=training)), ops.not_equal(tokens, PAD_ID))
 

@@ -1,0 +1,85 @@
+"""``edgecap train`` for the attribute detector of semantic attention: the noisy-OR
+multiple-instance loss on cached features, selected on dev mAP.
+
+The run directory has the files of a captioner run (:mod:`edgecap.training.trainer`) plus
+``attributes.json``, the attribute vocabulary built from the training captions.
+"""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from edgecap.config import Config, ConfigError
+from edgecap.data.pipeline import image_dataset
+from edgecap.evaluation.attributes import attribute_scores
+from edgecap.models.semantic_attention.attributes import AttributeVocabulary
+from edgecap.training.keras_step import cached_annotations
+from edgecap.training.trainer import SelectionCheckpoint, SplitData, _optimizer, _strategy, build_model, fit_run, load_split_features, run_state, start_run, steps_per_epoch
+
+ATTRIBUTES = "attributes.json"
+
+
+_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def detect(model, annotations: np.ndarray, batch_size: int = 200) -> np.ndarray:
+    """Noisy-OR probabilities ``float32 (N, A)`` of annotation vectors ``(N, L, D)``."""
+    if model not in _FUNCTIONS:
+        _FUNCTIONS[model] = tf.function(model.probabilities, reduce_retracing=True)
+    fn = _FUNCTIONS[model]
+    return np.concatenate([fn(np.asarray(annotations[i : i + batch_size], np.float32)).numpy() for i in range(0, len(annotations), batch_size)])
+
+
+def split_labels(split: SplitData, attributes: AttributeVocabulary) -> np.ndarray:
+    """``uint8 (N, A)`` weak labels: the attribute words of each image's captions."""
+    return attributes.labels([it.captions for it in split.items])
+
+
+class AttributeCheckpoint(SelectionCheckpoint):
+    """After each epoch: dev mAP, best/last checkpoints, state, early stopping."""
+
+    best_key, label = "best_map", "dev mAP"
+
+    def __init__(self, run_dir: Path, dev: SplitData, attributes: AttributeVocabulary, cfg: Config, state: dict):
+        super().__init__(run_dir, dev, None, cfg, state)
+        self.labels = split_labels(dev, attributes)
+
+    def measure(self) -> tuple[float, dict, str]:
+        m = attribute_scores(detect(self.model, cached_annotations(self.model, self.dev.features)), self.labels)
+        return m["mAP"], {"dev_map": m["mAP"], **m}, f" — P@10 {m['P@10']:.1f}, R@10 {m['R@10']:.1f}"
+
+
+def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
+    """Train (or resume) the attribute detector; returns the best checkpoint's path.
+
+    The attribute vocabulary (``model.num_attributes`` words) is built from the training
+    captions when the run starts and saved as ``attributes.json``.
+
+    Raises:
+        ConfigError, RunError, DatasetError, WeightsError: with the offending file named.
+    """
+    run_dir, cfg, resuming = start_run(run_dir, cfg)
+    t, m = cfg.train, cfg.model
+    if t.objective != "cross_entropy" or t.init_from:
+        raise ConfigError("the attribute detector trains with its noisy-OR loss from scratch: leave train.objective and train.init_from at their defaults")
+    strategy = _strategy(cfg)
+    data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir)
+    train_split, dev = data["train"], data["dev"]
+    state, _ = run_state(run_dir, cfg, resuming, None, train_split, AttributeCheckpoint.best_key)
+    if resuming:
+        attributes = AttributeVocabulary.load(run_dir / ATTRIBUTES, m.num_attributes)
+    else:
+        attributes = AttributeVocabulary.from_captions([it.captions for it in train_split.items], m.num_attributes)
+        attributes.save(run_dir / ATTRIBUTES)
+    labels = tf.constant(split_labels(train_split, attributes))  # (N, A) uint8
+    dataset = image_dataset(train_split.features, t.batch_size, shuffle=True, seed=t.seed + state["epoch"]).map(lambda f, idx: ({"annotations": f}, tf.gather(labels, idx)))
+    steps = steps_per_epoch(len(train_split.items), t)
+    with strategy.scope():
+        model = build_model(cfg, 0, cache_dir=cache_dir)
+        model.compile(optimizer=_optimizer(cfg, steps), jit_compile=t.jit_compile)
+        model.optimizer.build(model.trainable_variables)
+    return fit_run(model, dataset, steps, run_dir, cfg, state, resuming, AttributeCheckpoint(run_dir, dev, attributes, cfg, state), callbacks)
