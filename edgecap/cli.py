@@ -101,10 +101,10 @@ def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_leng
         task = _task(source)
         if task == "attributes":
             report = evaluate_attributes(source, split, data_root, limit)
-            m, b = report["metrics"], report["frequency_baseline"]
+            m, b, k = report["metrics"], report["frequency_baseline"], report["k"]
             click.echo(f"{source} on {split} ({report['images']} images, {report['attributes']} attributes):")
-            click.echo(f"  detector            mAP {m['mAP']:.1f}  P@10 {m['P@10']:.1f}  R@10 {m['R@10']:.1f}")
-            click.echo(f"  10 most frequent    mAP {b['mAP']:.1f}  P@10 {b['P@10']:.1f}  R@10 {b['R@10']:.1f}")
+            for name, r in (("detector", m), (f"{k} most frequent", b)):
+                click.echo(f"  {name:18}  mAP {r['mAP']:.1f}  P@{k} {r[f'P@{k}']:.1f}  R@{k} {r[f'R@{k}']:.1f}")
             if output:
                 write_report(report, output)
                 click.echo(f"wrote {output}")

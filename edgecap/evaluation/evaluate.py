@@ -130,16 +130,16 @@ def evaluate_retrieval(source: str | Path, split: str = "test", data_root: str |
 
 
 def evaluate_attributes(source: str | Path, split: str = "test", data_root: str | None = None, limit: int = 0) -> dict:
-    """Score an attribute detector run on ``split``: mAP, P@10 and R@10 (×100,
-    :func:`edgecap.evaluation.attributes.attribute_scores`) beside the trivial detector that
-    always answers the 10 attributes most frequent in the training captions.
+    """Score an attribute detector run on ``split``: mAP, P@k and R@k (×100, k = 10 or all of a
+    smaller vocabulary; :func:`edgecap.evaluation.attributes.attribute_scores`) beside the trivial
+    detector that always answers the k attributes most frequent in the training captions.
 
     Raises:
         RunError, AttributeVocabularyError, DatasetError: with the offending file named.
     """
     from edgecap.evaluation.attributes import attribute_scores, frequency_baseline
     from edgecap.models.semantic_attention.attributes import AttributeVocabulary
-    from edgecap.training.attributes import ATTRIBUTES, detect
+    from edgecap.training.attributes import ATTRIBUTES, detect, top_k
     from edgecap.training.trainer import load_run, read_splits
 
     source, t0 = Path(source), time.time()
@@ -150,8 +150,9 @@ def evaluate_attributes(source: str | Path, split: str = "test", data_root: str 
     labels = attributes.labels([it.captions for it in items])
     probabilities = detect(model, _features_for_run(cfg, model, items, split))
     baseline = frequency_baseline(attributes.labels([it.captions for it in data["train"]]), len(items))
-    return {"source": str(source), "split": split, "images": len(items), "attributes": len(attributes), "metrics": attribute_scores(probabilities, labels),
-            "frequency_baseline": attribute_scores(baseline, labels), "seconds": round(time.time() - t0, 1)}
+    k = top_k(len(attributes))
+    return {"source": str(source), "split": split, "images": len(items), "attributes": len(attributes), "k": k, "metrics": attribute_scores(probabilities, labels, k),
+            "frequency_baseline": attribute_scores(baseline, labels, k), "seconds": round(time.time() - t0, 1)}
 
 
 def _or_defaults(defaults, beam_size, length_penalty, max_length, no_repeat_ngram_size) -> tuple:

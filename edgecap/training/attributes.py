@@ -23,6 +23,12 @@ from edgecap.training.trainer import SelectionCheckpoint, SplitData, _optimizer,
 ATTRIBUTES = "attributes.json"
 
 
+def top_k(num_attributes: int) -> int:
+    """How many top attributes are scored: 10 (what ``edgecap caption --attributes`` shows), or all of
+    a smaller vocabulary."""
+    return min(10, num_attributes)
+
+
 _FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -49,8 +55,9 @@ class AttributeCheckpoint(SelectionCheckpoint):
         self.labels = split_labels(dev, attributes)
 
     def measure(self) -> tuple[float, dict, str]:
-        m = attribute_scores(detect(self.model, cached_annotations(self.model, self.dev.features)), self.labels)
-        return m["mAP"], {"dev_map": m["mAP"], **m}, f" — P@10 {m['P@10']:.1f}, R@10 {m['R@10']:.1f}"
+        k = top_k(self.labels.shape[1])
+        m = attribute_scores(detect(self.model, cached_annotations(self.model, self.dev.features)), self.labels, k)
+        return m["mAP"], {"dev_map": m["mAP"], **m}, f" — P@{k} {m[f'P@{k}']:.1f}, R@{k} {m[f'R@{k}']:.1f}"
 
 
 def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
