@@ -93,7 +93,8 @@ def train(config_path, run_dir, data_root, encoder_weights, cache_dir, overrides
 @click.option("--output", type=click.Path(dir_okay=False), help="Write metrics and captions as JSON here.")
 def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_length, data_root, config_path, limit, threads, reference_kernels, spice, output):
     """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D; an
-    image–sentence alignment model with R@1/5/10 and median rank in both directions."""
+    image–sentence alignment model with R@1/5/10 and median rank in both directions; an
+    attribute detector run with mAP, P@10 and R@10 beside the most frequent attributes."""
     _tensorflow_command()
     from edgecap.evaluation.evaluate import evaluate as run_eval, evaluate_attributes, evaluate_retrieval, write_report
 
@@ -101,31 +102,27 @@ def evaluate(source, split, beam_size, length_penalty, no_repeat_ngram, max_leng
         task = _task(source)
         if task == "attributes":
             report = evaluate_attributes(source, split, data_root, limit)
-            m, b, k = report["metrics"], report["frequency_baseline"], report["k"]
-            click.echo(f"{source} on {split} ({report['images']} images, {report['attributes']} attributes):")
-            for name, r in (("detector", m), (f"{k} most frequent", b)):
-                click.echo(f"  {name:18}  mAP {r['mAP']:.1f}  P@{k} {r[f'P@{k}']:.1f}  R@{k} {r[f'R@{k}']:.1f}")
-            if output:
-                write_report(report, output)
-                click.echo(f"wrote {output}")
-            return
-        if task == "retrieval":
+        elif task == "retrieval":
             report = evaluate_retrieval(source, split, data_root, config_path, limit, threads, reference_kernels)
-            click.echo(f"{source} on {split} ({report['images']} images, {report['sentences']} sentences):")
-            for direction in ("annotation", "search"):
-                ours = "  ".join(f"{k.split(' ', 1)[1]} {v:.1f}" for k, v in report["metrics"].items() if k.startswith(direction))
-                paper = "  ".join(f"{k.split(' ', 1)[1]} {v:.1f}" for k, v in report["paper_flickr8k_brnn"].items() if k.startswith(direction))
-                click.echo(f"  image {direction:10}  {ours}   (paper, Flickr8K BRNN: {paper})")
-            if output:
-                write_report(report, output)
-                click.echo(f"wrote {output}")
-            return
-        report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, no_repeat_ngram, reference_kernels)
+        else:
+            report = run_eval(source, split, beam_size, length_penalty, max_length, data_root, config_path, limit, threads, spice, no_repeat_ngram, reference_kernels)
     except (ValueError, OSError, RuntimeError) as e:
         _fail(str(e))
     r = report
-    click.echo(f"{source} on {split} ({r['images']} images, beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}):")
-    click.echo("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["metrics"].items()))
+    if task == "attributes":
+        k = r["k"]
+        click.echo(f"{source} on {split} ({r['images']} images, {r['attributes']} attributes):")
+        for name, m in (("detector", r["metrics"]), (f"{k} most frequent", r["frequency_baseline"])):
+            click.echo(f"  {name:18}  mAP {m['mAP']:.1f}  P@{k} {m[f'P@{k}']:.1f}  R@{k} {m[f'R@{k}']:.1f}")
+    elif task == "retrieval":
+        click.echo(f"{source} on {split} ({r['images']} images, {r['sentences']} sentences):")
+        for direction in ("annotation", "search"):
+            ours = "  ".join(f"{k.split(' ', 1)[1]} {v:.1f}" for k, v in r["metrics"].items() if k.startswith(direction))
+            paper = "  ".join(f"{k.split(' ', 1)[1]} {v:.1f}" for k, v in r["paper_flickr8k_brnn"].items() if k.startswith(direction))
+            click.echo(f"  image {direction:10}  {ours}   (paper, Flickr8K BRNN: {paper})")
+    else:
+        click.echo(f"{source} on {split} ({r['images']} images, beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}):")
+        click.echo("  " + "  ".join(f"{k} {v:.2f}" for k, v in r["metrics"].items()))
     if output:
         write_report(report, output)
         click.echo(f"wrote {output}")

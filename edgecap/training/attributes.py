@@ -7,7 +7,6 @@ The run directory has the files of a captioner run (:mod:`edgecap.training.train
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from edgecap.config import Config, ConfigError
 from edgecap.data.pipeline import image_dataset
 from edgecap.evaluation.attributes import attribute_scores
 from edgecap.models.semantic_attention.attributes import AttributeVocabulary
-from edgecap.training.keras_step import cached_annotations
+from edgecap.training.keras_step import batched, cached_annotations
 from edgecap.training.trainer import SelectionCheckpoint, SplitData, _optimizer, _strategy, build_model, fit_run, load_split_features, run_state, start_run, steps_per_epoch
 
 ATTRIBUTES = "attributes.json"
@@ -29,20 +28,9 @@ def top_k(num_attributes: int) -> int:
     return min(10, num_attributes)
 
 
-_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def detect(model, annotations: np.ndarray, batch_size: int = 200) -> np.ndarray:
+def detect(model, annotations: np.ndarray) -> np.ndarray:
     """Noisy-OR probabilities ``float32 (N, A)`` of annotation vectors ``(N, L, D)``."""
-    if model not in _FUNCTIONS:
-        _FUNCTIONS[model] = tf.function(model.probabilities, reduce_retracing=True)
-    fn = _FUNCTIONS[model]
-    return np.concatenate([fn(np.asarray(annotations[i : i + batch_size], np.float32)).numpy() for i in range(0, len(annotations), batch_size)])
-
-
-def split_labels(split: SplitData, attributes: AttributeVocabulary) -> np.ndarray:
-    """``uint8 (N, A)`` weak labels: the attribute words of each image's captions."""
-    return attributes.labels([it.captions for it in split.items])
+    return batched(model, "probabilities", annotations)
 
 
 class AttributeCheckpoint(SelectionCheckpoint):
@@ -52,7 +40,7 @@ class AttributeCheckpoint(SelectionCheckpoint):
 
     def __init__(self, run_dir: Path, dev: SplitData, attributes: AttributeVocabulary, cfg: Config, state: dict):
         super().__init__(run_dir, dev, None, cfg, state)
-        self.labels = split_labels(dev, attributes)
+        self.labels = attributes.labels([it.captions for it in dev.items])
 
     def measure(self) -> tuple[float, dict, str]:
         k = top_k(self.labels.shape[1])
@@ -82,7 +70,7 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     else:
         attributes = AttributeVocabulary.from_captions([it.captions for it in train_split.items], m.num_attributes)
         attributes.save(run_dir / ATTRIBUTES)
-    labels = tf.constant(split_labels(train_split, attributes))  # (N, A) uint8
+    labels = tf.constant(attributes.labels([it.captions for it in train_split.items]))  # (N, A) uint8
     dataset = image_dataset(train_split.features, t.batch_size, shuffle=True, seed=t.seed + state["epoch"]).map(lambda f, idx: ({"annotations": f}, tf.gather(labels, idx)))
     steps = steps_per_epoch(len(train_split.items), t)
     with strategy.scope():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -56,13 +58,27 @@ class BoundKerasStep:
         return log_probs.numpy(), tuple(new_state[n].numpy() for n in self._names), None if attention is None else attention.numpy()
 
 
+_GRAPH_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def graph_function(model, method: str):
+    """``model.<method>`` as a ``tf.function``, traced once per model and kept while it lives."""
+    functions = _GRAPH_FUNCTIONS.setdefault(model, {})
+    if method not in functions:
+        functions[method] = tf.function(getattr(model, method), reduce_retracing=True)
+    return functions[method]
+
+
+def batched(model, method: str, inputs: np.ndarray, batch_size: int = 200) -> np.ndarray:
+    """``model.<method>`` over ``inputs`` (a memory map is fine) ``batch_size`` rows at a time, as float32 NumPy."""
+    fn = graph_function(model, method)
+    return np.concatenate([fn(np.asarray(inputs[i : i + batch_size], np.float32)).numpy() for i in range(0, len(inputs), batch_size)])
+
+
 def cached_annotations(model, features: np.ndarray, batch_size: int = 200) -> np.ndarray:
-    """Annotation vectors ``float32 (N, L, D)`` of cached features (see ``ShowAttendTell.annotate``);
+    """Annotation vectors ``float32 (N, L, D)`` of cached features (see ``FineTunedEncoder.annotate``);
     the features themselves when the whole encoder is frozen."""
-    if not model.fine_tune_from:
-        return features
-    annotate = tf.function(model.annotate, reduce_retracing=True)
-    return np.concatenate([annotate(np.asarray(features[i : i + batch_size], np.float32)).numpy() for i in range(0, len(features), batch_size)])
+    return batched(model, "annotate", features, batch_size) if model.fine_tune_from else features
 
 
 def caption_features(step: KerasStep, features: np.ndarray, vocab: Vocabulary, beam_size: int = 1, length_penalty: float = 0.0, max_length: int = 20, batch_size: int = 200, progress: bool = False, no_repeat_ngram_size: int = 0) -> list[Hypothesis]:

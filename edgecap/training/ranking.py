@@ -9,11 +9,9 @@ best epoch is the one with the highest dev R-sum (the six R@K figures of
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from tqdm.auto import tqdm
 
 from edgecap.config import Config, ConfigError
@@ -21,18 +19,8 @@ from edgecap.data.pipeline import encode_sentences, sentence_dataset
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.retrieval import recall_at_k, rsum
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors
-from edgecap.training.keras_step import cached_annotations
+from edgecap.training.keras_step import batched, cached_annotations, graph_function
 from edgecap.training.trainer import BEST, SelectionCheckpoint, SplitData, _initial_run, _optimizer, _strategy, build_model, fit_run, load_split_features, run_state, start_run, steps_per_epoch, warm_start
-
-
-_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _embedding_functions(model):
-    """``model.regions`` and ``model.words`` as graph functions, traced once per model."""
-    if model not in _FUNCTIONS:
-        _FUNCTIONS[model] = (tf.function(model.regions, reduce_retracing=True), tf.function(model.words, reduce_retracing=True))
-    return _FUNCTIONS[model]
 
 
 def embed_split(model, split: SplitData, vocab: Vocabulary, batch_size: int = 100, progress: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
@@ -43,10 +31,9 @@ def embed_split(model, split: SplitData, vocab: Vocabulary, batch_size: int = 10
         ``(regions float32 (N, R, h), word vectors per sentence [(T_m, h)], sentence_image int32 (M,))``
         with the sentences in reading order (5 per Flickr8k image).
     """
-    regions_fn, words_fn = _embedding_functions(model)
+    words_fn = graph_function(model, "words")
     unit = model.config.normalize
-    regions = np.concatenate([regions_fn(np.asarray(split.features[i : i + batch_size], np.float32)).numpy() for i in tqdm(range(0, len(split.features), batch_size), desc="embedding images", disable=not progress)])
-    regions = unit_vectors(regions, unit)
+    regions = unit_vectors(batched(model, "regions", split.features, batch_size), unit)
     index, tokens = encode_sentences(split.items, vocab, model.config.max_words)
     lengths = (tokens != vocab.pad_id).sum(axis=1)
     words = []

@@ -72,8 +72,9 @@ def run_encoder_weights(weights: str | None, backbone: str, cache_dir=None) -> s
     run = Path(weights)
     if not (run / CONFIG).is_file() or not (run / BEST).is_file():
         raise RunError(f"{run}: model.encoder_weights names a directory that is not an edgecap run (no {CONFIG} and {BEST})")
-    if Config.load(run / CONFIG).model.backbone != backbone:
-        raise RunError(f"{run / CONFIG}: its encoder is a {Config.load(run / CONFIG).model.backbone}, this model's a {backbone}")
+    theirs = Config.load(run / CONFIG).model.backbone
+    if theirs != backbone:
+        raise RunError(f"{run / CONFIG}: its encoder is a {theirs}, this model's a {backbone}")
     from edgecap.data.features import default_cache_dir
     from edgecap.models.backbones import backbone_network
     from edgecap.utils import sha256_file
