@@ -1,4 +1,4 @@
-"""Figures: attention maps as in Xu et al. 2015 (Fig. 2-3), word–region alignments as in Karpathy & Fei-Fei 2015 (Fig. 5)."""
+"""Figures: attention maps as in Xu et al. 2015 (Fig. 2-3), attention over attributes (You et al. 2016), word–region alignments as in Karpathy & Fei-Fei 2015 (Fig. 5)."""
 
 from __future__ import annotations
 
@@ -53,10 +53,15 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
             a map over image locations, as the model's step contract declares it.
         out_path: PNG file to write (atomically).
 
+    A semantic attention result (attention ``(T, 2, k)`` over its k attributes) is drawn by
+    :func:`save_attribute_attention_figure` instead.
+
     Raises:
         ImportError: matplotlib is not installed (``pip install 'edgecap[plot]'``).
-        ValueError: the model returns no attention over an image grid.
+        ValueError: the model returns no attention over an image grid or attributes.
     """
+    if result.attributes and result.attention.ndim == 3 and result.attention.shape[1:] == (2, len(result.attributes)):
+        return save_attribute_attention_figure(image, result, out_path, display_width)
     if result.attention.ndim != 3 or not result.attention.shape[1]:
         raise ValueError(f"this model returns no attention map over image locations (attention shape per word: {result.attention.shape[1:]})")
     plt = _pyplot("attention figures")
@@ -78,6 +83,57 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
         ax.imshow(pixels)
         ax.imshow(up, cmap="gray", alpha=0.6)
         ax.set_title(word, fontsize=10)
+    fig.suptitle(result.text, fontsize=10)
+    return _save(plt, fig, out_path)
+
+
+def save_attribute_attention_figure(image, result, out_path: str | Path, display_width: int = 320) -> Path:
+    """Write a PNG of semantic attention (You et al., CVPR 2016): the photo and its
+    detected attributes' probabilities, then one bar chart per generated word with the input
+    attention α_t (eq. 4) and the output attention β_t (eq. 6) over those attributes.
+
+    Args:
+        image: the captioned photo (anything :func:`load_image` reads).
+        result: a :class:`edgecap.runtime.CaptionResult` with ``attributes`` (k words) and
+            ``attention`` ``(T, 2, k)``.
+        out_path: PNG file to write (atomically).
+
+    Raises:
+        ImportError: matplotlib is not installed (``pip install 'edgecap[plot]'``).
+        ValueError: the result has no attention over its attributes.
+    """
+    k = len(result.attributes)
+    if not k or result.attention.shape[1:] != (2, k):
+        raise ValueError(f"this result has no attention over attributes (attention shape per word: {result.attention.shape[1:]}, {k} attributes)")
+    plt = _pyplot("attention figures")
+    names = [w for w, _ in result.attributes]
+    y = np.arange(k)
+    panels = len(result.tokens) + 2
+    cols = min(5, panels)
+    rows = math.ceil(panels / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    axes[0, 0].imshow(_display_photo(image, display_width))
+    axes[0, 0].set_title("input", fontsize=9)
+    ax = axes[0, 1]
+    ax.axis("on")
+    ax.barh(y, [p for _, p in result.attributes], color="gray")
+    ax.set(yticks=y, xlim=(0, 1))
+    ax.set_yticklabels(names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_title("attributes P", fontsize=9)
+    for t, (word, (alpha, beta)) in enumerate(zip(result.tokens, result.attention), start=2):
+        ax = axes[t // cols, t % cols]
+        ax.axis("on")
+        ax.barh(y - 0.2, alpha, height=0.4, label="input α")
+        ax.barh(y + 0.2, beta, height=0.4, label="output β")
+        ax.set(yticks=y, xlim=(0, 1))
+        ax.set_yticklabels(names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(word, fontsize=10)
+        if t == 2:
+            ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(result.text, fontsize=10)
     return _save(plt, fig, out_path)
 

@@ -14,7 +14,7 @@ from edgecap.data.vocabulary import Vocabulary
 from edgecap.models.base import StepwiseCaptioner
 from edgecap.runtime import Captioner, CaptionerOptions, ModelFileError
 from edgecap.runtime import metadata as md
-from edgecap.runtime.contract import ContractError, StepContract, TensorDecl, infer_contract
+from edgecap.runtime.contract import AttentionDecl, ContractError, ItemsDecl, StepContract, TensorDecl, infer_contract
 
 CAPTIONS = ["a dog runs on the grass", "a cat sits on a mat", "two dogs play in the snow", "a man rides a bike"]
 
@@ -141,6 +141,17 @@ def test_infer_contract_and_bad_declarations():
         StepContract((TensorDecl("m", (3,), "memory"),))
     with pytest.raises(ContractError, match="x.tflite: malformed"):
         StepContract.from_dict({"tensors": [{"shape": [3]}]}, "x.tflite")
+    h = TensorDecl("h", (8,), "state")
+    with pytest.raises(ContractError, match="over items, but the contract declares none"):
+        StepContract((h,), AttentionDecl("weights", (2, 3), "items"))
+    with pytest.raises(ContractError, match="over must be one of"):
+        AttentionDecl("weights", (3,), "words")
+    with pytest.raises(ContractError, match="has the name of a state or memory tensor"):
+        StepContract((h,), None, ItemsDecl("h", "scores", 3))
+    items = StepContract((h,), AttentionDecl("weights", (2, 3), "items"), ItemsDecl("ids", "scores", 3))
+    assert StepContract.from_dict(items.to_dict()) == items and items.encode_names == ("h", "ids", "scores")
+    with pytest.raises(ContractError, match="m.tflite: the metadata declares 'ids', but the encode output has no such tensor"):
+        items.check_signatures({"h": [1, 8]}, {"tokens": [-1], "h": [-1, 8]}, {"log_probs": [-1, 5], "h": [-1, 8], "weights": [-1, 6]}, "m.tflite")
 
 
 def test_a_vocabulary_that_does_not_fit_the_output_is_refused_at_load(toy, tmp_path):

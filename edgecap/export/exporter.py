@@ -9,7 +9,8 @@ converts without error but without weights, so every export is verified numerica
 The signatures follow the model's step contract (:mod:`edgecap.runtime.contract`), which the
 metadata records; nothing here knows a model's tensors:
 
-- ``encode``: ``image uint8 (1, S, S, 3)`` → every state and memory tensor ``(1, *shape)``;
+- ``encode``: ``image uint8 (1, S, S, 3)`` → every state and memory tensor ``(1, *shape)``
+  (and the items' ids and scores when the contract declares items);
 - ``decode_step``: ``tokens int32 (B,)``, state ``(B, *shape)``, memory ``(1, *shape)`` →
   ``log_probs (B, V)``, the new state, and the attention map if the contract declares one.
 """
@@ -52,12 +53,13 @@ def saved_model(model, out_dir: str | Path) -> Path:
     contract = model.step_contract()
     S = model.spec.image_size
     names = [t.name for t in contract.tensors]
+    outputs = contract.encode_names  # state, memory, items
     archive = keras.export.ExportArchive()
     archive.track(model)
 
     def encode(image):
         tensors = model.encode(image)
-        return {n: tensors[n] for n in names}
+        return {n: tensors[n] for n in outputs}
 
     def decode_step(tokens, *tensors):
         state, memory = model.split(dict(zip(names, tensors)))

@@ -59,6 +59,10 @@ class VerifyReport:
         exact_match: share of images whose greedy captions are identical.
         bleu4_keras, bleu4_tflite: corpus BLEU-4 ×100 of each greedy caption set.
         passed: within :data:`TOLERANCES` for ``mode``.
+        items_overlap: when the contract declares items (semantic attention's top-k
+            attributes, selected inside ``encode``): mean share of the Keras model's k words
+            that the file selects too; None otherwise.
+        items_identical: share of images whose k words are the same, in the same order.
     """
 
     mode: str
@@ -72,6 +76,8 @@ class VerifyReport:
     bleu4_keras: float
     bleu4_tflite: float
     passed: bool
+    items_overlap: float | None = None
+    items_identical: float | None = None
 
     @property
     def bleu4_diff(self) -> float:
@@ -83,7 +89,8 @@ class VerifyReport:
     def summary(self) -> str:
         return (f"{self.mode}: {'PASSED' if self.passed else 'FAILED'} on {self.images} images — encode max|Δ| {self.encode_max_abs:.2e} (relative mean {self.encode_rel_mean:.3f}), "
                 f"log-prob max|Δ| {self.logprob_max_abs:.2e} (mean {self.logprob_mean_abs:.2e}), token agreement {self.token_agreement:.3f}, "
-                f"identical captions {self.exact_match:.3f}, BLEU-4 Keras {self.bleu4_keras:.2f} vs file {self.bleu4_tflite:.2f} (Δ {self.bleu4_diff:+.2f})")
+                f"identical captions {self.exact_match:.3f}, BLEU-4 Keras {self.bleu4_keras:.2f} vs file {self.bleu4_tflite:.2f} (Δ {self.bleu4_diff:+.2f})"
+                + ("" if self.items_overlap is None else f", items overlap {self.items_overlap:.3f} (identical {self.items_identical:.3f})"))
 
 
 def _bleu4(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> float:
@@ -120,12 +127,19 @@ def verify_export(model, captioner: Captioner, image_paths: Sequence, references
     names = captioner.contract.state_names
     vocab = captioner.vocabulary
     m = captioner.metadata
+    items = captioner.contract.items
     enc_err, enc_rel, lp_err, agree, total, exact = 0.0, [], [], 0, 0, 0
+    overlap, identical = [], []
     hyps_keras, hyps_file = [], []
     for path in image_paths:
         pixels = load_image(path, m.image_size)[None]
         k_tensors = encode(pixels)
-        f_state, f_memory = captioner.encode(pixels)
+        f_state, f_memory, f_items = captioner.encode_with_items(pixels)
+        if items is not None:
+            k_words = [vocab[int(i)] for i in k_tensors[items.ids].numpy()[0]]
+            f_words = [w for w, _ in f_items]
+            overlap.append(len(set(k_words) & set(f_words)) / items.size)
+            identical.append(k_words == f_words)
         for name, f_value in {**dict(zip(names, f_state)), **f_memory}.items():
             k_value = k_tensors[name].numpy()
             enc_err = max(enc_err, float(np.abs(k_value - f_value).max()))
@@ -153,4 +167,5 @@ def verify_export(model, captioner: Captioner, image_paths: Sequence, references
     tol = tolerances[mode]
     agreement = agree / max(total, 1)
     passed = float(errs.max()) <= tol.logprob_max and float(errs.mean()) <= tol.logprob_mean and agreement >= tol.token_agreement and abs(b_f - b_k) <= tol.bleu4
-    return VerifyReport(mode, len(image_paths), enc_err, float(np.mean(enc_rel)), float(errs.max()), float(errs.mean()), agreement, exact / len(image_paths), b_k, b_f, passed)
+    items_stats = (float(np.mean(overlap)), float(np.mean(identical))) if items is not None else (None, None)
+    return VerifyReport(mode, len(image_paths), enc_err, float(np.mean(enc_rel)), float(errs.max()), float(errs.mean()), agreement, exact / len(image_paths), b_k, b_f, passed, *items_stats)

@@ -74,6 +74,11 @@ class StepwiseCaptioner(FineTunedEncoder, keras.Model):
         """
         raise NotImplementedError
 
+    def prepare(self, vocab) -> None:
+        """What a new run's model takes from outside its own checkpoint before training starts
+        (semantic attention: its trained attribute detector). Not called when a run resumes
+        or is loaded: the checkpoint holds it then. Most families need nothing."""
+
     # --- written once ---------------------------------------------------------------------------
     def build(self, input_shape=None) -> None:
         """Create every variable (call before loading weights)."""

@@ -58,10 +58,11 @@ def get(name: str) -> Architecture:
 # --- the registered families ------------------------------------------------------------------
 from edgecap.models.alignment.config import AlignmentConfig  # noqa: E402
 from edgecap.models.multimodal_rnn.config import MultimodalRNNConfig  # noqa: E402
-from edgecap.models.semantic_attention.config import AttributeDetectorConfig  # noqa: E402
+from edgecap.models.semantic_attention.config import AttributeDetectorConfig, SemanticAttentionConfig  # noqa: E402
 from edgecap.models.show_attend_tell.config import ShowAttendTellConfig  # noqa: E402
 
 register(Architecture("show_attend_tell", ShowAttendTellConfig, "edgecap.models.show_attend_tell.model:build"))  # Xu et al. 2015, soft or hard attention
 register(Architecture("multimodal_rnn", MultimodalRNNConfig, "edgecap.models.multimodal_rnn.model:build"))  # Karpathy & Fei-Fei 2015, §3.2
 register(Architecture("alignment", AlignmentConfig, "edgecap.models.alignment.model:build", task="retrieval"))  # Karpathy & Fei-Fei 2015, §3.1
+register(Architecture("semantic_attention", SemanticAttentionConfig, "edgecap.models.semantic_attention.model:build"))  # You et al. 2016
 register(Architecture("attribute_detector", AttributeDetectorConfig, "edgecap.models.semantic_attention.detector:build", task="attributes"))  # Fang et al. 2015, for You et al. 2016

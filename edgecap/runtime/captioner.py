@@ -86,8 +86,10 @@ class Caption:
         token_ids: their vocabulary ids.
         log_prob: total log-probability in nats, ``<end>`` included.
         attention: ``float32 (len(tokens), *shape)`` with the shape the model declares (e.g.
-            ``(7, 7)``: where it looked for each word); ``(len(tokens), 0)`` when the model has
-            no attention output or it was not asked for.
+            ``(7, 7)``: where it looked for each word; ``(2, k)`` for semantic attention: the
+            input and the output attention over the k attributes of
+            :attr:`CaptionResult.attributes`); ``(len(tokens), 0)`` when the model has no
+            attention output or it was not asked for.
     """
 
     text: str
@@ -99,11 +101,18 @@ class Caption:
 
 @dataclass
 class CaptionResult:
-    """The best caption (``text``, ``tokens``, ``log_prob``, ``attention``) plus the n-best list."""
+    """The best caption (``text``, ``tokens``, ``log_prob``, ``attention``) plus the n-best list.
+
+    Attributes:
+        attributes: ``(word, probability)`` of the words the model detects in the photo before
+            it writes (semantic attention's top-k visual attributes, most probable first; an
+            ``over="items"`` attention weighs them in this order); empty for other models.
+    """
 
     best: Caption
     nbest: list[Caption] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    attributes: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -254,8 +263,15 @@ class Captioner:
     def encode(self, pixels: np.ndarray) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
         """``uint8 (1, S, S, 3)`` → ``(state, memory)``: the state tensors in contract order, each
         ``(1, *shape)``, and the memory tensors by name."""
+        state, memory, _ = self.encode_with_items(pixels)
+        return state, memory
+
+    def encode_with_items(self, pixels: np.ndarray) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray], list[tuple[str, float]]]:
+        """:meth:`encode`, and the ``(word, score)`` items the contract declares (``[]`` if none)."""
+        c = self.contract
         out = self.encode_signature(image=pixels)
-        return tuple(out[n] for n in self.contract.state_names), {n: out[n] for n in self.contract.memory_names}
+        items = [] if c.items is None else [(self.vocabulary[int(i)], float(p)) for i, p in zip(out[c.items.ids][0], out[c.items.scores][0])]
+        return tuple(out[n] for n in c.state_names), {n: out[n] for n in c.memory_names}, items
 
     def step_function(self, memory: dict[str, np.ndarray], attention: bool | None = None) -> TFLiteStep:
         """The ``decode_step`` signature with one image's memory bound (attention: default from the options)."""
@@ -293,7 +309,7 @@ class Captioner:
         pixels = self.preprocess(image)
         t1 = time.perf_counter()
         try:
-            state, memory = self.encode(pixels)
+            state, memory, attributes = self.encode_with_items(pixels)
             t2 = time.perf_counter()
             hyps = self.search(state, memory)
         except RuntimeError as e:  # the interpreter's own failures: the model, not the photo
@@ -301,4 +317,4 @@ class Captioner:
         t3 = time.perf_counter()
         captions = [self._to_caption(hy) for hy in hyps]
         timings = {"preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
-        return CaptionResult(captions[0], captions, timings)
+        return CaptionResult(captions[0], captions, timings, attributes)

@@ -9,6 +9,10 @@ A captioner's exported file has two signatures:
   ``log_probs float32 (B, V)``, the new state tensors under the same names, and optionally an
   attention map ``(B, *attention.shape)``.
 
+A contract may also declare *items* (:class:`ItemsDecl`): words that ``encode`` finds in the
+photo (semantic attention's attributes), returned as vocabulary ids with scores and never fed
+to ``decode_step``; an attention map ``over="items"`` weighs those words.
+
 *State* is recurrent (an LSTM's ``h`` and ``c``): beam search reorders its rows by the beams'
 parent indices every step. *Memory* is what depends on the image alone (projected annotation
 vectors, attention keys): computed once by ``encode`` and never reordered. The declaration is
@@ -25,6 +29,7 @@ TOKENS, LOG_PROBS, IMAGE = "tokens", "log_probs", "image"
 ROLES = ("state", "memory")
 DTYPES = ("float32", "int32")
 RESERVED = {TOKENS, LOG_PROBS, IMAGE}
+OVER = ("grid", "items")
 
 
 class ContractError(ValueError):
@@ -82,6 +87,8 @@ class AttentionDecl:
         object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
         if self.output in RESERVED or not self.output:
             raise ContractError(f"attention output name {self.output!r} is empty or reserved")
+        if self.over not in OVER:
+            raise ContractError(f"attention {self.output!r}: over must be one of {OVER}, got {self.over!r}")
 
     @property
     def size(self) -> int:
@@ -92,19 +99,46 @@ class AttentionDecl:
 
 
 @dataclass(frozen=True)
+class ItemsDecl:
+    """Words ``encode`` picks for the photo (e.g. the top-k visual attributes of semantic
+    attention), in the order an ``over="items"`` attention map weighs them.
+
+    Attributes:
+        ids: ``encode`` output ``int32 (1, size)``: vocabulary ids of the words.
+        scores: ``encode`` output ``float32 (1, size)``: their scores (probabilities for attributes).
+        size: how many words.
+    """
+
+    ids: str
+    scores: str
+    size: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", int(self.size))
+        for name in (self.ids, self.scores):
+            if not name or name in RESERVED:
+                raise ContractError(f"items output name {name!r} is empty or reserved")
+        if self.ids == self.scores or self.size < 1:
+            raise ContractError(f"items: ids and scores need two names and size >= 1, got {self.ids!r}, {self.scores!r}, {self.size}")
+
+
+@dataclass(frozen=True)
 class StepContract:
     """What a captioner's ``encode`` returns and its ``decode_step`` carries.
 
     Attributes:
         tensors: state and memory declarations, in signature order (state first by convention).
         attention: the attention map output, or None.
+        items: the words ``encode`` picks for the photo, or None.
 
     Raises:
-        ContractError: duplicate names, no state, or an attention output named like a tensor.
+        ContractError: duplicate names, no state, an attention output named like a tensor, or
+            an ``over="items"`` attention without items.
     """
 
     tensors: tuple[TensorDecl, ...]
     attention: AttentionDecl | None = None
+    items: ItemsDecl | None = None
     _by_name: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -116,6 +150,10 @@ class StepContract:
             raise ContractError("a step contract needs at least one state tensor")
         if self.attention is not None and self.attention.output in names:
             raise ContractError(f"attention output {self.attention.output!r} has the name of a state or memory tensor")
+        if self.items is not None and {self.items.ids, self.items.scores} & set(names):
+            raise ContractError(f"items outputs {self.items.ids!r}, {self.items.scores!r}: one has the name of a state or memory tensor")
+        if self.attention is not None and self.attention.over == "items" and self.items is None:
+            raise ContractError(f"attention {self.attention.output!r} is over items, but the contract declares none")
         self._by_name.update({t.name: t for t in self.tensors})
 
     @property
@@ -134,6 +172,12 @@ class StepContract:
     def memory_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.memory)
 
+    @property
+    def encode_names(self) -> tuple[str, ...]:
+        """Every ``encode`` output: state, memory, then the items' ids and scores."""
+        items = (self.items.ids, self.items.scores) if self.items is not None else ()
+        return tuple(t.name for t in self.tensors) + items
+
     def __getitem__(self, name: str) -> TensorDecl:
         return self._by_name[name]
 
@@ -142,6 +186,8 @@ class StepContract:
         out: dict = {"tensors": [{"name": t.name, "shape": list(t.shape), "role": t.role, "dtype": t.dtype, **({"per_beam": True} if t.per_beam else {})} for t in self.tensors]}
         if self.attention is not None:
             out["attention"] = {"output": self.attention.output, "shape": list(self.attention.shape), "over": self.attention.over}
+        if self.items is not None:
+            out["items"] = {"ids": self.items.ids, "scores": self.items.scores, "size": self.items.size}
         return out
 
     @classmethod
@@ -151,7 +197,9 @@ class StepContract:
             tensors = tuple(TensorDecl(t["name"], tuple(t["shape"]), t["role"], t.get("dtype", "float32"), bool(t.get("per_beam", False))) for t in raw["tensors"])
             att = raw.get("attention")
             attention = AttentionDecl(att["output"], tuple(att["shape"]), att.get("over", "grid")) if att else None
-            return cls(tensors, attention)
+            it = raw.get("items")
+            items = ItemsDecl(it["ids"], it["scores"], it["size"]) if it else None
+            return cls(tensors, attention, items)
         except ContractError as e:
             raise ContractError(f"{source}: {e}") from None
         except (KeyError, TypeError, ValueError) as e:
@@ -187,6 +235,9 @@ class StepContract:
             raise ContractError(f"{source}: decode_step takes {sorted(extra)}, which the metadata does not declare; re-export the model")
         if self.attention is not None:
             expect("decode_step output", step_outputs, self.attention.output, (self.attention.size,), True)
+        if self.items is not None:
+            expect("encode output", encode_outputs, self.items.ids, (self.items.size,), False)
+            expect("encode output", encode_outputs, self.items.scores, (self.items.size,), False)
 
 
 def infer_contract(encode_outputs: Mapping[str, Sequence[int]], step_inputs: Mapping[str, Sequence[int]], step_outputs: Mapping[str, Sequence[int]], grid: int | None = None) -> StepContract:

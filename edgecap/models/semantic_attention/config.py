@@ -1,4 +1,4 @@
-"""``[model]`` sections of semantic attention (You et al., CVPR 2016) (no TensorFlow)."""
+"""``[model]`` sections of semantic attention (You et al., CVPR 2016): the attribute detector and the captioner (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -30,4 +30,57 @@ class AttributeDetectorConfig(ModelConfig):
         problems = [f"model.{k} must be >= 1, got {getattr(self, k)}" for k in ("num_attributes", "hidden_dim") if getattr(self, k) < 1]
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"model.dropout must be in [0, 1), got {self.dropout}")
+        return problems
+
+
+@dataclass
+class SemanticAttentionConfig(ModelConfig):
+    """The semantic attention captioner (You et al., "Image Captioning with Semantic
+    Attention", CVPR 2016, §3): the image enters the LSTM once (eq. 1); at each step the input
+    attention φ (eq. 4–5) and the output attention ψ (eq. 6–7) weigh the top-k attributes
+    that a trained detector finds in the photo.
+
+    Attributes:
+        detector: the attribute detector's run directory (``edgecap train`` with an
+            ``attribute_detector`` config). A new run copies its weights (kept frozen) and
+            attribute words; later the checkpoint holds them, and the directory is not read.
+        num_attributes: A of that detector (checked when the run starts).
+        detector_hidden_dim: its ``hidden_dim`` (checked when the run starts).
+        top_k: how many of the detected attributes the decoder attends over (the paper: 10).
+        hidden_dim: d, the size of the word embeddings E *and* of the LSTM: eq. 7 adds the
+            embedded attributes σ(E y^i) to h_t, so the two are one size, as in the paper.
+        input_attention: use φ (eq. 5); False feeds the word alone (an ablation).
+        output_attention: use ψ (eq. 7); False predicts from h_t alone (an ablation).
+        dropout: rate on x_t and on the output layer's input while training.
+        attention_regularization: λ of the attention regulariser ``g(α) + g(β)`` (§3.4),
+            added per target word like the cross-entropy; 0 turns it off.
+        norm_p, norm_q: p > 1 and 0 < q < 1 of ``g(α) = ‖Σ_t α_t‖_p + Σ_t ‖α_t‖_q``.
+    """
+
+    architecture: str = "semantic_attention"
+    encoder_weights: str = "export"
+    detector: str = ""
+    num_attributes: int = 256
+    detector_hidden_dim: int = 512
+    top_k: int = 10
+    hidden_dim: int = 512
+    input_attention: bool = True
+    output_attention: bool = True
+    dropout: float = 0.5
+    attention_regularization: float = 0.01
+    norm_p: float = 2.0
+    norm_q: float = 0.5
+
+    def validate(self) -> list[str]:
+        problems = [f"model.{k} must be >= 1, got {getattr(self, k)}" for k in ("num_attributes", "detector_hidden_dim", "top_k", "hidden_dim") if getattr(self, k) < 1]
+        if self.top_k > self.num_attributes:
+            problems.append(f"model.top_k ({self.top_k}) is larger than the detector's {self.num_attributes} attributes")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.attention_regularization < 0:
+            problems.append(f"model.attention_regularization must be >= 0, got {self.attention_regularization}")
+        if not (self.norm_p > 1.0 and 0.0 < self.norm_q < 1.0):
+            problems.append(f"model.norm_p must be > 1 and model.norm_q in (0, 1) (You et al. §3.4), got {self.norm_p}, {self.norm_q}")
+        if self.fine_tune_from:
+            problems.append("model.fine_tune_from must stay empty: the attribute detector was trained on the frozen encoder's features")
         return problems

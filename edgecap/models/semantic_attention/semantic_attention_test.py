@@ -1,5 +1,7 @@
-"""Semantic attention's attribute vocabulary and detector: the formulas against loops, and the
-detector learning on real photos."""
+"""Semantic attention: the attribute vocabulary and detector (the formulas against loops, the
+detector learning on real photos), and the captioner over the detector: its regulariser, the
+image at t = 0 only, training, export with the top-k selection inside ``encode``, decoding
+through the generic runtime, and the errors for a detector that does not fit."""
 
 import json
 import warnings
@@ -86,3 +88,160 @@ def test_the_detector_beats_the_most_frequent_attributes(detector_run):
     assert report["images"] == 200 and report["attributes"] == 64
     assert report["metrics"]["P@10"] > report["frequency_baseline"]["P@10"]
     assert report["metrics"]["mAP"] > report["frequency_baseline"]["mAP"]
+
+
+def test_the_attention_regularizer_is_the_papers_formula():
+    from edgecap.models.semantic_attention.model import attention_regularizer
+
+    rng = np.random.default_rng(1)
+    alpha = rng.dirichlet(np.ones(4), size=(2, 3)).astype(np.float32)  # (B, T, k)
+    mask = np.array([[1, 1, 1], [1, 1, 0]], np.float32)
+    by_hand = 0.0
+    for b in range(2):
+        rows = [alpha[b, t] for t in range(3) if mask[b, t]]
+        by_hand += np.sqrt(np.sum(np.sum(rows, axis=0) ** 2))  # ‖Σ_t α_t‖_2
+        by_hand += sum(np.sum(np.sqrt(a)) ** 2 for a in rows)  # Σ_t ‖α_t‖_0.5
+    assert float(attention_regularizer(alpha, mask, 2.0, 0.5)) == pytest.approx(by_hand, rel=1e-4)
+    one_hot = np.eye(4, dtype=np.float32)[[0, 1, 2]][None]  # sparse attention on different attributes scores lowest
+    uniform = np.full((1, 3, 4), 0.25, np.float32)
+    assert float(attention_regularizer(one_hot, mask[:1])) < float(attention_regularizer(uniform, mask[:1]))
+
+
+def _captioner_config(cfg, detector: str, **model):
+    from edgecap.models.semantic_attention.config import SemanticAttentionConfig
+
+    sizes = dict(num_attributes=64 if HAVE_SHARED else 8, detector_hidden_dim=64, top_k=5, hidden_dim=32)
+    cfg.model = SemanticAttentionConfig(encoder_weights=cfg.model.encoder_weights, detector=detector, **{**sizes, **model})
+    return cfg
+
+
+def test_without_attention_the_photo_enters_at_the_first_step_only():
+    """You et al. eq. 1: after ``start`` the step depends on the photo only through h and c."""
+    import keras
+
+    from edgecap.models.semantic_attention.config import SemanticAttentionConfig
+    from edgecap.models.semantic_attention.model import SemanticAttention
+
+    keras.utils.set_random_seed(0)
+    model = SemanticAttention(12, SemanticAttentionConfig(encoder_weights="none", num_attributes=8, detector_hidden_dim=16, top_k=3, hidden_dim=16, input_attention=False, output_attention=False))
+    model.build()
+    annotations = np.random.default_rng(0).uniform(0, 6, (2, 49, 1280)).astype(np.float32)
+    state, memory = model.split(model.start(annotations))
+    assert memory == {} and model.step_contract().attention is None and model.step_contract().items.size == 3
+    assert not np.allclose(state["h"][0], state["h"][1], atol=1e-4)
+    same = {n: np.repeat(np.asarray(v)[:1], 2, 0) for n, v in state.items()}
+    log_probs, _, _ = model.decode_step(np.array([1, 1], np.int32), same, memory)
+    np.testing.assert_allclose(log_probs[0], log_probs[1], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def captioner_run(detector_run, tmp_path_factory):
+    """A tiny semantic attention captioner trained a few steps on ``detector_run``'s attributes."""
+    from edgecap.training.trainer import train
+
+    run = tmp_path_factory.mktemp("semantic_attention_run")
+    cfg = _captioner_config(tiny_config(run, HAVE_SHARED, epochs=2, max_steps_per_epoch=12), str(detector_run))
+    if HAVE_SHARED:
+        cfg.data.train_limit = 600  # the detector's photos: every attribute word is in the caption vocabulary
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, run)
+    return run
+
+
+def test_the_captioner_trains_on_the_detected_attributes(captioner_run, detector_run):
+    from edgecap.models.semantic_attention.model import SemanticAttention
+    from edgecap.training.trainer import load_run
+
+    history = json.loads((captioner_run / "state.json").read_text())["history"]
+    assert len(history) == 2 and history[-1]["loss"] < history[0]["loss"]
+    _, vocab, model = load_run(captioner_run)
+    assert isinstance(model, SemanticAttention)
+    words = vocab.decode(np.asarray(model.attribute_word_ids))
+    assert tuple(words) == AttributeVocabulary.load(detector_run / "attributes.json").words  # the checkpoint holds the detector's attributes
+
+
+def test_a_warm_start_copies_every_trained_weight(captioner_run):
+    """``train.init_from`` (e.g. for self-critical training) takes the attention mixes and the
+    output bias too: weights of the model itself, outside its layers."""
+    from edgecap.training.trainer import build_model, load_run, warm_start
+
+    cfg, vocab, trained = load_run(captioner_run)
+    fresh = build_model(cfg, len(vocab), encoder_weights="none")
+    warm_start(fresh, captioner_run)
+    assert not np.allclose(trained.input_mix.numpy(), 1.0)  # trained away from its initial value
+    for ours, theirs in zip(fresh.trainable_weights, trained.trainable_weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.path)
+
+
+def test_exports_with_the_top_k_inside_encode_and_captions_through_the_runtime(captioner_run, tmp_path, examples):
+    from edgecap.export.command import run_export
+    from edgecap.runtime import Captioner, CaptionerOptions
+    from edgecap.training.trainer import load_run
+
+    result = run_export(captioner_run, "float32", tmp_path / "sa.tflite", verify_images=8)
+    assert result.report.passed and result.report.items_overlap == 1.0 and result.report.items_identical == 1.0, result.report.summary()
+    _, vocab, model = load_run(captioner_run)
+    captioner = Captioner.from_file(result.path, CaptionerOptions(beam_size=2))
+    for photo in sorted(examples.glob("*.jpg")):
+        pixels = captioner.preprocess(photo)
+        keras_words = np.asarray(model.encode(pixels)["attribute_words"])[0]
+        _, _, items = captioner.encode_with_items(pixels)
+        assert [w for w, _ in items] == vocab.decode(keras_words)  # the same top-k, in the same order
+        assert all(0.0 <= p <= 1.0 for _, p in items) and [p for _, p in items] == sorted((p for _, p in items), reverse=True)
+    caption = captioner.caption(examples / "chelsea.jpg")
+    assert len(caption.attributes) == 5 and caption.attention.shape == (len(caption.tokens), 2, 5)
+    np.testing.assert_allclose(caption.attention.sum(axis=-1), 1.0, atol=1e-4)  # α_t and β_t are distributions over the 5 attributes
+
+
+def test_caption_attributes_json_and_figure(captioner_run, tmp_path, examples):
+    from edgecap.cli import main
+    from edgecap.export.command import run_export
+
+    path = run_export(captioner_run, "float32", tmp_path / "sa.tflite", verify_images=4).path
+    photo = str(examples / "chelsea.jpg")
+    out = _run_cli(main, ["caption", "--model", str(path), "--attributes", "--attention-dir", str(tmp_path / "figs"), photo])
+    assert out.count("attributes: ") == 1 and (tmp_path / "figs" / "chelsea_attention.png").stat().st_size > 0
+    record = json.loads(_run_cli(main, ["caption", "--model", str(path), "--json", photo]))
+    assert len(record["attributes"]) == 5 and set(record["attributes"][0]) == {"word", "probability"}
+
+
+def _run_cli(main, args) -> str:
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_detector_that_does_not_fit_is_named(detector_run, tmp_path):
+    from edgecap.config import Config
+    from edgecap.data.vocabulary import Vocabulary
+    from edgecap.models.semantic_attention.config import SemanticAttentionConfig
+    from edgecap.models.semantic_attention.model import DetectorError, SemanticAttention
+
+    vocab = Vocabulary.build([" ".join(AttributeVocabulary.load(detector_run / "attributes.json").words)], 1)
+    detector_cfg = Config.load(detector_run / "config.toml").model
+
+    def prepare(**changes):
+        c = dict(encoder_weights=detector_cfg.encoder_weights, detector=str(detector_run), num_attributes=detector_cfg.num_attributes, detector_hidden_dim=64, top_k=2, hidden_dim=8)
+        model = SemanticAttention(len(vocab), SemanticAttentionConfig(**{**c, **changes}), encoder_weights="none")
+        model.build()
+        model.prepare(vocab)
+
+    prepare()  # fits
+    with pytest.raises(DetectorError, match="config.toml: the detector reads the features of encoder"):
+        prepare(encoder_weights="imagenet")
+    with pytest.raises(DetectorError, match="set model.num_attributes"):
+        prepare(num_attributes=detector_cfg.num_attributes + 1)
+    with pytest.raises(DetectorError, match="not the run directory of a trained attribute detector|must be the run directory"):
+        prepare(detector=str(tmp_path))
+    with pytest.raises(ValueError, match="top_k .* is larger than"):
+        SemanticAttention(10, SemanticAttentionConfig(num_attributes=4, top_k=10), encoder_weights="none")
+    broken = tmp_path / "detector"
+    broken.mkdir()
+    for name in ("config.toml", "best.weights.h5"):
+        (broken / name).write_bytes((detector_run / name).read_bytes())
+    AttributeVocabulary(("dog", "cat")).save(broken / "attributes.json")
+    with pytest.raises(DetectorError, match="attributes.json: 2 attributes, but the model has"):
+        prepare(detector=str(broken))

@@ -27,8 +27,11 @@ class LiteRtCaptioner(modelBytes: ByteArray, source: String, threads: Int = 2) :
         interpreter = Interpreter(flatbuffer, Interpreter.Options().setNumThreads(threads))
     }
 
-    /** One caption per n-best entry: text, log-probability, and the attention map of each word. */
-    class Caption(val text: String, val words: List<String>, val logProb: Double, val attention: Array<FloatArray>?)
+    /**
+     * One caption per n-best entry: text, log-probability, the attention map of each word, and
+     * the photo's detected attributes with their probabilities (empty unless the model declares items).
+     */
+    class Caption(val text: String, val words: List<String>, val logProb: Double, val attention: Array<FloatArray>?, val attributes: List<Pair<String, Float>>)
 
     fun caption(argb: IntArray, width: Int, height: Int, beamSize: Int = metadata.beamSize, nBest: Int = 1): List<Caption> {
         val s = metadata.imageSize
@@ -36,7 +39,14 @@ class LiteRtCaptioner(modelBytes: ByteArray, source: String, threads: Int = 2) :
         val image = ByteBuffer.allocateDirect(pixels.size).order(ByteOrder.nativeOrder()).put(pixels).rewind()
         val encoded = HashMap<String, Any>()
         for (t in metadata.tensors) encoded[t.name] = shaped(1, t.shape)
+        val ids = Array(1) { IntArray(metadata.itemCount) }
+        val scores = Array(1) { FloatArray(metadata.itemCount) }
+        if (metadata.itemIdsOutput != null) {
+            encoded[metadata.itemIdsOutput] = ids
+            encoded[metadata.itemScoresOutput] = scores
+        }
         interpreter.runSignature(mapOf("image" to image), encoded, "encode")
+        val attributes = (0 until metadata.itemCount).map { metadata.vocabulary[ids[0][it]] to scores[0][it] }
         val stateDecls = metadata.stateTensors()
         val state = Array(stateDecls.size) { i -> arrayOf(flatten(encoded[stateDecls[i].name]!!)) }
         val memory = metadata.tensors.filter { !it.isState }.associate { it.name to encoded[it.name]!! }
@@ -46,7 +56,7 @@ class LiteRtCaptioner(modelBytes: ByteArray, source: String, threads: Int = 2) :
         } else {
             Search.beam(step, state, metadata.startId, metadata.endId, beamSize, metadata.maxLength, metadata.lengthPenalty, minOf(nBest, beamSize), processors)
         }
-        return hyps.map { h -> Caption(metadata.detokenize(h.tokens), h.tokens.map { metadata.vocabulary[it] }, h.logProb, h.attention) }
+        return hyps.map { h -> Caption(metadata.detokenize(h.tokens), h.tokens.map { metadata.vocabulary[it] }, h.logProb, h.attention, attributes) }
     }
 
     /** `decode_step` as the core's [StepFunction], with one photo's memory bound. */

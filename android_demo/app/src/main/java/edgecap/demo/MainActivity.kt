@@ -70,11 +70,14 @@ class MainActivity : AppCompatActivity() {
                 row.addView(TextView(this).apply {
                     text = "$word "
                     textSize = 18f
-                    setOnClickListener { c.attention?.let { overlay(it[i]) } }
+                    setOnClickListener { if (captioner.metadata.attentionOverGrid) c.attention?.let { overlay(it[i]) } }
                 })
             }
             row.addView(TextView(this).apply { text = "(%.2f)".format(c.logProb) })
             captionsView.addView(row)
+        }
+        captions.firstOrNull()?.attributes?.takeIf { it.isNotEmpty() }?.let { attributes ->
+            captionsView.addView(TextView(this).apply { text = attributes.joinToString(", ") { (w, p) -> "%s %.2f".format(w, p) } })
         }
     }
 

@@ -40,6 +40,15 @@ public final class ModelMetadata {
     public final String attentionOutput;
     /** Values per row of the attention output (e.g. 49 for a 7×7 grid); 0 without one. */
     public final int attentionSize;
+    /** The attention output is a map over a square grid of image locations (not over items). */
+    public final boolean attentionOverGrid;
+    /**
+     * The contract's items (semantic attention's top-k attributes): the {@code encode} outputs
+     * holding their vocabulary ids ({@code int (1, itemCount)}) and scores ({@code float (1,
+     * itemCount)}); null and 0 when the model declares none.
+     */
+    public final String itemIdsOutput, itemScoresOutput;
+    public final int itemCount;
     /** Where the flatbuffer ends (the interpreter needs only {@code data[0, flatbufferSize)}). */
     public final int flatbufferSize;
 
@@ -115,6 +124,11 @@ public final class ModelMetadata {
             for (int k = 0; k < shape.length(); k++) n *= shape.getInt(k);
         }
         attentionSize = n;
+        attentionOverGrid = attention != null && attention.optString("over", "grid").equals("grid");
+        JSONObject items = contract.optJSONObject("items");
+        itemIdsOutput = items == null ? null : items.getString("ids");
+        itemScoresOutput = items == null ? null : items.getString("scores");
+        itemCount = items == null ? 0 : items.getInt("size");
         this.flatbufferSize = flatbufferSize;
     }
 

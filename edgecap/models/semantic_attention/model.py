@@ -1,0 +1,232 @@
+"""The semantic attention captioner behind the step contract.
+
+You, Jin, Wang, Fang & Luo, "Image Captioning with Semantic Attention" (CVPR 2016), §3.
+Equation numbers are the paper's. With v the global image feature, {A_i} the top-k attribute
+words a detector finds in the photo (``y^i`` their one-hot vectors) and E the word embedding:
+
+    x_0 = W^{x,v} v,  h_0 = LSTM(x_0, 0)                                    (eq. 1: the image enters once)
+    α_t^i ∝ exp(y_{t-1}ᵀ Ũ y^i),  Ũ = Eᵀ U E                                   (eq. 4, input attention)
+    x_t = W^{x,Y}(E y_{t-1} + diag(w^{x,A}) Σ_i α_t^i E y^i)                  (eq. 5)
+    h_t = LSTM(x_t, h_{t-1})                                                 (eq. 2)
+    β_t^i ∝ exp(h_tᵀ V σ(E y^i))                                            (eq. 6, output attention)
+    p_t ∝ exp(Eᵀ W^{Y,h}(h_t + diag(w^{Y,A}) Σ_i β_t^i σ(E y^i)) + b)        (eq. 7, E tied)
+
+with σ = tanh. The paper writes the bilinear form over one-hot vectors and factors it through
+E (its §3.2); here ``U`` is a d × d matrix on the embeddings. Training adds the attention
+regulariser of §3.4, ``g(α) = ‖Σ_t α_t‖_p + Σ_t ‖α_t‖_q`` on α and on β.
+
+The attributes are the detector's (:mod:`.detector`, frozen, copied into this model when a run
+starts), never the reference captions' words: ``start`` ranks the noisy-OR evidence of every
+attribute and keeps the top k, inside the graph, so the exported ``encode`` signature runs the
+encoder, the detector and the selection.
+
+In the step contract: state ``h``, ``c``; memory, what depends only on the k attributes:
+``attribute_embeddings`` (E y^i), ``input_keys`` (U E y^i), ``output_values`` (σ(E y^i)),
+``output_keys`` (V σ(E y^i)); items: ``attribute_words`` (vocabulary ids) and
+``attribute_probs``; attention ``attribute_attention`` ``(2, k)``: α_t (row 0) and β_t (row 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from edgecap.models.base import StepwiseCaptioner
+from edgecap.models.semantic_attention.config import AttributeDetectorConfig, SemanticAttentionConfig
+from edgecap.models.semantic_attention.detector import noisy_or_evidence
+from edgecap.runtime.contract import AttentionDecl, ItemsDecl, StepContract, TensorDecl
+
+EPS = 1e-6
+
+
+class DetectorError(ValueError):
+    """The attribute detector run does not fit the captioner (names the file)."""
+
+
+def attention_regularizer(weights, mask, p: float = 2.0, q: float = 0.5):
+    """You et al. §3.4: ``g(α) = ‖Σ_t α_t‖_p + Σ_t ‖α_t‖_q`` summed over the batch.
+
+    The first term keeps any one attribute from taking the attention at every step (p > 1);
+    the second makes each step's attention sparse (0 < q < 1).
+
+    Args:
+        weights: ``float (B, T, k)`` attention weights, each row summing to 1.
+        mask: ``float (B, T)``: 1 for the words of the caption, 0 for padding.
+
+    Returns:
+        a float32 scalar.
+    """
+    w = ops.cast(weights, "float32") * mask[..., None]  # (B, T, k)
+    total = ops.sum(ops.sum(w, axis=1) ** p, axis=-1) ** (1.0 / p)  # ‖Σ_t α_t‖_p  (B,)
+    sparse = ops.sum(ops.sum((w + EPS) ** q, axis=-1) ** (1.0 / q) * mask, axis=1)  # Σ_t ‖α_t‖_q  (B,)
+    return ops.sum(total + sparse)
+
+
+class SemanticAttention(StepwiseCaptioner):
+    """You et al. 2016 captioner over a frozen attribute detector.
+
+    Args:
+        vocab_size: V.
+        config: the ``[model]`` section (:class:`SemanticAttentionConfig`).
+        encoder_weights: overrides ``config.encoder_weights``.
+
+    Raises:
+        ValueError: a bad config value, an unknown backbone.
+    """
+
+    def __init__(self, vocab_size: int, config: SemanticAttentionConfig | None = None, encoder_weights: str | None = None, **kwargs):
+        config, encoder = self.checked(config or SemanticAttentionConfig(), encoder_weights)
+        super().__init__(vocab_size, **encoder, **kwargs)
+        self.config = c = config
+        d, A = c.hidden_dim, c.num_attributes
+        dense = keras.layers.Dense
+        # The detector (Fang et al. 2015), frozen: the same layers as AttributeDetector's.
+        self.cell_hidden = dense(c.detector_hidden_dim, activation="relu", name="cell_hidden", trainable=False)
+        self.attribute_logits = dense(A, name="attribute_logits", trainable=False)
+        self.attribute_word_ids = self.add_weight(shape=(A,), dtype="int32", initializer="zeros", trainable=False, name="attribute_word_ids")  # attribute j → vocabulary id
+        self.embedding = keras.layers.Embedding(vocab_size, d, name="embedding")  # E, tied with the output (eq. 7)
+        self.image_input = dense(d, name="image_input")  # W^{x,v}  (eq. 1)
+        self.input_bilinear = dense(d, use_bias=False, name="input_bilinear")  # U  (eq. 4)
+        self.input_mix = self.add_weight(shape=(d,), initializer="ones", name="input_mix")  # w^{x,A}  (eq. 5)
+        self.input_proj = dense(d, name="input_proj")  # W^{x,Y}  (eq. 5)
+        self.lstm_input = dense(4 * d, name="lstm_input")
+        self.lstm_hidden = dense(4 * d, use_bias=False, name="lstm_hidden")
+        self.output_bilinear = dense(d, use_bias=False, name="output_bilinear")  # V  (eq. 6)
+        self.output_mix = self.add_weight(shape=(d,), initializer="ones", name="output_mix")  # w^{Y,A}  (eq. 7)
+        self.output_proj = dense(d, name="output_proj")  # W^{Y,h}  (eq. 7)
+        self.output_bias = self.add_weight(shape=(vocab_size,), initializer="zeros", name="output_bias")  # b
+        self.drop = keras.layers.Dropout(c.dropout)
+
+    # --- the contract ---------------------------------------------------------------------------
+    def step_contract(self) -> StepContract:
+        c = self.config
+        k, d = c.top_k, c.hidden_dim
+        tensors = [TensorDecl("h", (d,), "state"), TensorDecl("c", (d,), "state")]
+        if c.input_attention:
+            tensors += [TensorDecl("attribute_embeddings", (k, d), "memory"), TensorDecl("input_keys", (k, d), "memory")]
+        if c.output_attention:
+            tensors += [TensorDecl("output_values", (k, d), "memory"), TensorDecl("output_keys", (k, d), "memory")]
+        attention = AttentionDecl("attribute_attention", (2, k), "items") if c.input_attention or c.output_attention else None
+        return StepContract(tuple(tensors), attention, ItemsDecl("attribute_words", "attribute_probs", k))
+
+    def detect(self, annotations):
+        """Annotation vectors ``(B, L, D)`` → ``(vocabulary ids int32 (B, k), probabilities float32 (B, k))``
+        of the top-k attributes by noisy-OR evidence (the order of their probabilities)."""
+        z = self.attribute_logits(self.cell_hidden(ops.cast(annotations, self.compute_dtype)))  # (B, L, A)
+        evidence = noisy_or_evidence(z)  # Σ_i softplus(z_ij)  (B, A)
+        top, index = ops.top_k(evidence, self.config.top_k)  # (B, k)
+        return ops.take(self.attribute_word_ids, index), 1.0 - ops.exp(-top)  # P_j = 1 − exp(−s_j)
+
+    def lstm(self, x, h, c):
+        """One LSTM step (gate order i, f, o, g) from the input x_t ``(B, d)``: ``(h, c)``."""
+        z = self.lstm_input(x) + self.lstm_hidden(h)  # (B, 4d)
+        i, f, o, g = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        return ops.sigmoid(o) * ops.tanh(c), c
+
+    def start(self, annotations, training: bool = False) -> dict:
+        annotations = ops.cast(annotations, self.compute_dtype)
+        words, probs = self.detect(annotations)
+        x0 = self.drop(self.image_input(ops.mean(annotations, axis=1)), training=training)  # W^{x,v} v  (B, d)
+        zeros = ops.zeros_like(x0)
+        h, c = self.lstm(x0, zeros, zeros)  # eq. 1: the image is the LSTM's first input, and only that
+        out = {"h": h, "c": c, "attribute_words": words, "attribute_probs": probs}
+        embedded = self.embedding(words)  # E y^i  (B, k, d)
+        if self.config.input_attention:
+            out.update(attribute_embeddings=embedded, input_keys=self.input_bilinear(embedded))
+        if self.config.output_attention:
+            values = ops.tanh(embedded)  # σ(E y^i)
+            out.update(output_values=values, output_keys=self.output_bilinear(values))
+        return out
+
+    def step(self, tokens, state: dict, memory: dict, training: bool = False):
+        cfg = self.config
+        word = self.embedding(tokens)  # E y_{t-1}  (B, d)
+        batch = ops.shape(word)[0]
+        zeros = ops.zeros((batch, cfg.top_k), word.dtype)
+        alpha = beta = zeros
+        if cfg.input_attention:
+            alpha = ops.softmax(ops.sum(word[:, None, :] * memory["input_keys"], axis=-1), axis=-1)  # eq. 4  (B, k)
+            word = word + ops.cast(self.input_mix, word.dtype) * ops.sum(alpha[..., None] * memory["attribute_embeddings"], axis=1)  # eq. 5
+        x = self.drop(self.input_proj(word), training=training)  # x_t  (B, d)
+        h, c = self.lstm(x, state["h"], state["c"])
+        out = h
+        if cfg.output_attention:
+            beta = ops.softmax(ops.sum(h[:, None, :] * memory["output_keys"], axis=-1), axis=-1)  # eq. 6  (B, k)
+            out = h + ops.cast(self.output_mix, h.dtype) * ops.sum(beta[..., None] * memory["output_values"], axis=1)  # eq. 7
+        z = ops.cast(self.output_proj(self.drop(out, training=training)), "float32")  # W^{Y,h}(…)  (B, d)
+        logits = ops.matmul(z, ops.transpose(ops.cast(self.embedding.embeddings, "float32"))) + self.output_bias  # E tied  (B, V)
+        attention = ops.concatenate([alpha, beta], axis=-1) if cfg.input_attention or cfg.output_attention else None  # (B, 2k)
+        return logits, {"h": h, "c": c}, attention
+
+    def sequence_loss(self, logits, attentions: list, captions) -> None:
+        """λ (g(α) + g(β)) per target word (You et al. §3.4)."""
+        cfg = self.config
+        if cfg.attention_regularization <= 0 or attentions[0] is None:
+            return
+        mask = ops.cast(captions[:, 1:] != 0, "float32")  # (B, T)
+        weights = ops.stack(attentions, axis=1)  # (B, T, 2k)
+        parts = ([weights[..., : cfg.top_k]] if cfg.input_attention else []) + ([weights[..., cfg.top_k :]] if cfg.output_attention else [])
+        penalty = sum(attention_regularizer(w, mask, cfg.norm_p, cfg.norm_q) for w in parts)
+        self.add_loss(cfg.attention_regularization * penalty / ops.maximum(ops.sum(mask), 1.0))
+
+    # --- a new run takes the detector -------------------------------------------------------
+    def prepare(self, vocab) -> None:
+        """Copy the trained detector of ``config.detector`` into this model and map its
+        attribute words to ``vocab``'s ids.
+
+        Raises:
+            DetectorError: no detector run, one with another encoder or other sizes, an
+                attribute vocabulary that does not fit its checkpoint, or an attribute word
+                missing from the caption vocabulary (each names the file).
+        """
+        from edgecap.config import Config
+        from edgecap.models.semantic_attention.attributes import AttributeVocabulary, AttributeVocabularyError
+        from edgecap.models.semantic_attention.detector import AttributeDetector
+
+        c = self.config
+        run = Path(c.detector)
+        config_path, checkpoint = run / "config.toml", run / "best.weights.h5"
+        if not c.detector or not config_path.is_file() or not checkpoint.is_file():
+            raise DetectorError(f"{run}: model.detector must be the run directory of a trained attribute detector (with config.toml and best.weights.h5)")
+        theirs = Config.load(config_path).model
+        if not isinstance(theirs, AttributeDetectorConfig):
+            raise DetectorError(f"{config_path}: a {theirs.architecture} run, not an attribute detector")
+        if (theirs.backbone, _weights_key(theirs.encoder_weights), theirs.fine_tune_from) != (c.backbone, _weights_key(c.encoder_weights), ""):
+            raise DetectorError(f"{config_path}: the detector reads the features of encoder {theirs.backbone} {theirs.encoder_weights!r} (fine-tuned from {theirs.fine_tune_from!r}), "
+                                f"this captioner those of {c.backbone} {c.encoder_weights!r}; train both on one frozen encoder")
+        if (theirs.num_attributes, theirs.hidden_dim) != (c.num_attributes, c.detector_hidden_dim):
+            raise DetectorError(f"{config_path}: {theirs.num_attributes} attributes and hidden_dim {theirs.hidden_dim}; set model.num_attributes and model.detector_hidden_dim to these")
+        try:
+            attributes = AttributeVocabulary.load(run / "attributes.json", c.num_attributes)
+        except AttributeVocabularyError as e:
+            raise DetectorError(str(e)) from None
+        ids = [vocab.id_of(w) for w in attributes.words]
+        missing = [w for w, i in zip(attributes.words, ids) if i is None]
+        if missing:
+            raise DetectorError(f"{run / 'attributes.json'}: attribute words not in the caption vocabulary: {missing[:10]}; the detector was trained on other captions")
+        detector = AttributeDetector(theirs, encoder_weights="none")
+        detector.build()
+        try:
+            detector.load_weights(checkpoint)
+        except (ValueError, KeyError) as e:
+            raise DetectorError(f"{checkpoint}: does not fit the detector of {config_path} ({e})") from e
+        for ours, source in ((self.cell_hidden, detector.cell_hidden), (self.attribute_logits, detector.attribute_logits)):
+            for v, w in zip(ours.weights, source.weights):
+                v.assign(w.value)
+        self.attribute_word_ids.assign(np.array(ids, np.int32))
+
+
+def _weights_key(weights: str) -> str:
+    """Encoder weights as compared between the detector and the captioner: a path, resolved."""
+    return str(Path(weights).resolve()) if weights not in ("", "imagenet", "none") else weights
+
+
+def build(model_config: SemanticAttentionConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None) -> SemanticAttention:
+    """The registry's builder: a built :class:`SemanticAttention` (the detector is copied in by :meth:`SemanticAttention.prepare`)."""
+    model = SemanticAttention(vocab_size, model_config, encoder_weights)
+    model.build()
+    return model
