@@ -29,7 +29,9 @@ class ModelMetadataTest {
             assertEquals("<end>", m.vocabulary.get(m.endId));
             assertTrue(m.stateTensors().size() >= 1 && m.flatbufferSize > 0 && m.flatbufferSize < data.length);
             assertEquals(m.attentionOutput == null, m.attentionSize == 0);
-            if (m.architecture.equals("show_attend_tell")) assertEquals(49, m.attentionSize);  // alpha over the 7×7 grid
+            if (m.architecture.equals("show_attend_tell")) assertTrue(m.attentionSize == 49 && m.attentionOverGrid);  // alpha over the 7×7 grid
+            assertEquals(m.itemIdsOutput == null, m.itemCount == 0);
+            if (m.architecture.equals("semantic_attention")) assertTrue(m.itemCount > 0 && m.attentionSize == 2 * m.itemCount && !m.attentionOverGrid);  // α and β over the attributes
         }
     }
 
