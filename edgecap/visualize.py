@@ -132,8 +132,9 @@ def save_attribute_attention_figure(image, result, out_path: str | Path, display
         ax.set_yticklabels(names, fontsize=7)
         ax.invert_yaxis()
         ax.set_title(word, fontsize=10)
-        if t == 2:
-            ax.legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0, 2].get_legend_handles_labels() if len(result.tokens) else ([], [])
+    if handles:
+        fig.legend(handles, labels, fontsize=8, loc="upper right")
     fig.suptitle(result.text, fontsize=10)
     return _save(plt, fig, out_path)
 
