@@ -148,10 +148,16 @@ def test_infer_contract_and_bad_declarations():
         AttentionDecl("weights", (3,), "words")
     with pytest.raises(ContractError, match="has the name of a state or memory tensor"):
         StepContract((h,), None, ItemsDecl("h", "scores", 3))
-    items = StepContract((h,), AttentionDecl("weights", (2, 3), "items"), ItemsDecl("ids", "scores", 3))
-    assert StepContract.from_dict(items.to_dict()) == items and items.encode_names == ("h", "ids", "scores")
+    keys = TensorDecl("keys", (3, 8), "memory")
+    items = StepContract((h, keys), AttentionDecl("weights", (2, 3), "items"), ItemsDecl("ids", "scores", 3, ("keys",)))
+    assert StepContract.from_dict(items.to_dict()) == items and items.encode_names == ("h", "keys", "ids", "scores")
+    for rows in (("h",), ("values",)):  # a state tensor; no such tensor
+        with pytest.raises(ContractError, match=f"items rows: '{rows[0]}' is not a memory tensor of shape"):
+            StepContract((h, keys), None, ItemsDecl("ids", "scores", 3, rows))
+    with pytest.raises(ContractError, match="'keys' is not a memory tensor of shape \\(4, ...\\)"):
+        StepContract((h, keys), None, ItemsDecl("ids", "scores", 4, ("keys",)))
     with pytest.raises(ContractError, match="m.tflite: the metadata declares 'ids', but the encode output has no such tensor"):
-        items.check_signatures({"h": [1, 8]}, {"tokens": [-1], "h": [-1, 8]}, {"log_probs": [-1, 5], "h": [-1, 8], "weights": [-1, 6]}, "m.tflite")
+        items.check_signatures({"h": [1, 8], "keys": [1, 3, 8]}, {"tokens": [-1], "h": [-1, 8], "keys": [1, 3, 8]}, {"log_probs": [-1, 5], "h": [-1, 8], "weights": [-1, 6]}, "m.tflite")
 
 
 def test_a_vocabulary_that_does_not_fit_the_output_is_refused_at_load(toy, tmp_path):

@@ -107,14 +107,19 @@ class ItemsDecl:
         ids: ``encode`` output ``int32 (1, size)``: vocabulary ids of the words.
         scores: ``encode`` output ``float32 (1, size)``: their scores (probabilities for attributes).
         size: how many words.
+        rows: memory tensors with one row per item, in the items' order (shape ``(size, ...)``):
+            export verification compares them item by item, whatever order the two models
+            picked the items in.
     """
 
     ids: str
     scores: str
     size: int
+    rows: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "size", int(self.size))
+        object.__setattr__(self, "rows", tuple(self.rows))
         for name in (self.ids, self.scores):
             if not name or name in RESERVED:
                 raise ContractError(f"items output name {name!r} is empty or reserved")
@@ -152,6 +157,11 @@ class StepContract:
             raise ContractError(f"attention output {self.attention.output!r} has the name of a state or memory tensor")
         if self.items is not None and {self.items.ids, self.items.scores} & set(names):
             raise ContractError(f"items outputs {self.items.ids!r}, {self.items.scores!r}: one has the name of a state or memory tensor")
+        if self.items is not None:
+            for name in self.items.rows:
+                t = next((t for t in self.tensors if t.name == name), None)
+                if t is None or t.role != "memory" or t.shape[:1] != (self.items.size,):
+                    raise ContractError(f"items rows: {name!r} is not a memory tensor of shape ({self.items.size}, ...)")
         if self.attention is not None and self.attention.over == "items" and self.items is None:
             raise ContractError(f"attention {self.attention.output!r} is over items, but the contract declares none")
         self._by_name.update({t.name: t for t in self.tensors})
@@ -187,7 +197,7 @@ class StepContract:
         if self.attention is not None:
             out["attention"] = {"output": self.attention.output, "shape": list(self.attention.shape), "over": self.attention.over}
         if self.items is not None:
-            out["items"] = {"ids": self.items.ids, "scores": self.items.scores, "size": self.items.size}
+            out["items"] = {"ids": self.items.ids, "scores": self.items.scores, "size": self.items.size, "rows": list(self.items.rows)}
         return out
 
     @classmethod
@@ -198,7 +208,7 @@ class StepContract:
             att = raw.get("attention")
             attention = AttentionDecl(att["output"], tuple(att["shape"]), att.get("over", "grid")) if att else None
             it = raw.get("items")
-            items = ItemsDecl(it["ids"], it["scores"], it["size"]) if it else None
+            items = ItemsDecl(it["ids"], it["scores"], it["size"], tuple(it.get("rows", ()))) if it else None
             return cls(tensors, attention, items)
         except ContractError as e:
             raise ContractError(f"{source}: {e}") from None

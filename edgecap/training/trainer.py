@@ -308,9 +308,8 @@ def warm_start(model, init: Path) -> None:
 
     The two configs may differ in what does not shape a weight (dropout, ``fine_tune_from``,
     soft or hard attention); each of ``model``'s layers (encoder, decoder) must have its
-    counterpart in ``init``, weight for weight. Trainable variables of the model itself
-    (semantic attention's attention mixes and output bias) are copied by name; non-trainable
-    ones (hard attention's REINFORCE baseline) keep their initial values.
+    counterpart in ``init``, weight for weight. Variables of the model itself, outside its
+    layers (hard attention's REINFORCE baseline, non-trainable), keep their initial values.
 
     Raises:
         RunError: a layer or weight without its counterpart, or of another shape (named).
@@ -325,17 +324,6 @@ def warm_start(model, init: Path) -> None:
             if tuple(v.shape) != tuple(w.shape):
                 raise RunError(f"{init / BEST}: weight {w.path} has shape {tuple(w.shape)}, this model's {tuple(v.shape)}; train.init_from needs a run of the same sizes")
             v.assign(w.value)
-    theirs = {w.name: w for w in _own_variables(source)}
-    for v in _own_variables(model):
-        if v.name not in theirs or tuple(theirs[v.name].shape) != tuple(v.shape):
-            raise RunError(f"{init / BEST}: has no weight {v.name} of shape {tuple(v.shape)}; train.init_from needs a run of the same sizes")
-        v.assign(theirs[v.name].value)
-
-
-def _own_variables(model) -> list:
-    """The trainable variables a model holds itself, outside its layers."""
-    in_layers = {id(w) for layer in model.layers for w in layer.weights}
-    return [w for w in model.trainable_weights if id(w) not in in_layers]
 
 
 def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:

@@ -51,6 +51,9 @@ class SemanticAttentionConfig(ModelConfig):
             embedded attributes σ(E y^i) to h_t, so the two are one size, as in the paper.
         input_attention: use φ (eq. 5); False feeds the word alone (an ablation).
         output_attention: use ψ (eq. 7); False predicts from h_t alone (an ablation).
+        image_every_step: also add ``W^{x,v}' v`` to every x_t, not only feed v at t = 0 — a
+            departure from eq. 1 (the paper, like Vinyals et al. 2015, feeds the image once);
+            off by default.
         dropout: rate on x_t and on the output layer's input while training.
         attention_regularization: λ of the attention regulariser ``g(α) + g(β)`` (§3.4),
             added per target word like the cross-entropy; 0 turns it off.
@@ -66,6 +69,7 @@ class SemanticAttentionConfig(ModelConfig):
     hidden_dim: int = 512
     input_attention: bool = True
     output_attention: bool = True
+    image_every_step: bool = False
     dropout: float = 0.5
     attention_regularization: float = 0.01
     norm_p: float = 2.0

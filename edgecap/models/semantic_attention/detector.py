@@ -28,6 +28,42 @@ def noisy_or_evidence(cell_logits):
     return ops.sum(ops.softplus(ops.cast(cell_logits, "float32")), axis=1)
 
 
+def ranking_score(cell_logits):
+    """``r_j = log Σ_i exp(z_ij)`` of cell logits ``(B, L, A)`` → ``float32 (B, A)``: what the
+    captioner ranks attributes by when it keeps the top k.
+
+    Where the cells' probabilities are small, ``softplus(z) ≈ exp(z)`` and ``r_j ≈ log s_j``,
+    so it orders attributes as the noisy-OR does (on 100 Flickr8k dev photos the two top-10
+    lists share 99.5 % of their words); it is a smooth maximum over the cells, in the logits'
+    range. The noisy-OR evidence itself does not survive full-integer int8: most of its 49
+    terms ``softplus(z_ij)`` are far below one int8 step of their tensor and its sum has
+    few levels, so the int8 top-k falls on ties. The detector head alone in int8, on float
+    features, kept 80 % of the float top 10 with the evidence and 98 % with ``r_j``.
+    """
+    return ops.logsumexp(ops.cast(cell_logits, "float32"), axis=1)
+
+
+def head_layers(hidden_dim: int, num_attributes: int, num_locations: int, trainable: bool = True) -> tuple:
+    """The detector head, ``(φ, (w_j, b_j))``: a ReLU layer over each cell, then one logit per
+    attribute. ``b_j`` starts where the noisy-OR of ``num_locations`` cells gives every attribute
+    the probability :data:`PRIOR` (with ``b_j = 0`` each cell says 0.5 and ``P_j ≈ 1`` for
+    every word, and the first steps only push all logits down). Shared by
+    :class:`AttributeDetector` and the semantic attention captioner, which copies it."""
+    prior_bias = float(np.log(np.expm1(-np.log1p(-PRIOR) / num_locations)))
+    hidden = keras.layers.Dense(hidden_dim, activation="relu", name="cell_hidden", trainable=trainable)  # φ(a_i)
+    logits = keras.layers.Dense(num_attributes, bias_initializer=keras.initializers.Constant(prior_bias), name="attribute_logits", trainable=trainable)  # w_j, b_j
+    return hidden, logits
+
+
+def cell_logits(annotations, cell_hidden, attribute_logits, dropout=None, training: bool = False):
+    """Annotation vectors ``(B, L, D)`` → logits ``z_ij`` ``(B, L, A)`` through the layers of
+    :func:`head_layers` (and ``dropout`` on φ, if given)."""
+    hidden = cell_hidden(ops.cast(annotations, cell_hidden.compute_dtype))  # φ(a_i)  (B, L, H)
+    if dropout is not None:
+        hidden = dropout(hidden, training=training)
+    return attribute_logits(hidden)
+
+
 def noisy_or_loss(evidence, labels):
     """Mean binary cross-entropy of the noisy-OR probabilities ``1 − exp(−s)`` against ``labels`` (0/1,
     ``(B, A)``), computed from the evidence ``s`` without forming ``P``: ``log(1 − P) = −s`` and
@@ -53,17 +89,12 @@ class AttributeDetector(FineTunedEncoder, keras.Model):
         super().__init__(**kwargs)
         self.init_encoder(config or AttributeDetectorConfig(), encoder_weights)  # frozen, or trained from config.fine_tune_from on
         config = self.config
-        self.cell_hidden = keras.layers.Dense(config.hidden_dim, activation="relu", name="cell_hidden")  # φ(a_i)
+        self.cell_hidden, self.attribute_logits = head_layers(config.hidden_dim, config.num_attributes, self.spec.num_locations)
         self.drop = keras.layers.Dropout(config.dropout)
-        # b_j starts where the noisy-OR of L cells gives every attribute a prior of PRIOR: with
-        # b_j = 0 each cell says 0.5 and P_j ≈ 1 for every word, and the first steps only push
-        # all logits down.
-        prior_bias = float(np.log(np.expm1(-np.log1p(-PRIOR) / self.spec.num_locations)))
-        self.attribute_logits = keras.layers.Dense(config.num_attributes, bias_initializer=keras.initializers.Constant(prior_bias), name="attribute_logits")  # w_j, b_j
 
     def cell_logits(self, annotations, training: bool = False):
         """Annotation vectors ``(B, L, D)`` → logits ``z_ij`` ``(B, L, A)``."""
-        return self.attribute_logits(self.drop(self.cell_hidden(ops.cast(annotations, self.compute_dtype)), training=training))
+        return cell_logits(annotations, self.cell_hidden, self.attribute_logits, self.drop, training)
 
     def probabilities(self, annotations):
         """``float32 (B, A)``: the noisy-OR probability of each attribute."""

@@ -16,14 +16,17 @@ E (its §3.2); here ``U`` is a d × d matrix on the embeddings. Training adds th
 regulariser of §3.4, ``g(α) = ‖Σ_t α_t‖_p + Σ_t ‖α_t‖_q`` on α and on β.
 
 The attributes are the detector's (:mod:`.detector`, frozen, copied into this model when a run
-starts), never the reference captions' words: ``start`` ranks the noisy-OR evidence of every
-attribute and keeps the top k, inside the graph, so the exported ``encode`` signature runs the
+starts), never the reference captions' words: ``start`` ranks every attribute by a smooth
+maximum of its cell logits (:func:`.detector.ranking_score`, the noisy-OR's order in a form
+that survives int8) and keeps the top k, inside the graph, so the exported ``encode`` signature runs the
 encoder, the detector and the selection.
 
 In the step contract: state ``h``, ``c``; memory, what depends only on the k attributes:
 ``attribute_embeddings`` (E y^i), ``input_keys`` (U E y^i), ``output_values`` (σ(E y^i)),
 ``output_keys`` (V σ(E y^i)); items: ``attribute_words`` (vocabulary ids) and
-``attribute_probs``; attention ``attribute_attention`` ``(2, k)``: α_t (row 0) and β_t (row 1).
+``attribute_probs`` (the four memory tensors are its ``rows``: one row per attribute); attention
+``attribute_attention`` ``(2, k)``: α_t (row 0) and β_t (row 1). With ``image_every_step`` (not
+the paper's) the memory also holds ``image_context``, ``W^{x,v}' v``, added to every x_t.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from keras import ops
 
 from edgecap.models.base import StepwiseCaptioner
 from edgecap.models.semantic_attention.config import AttributeDetectorConfig, SemanticAttentionConfig
-from edgecap.models.semantic_attention.detector import noisy_or_evidence
+from edgecap.models.semantic_attention.detector import cell_logits, head_layers, noisy_or_evidence, ranking_score
+from edgecap.models.semantic_attention.layers import DiagonalScale, TiedEmbedding
 from edgecap.runtime.contract import AttentionDecl, ItemsDecl, StepContract, TensorDecl
 
 EPS = 1e-6
@@ -84,41 +88,46 @@ class SemanticAttention(StepwiseCaptioner):
         d, A = c.hidden_dim, c.num_attributes
         dense = keras.layers.Dense
         # The detector (Fang et al. 2015), frozen: the same layers as AttributeDetector's.
-        self.cell_hidden = dense(c.detector_hidden_dim, activation="relu", name="cell_hidden", trainable=False)
-        self.attribute_logits = dense(A, name="attribute_logits", trainable=False)
+        self.cell_hidden, self.attribute_logits = head_layers(c.detector_hidden_dim, A, self.spec.num_locations, trainable=False)
         self.attribute_word_ids = self.add_weight(shape=(A,), dtype="int32", initializer="zeros", trainable=False, name="attribute_word_ids")  # attribute j → vocabulary id
-        self.embedding = keras.layers.Embedding(vocab_size, d, name="embedding")  # E, tied with the output (eq. 7)
+        self.embedding = TiedEmbedding(vocab_size, d, name="embedding")  # E, and the output layer with its bias b (eq. 7)
         self.image_input = dense(d, name="image_input")  # W^{x,v}  (eq. 1)
         self.input_bilinear = dense(d, use_bias=False, name="input_bilinear")  # U  (eq. 4)
-        self.input_mix = self.add_weight(shape=(d,), initializer="ones", name="input_mix")  # w^{x,A}  (eq. 5)
+        self.input_mix = DiagonalScale(name="input_mix")  # diag(w^{x,A})  (eq. 5)
         self.input_proj = dense(d, name="input_proj")  # W^{x,Y}  (eq. 5)
+        if c.image_every_step:  # not in the paper (its eq. 1 feeds v once): W^{x,v}' v added to every x_t
+            self.image_step = dense(d, use_bias=False, name="image_step")
         self.lstm_input = dense(4 * d, name="lstm_input")
         self.lstm_hidden = dense(4 * d, use_bias=False, name="lstm_hidden")
         self.output_bilinear = dense(d, use_bias=False, name="output_bilinear")  # V  (eq. 6)
-        self.output_mix = self.add_weight(shape=(d,), initializer="ones", name="output_mix")  # w^{Y,A}  (eq. 7)
+        self.output_mix = DiagonalScale(name="output_mix")  # diag(w^{Y,A})  (eq. 7)
         self.output_proj = dense(d, name="output_proj")  # W^{Y,h}  (eq. 7)
-        self.output_bias = self.add_weight(shape=(vocab_size,), initializer="zeros", name="output_bias")  # b
         self.drop = keras.layers.Dropout(c.dropout)
+        for mix in (self.input_mix, self.output_mix):
+            mix.build((None, d))  # also when its attention is off (an ablation), so every run has one layout
 
     # --- the contract ---------------------------------------------------------------------------
     def step_contract(self) -> StepContract:
         c = self.config
         k, d = c.top_k, c.hidden_dim
-        tensors = [TensorDecl("h", (d,), "state"), TensorDecl("c", (d,), "state")]
+        per_attribute = []  # memory with one row per attribute, in the items' order
         if c.input_attention:
-            tensors += [TensorDecl("attribute_embeddings", (k, d), "memory"), TensorDecl("input_keys", (k, d), "memory")]
+            per_attribute += ["attribute_embeddings", "input_keys"]
         if c.output_attention:
-            tensors += [TensorDecl("output_values", (k, d), "memory"), TensorDecl("output_keys", (k, d), "memory")]
+            per_attribute += ["output_values", "output_keys"]
+        tensors = [TensorDecl("h", (d,), "state"), TensorDecl("c", (d,), "state")] + [TensorDecl(n, (k, d), "memory") for n in per_attribute]
+        if c.image_every_step:
+            tensors.append(TensorDecl("image_context", (d,), "memory"))
         attention = AttentionDecl("attribute_attention", (2, k), "items") if c.input_attention or c.output_attention else None
-        return StepContract(tuple(tensors), attention, ItemsDecl("attribute_words", "attribute_probs", k))
+        return StepContract(tuple(tensors), attention, ItemsDecl("attribute_words", "attribute_probs", k, tuple(per_attribute)))
 
     def detect(self, annotations):
         """Annotation vectors ``(B, L, D)`` → ``(vocabulary ids int32 (B, k), probabilities float32 (B, k))``
-        of the top-k attributes by noisy-OR evidence (the order of their probabilities)."""
-        z = self.attribute_logits(self.cell_hidden(ops.cast(annotations, self.compute_dtype)))  # (B, L, A)
-        evidence = noisy_or_evidence(z)  # Σ_i softplus(z_ij)  (B, A)
-        top, index = ops.top_k(evidence, self.config.top_k)  # (B, k)
-        return ops.take(self.attribute_word_ids, index), 1.0 - ops.exp(-top)  # P_j = 1 − exp(−s_j)
+        of the top-k attributes by :func:`.detector.ranking_score`, with their noisy-OR probabilities."""
+        z = cell_logits(annotations, self.cell_hidden, self.attribute_logits)  # (B, L, A)
+        _, index = ops.top_k(ranking_score(z), self.config.top_k)  # (B, k)
+        evidence = ops.take_along_axis(noisy_or_evidence(z), index, axis=1)  # s_j = Σ_i softplus(z_ij)  (B, k)
+        return ops.take(self.attribute_word_ids, index), 1.0 - ops.exp(-evidence)  # P_j = 1 − exp(−s_j)  (Fang et al. eq. 1)
 
     def lstm(self, x, h, c):
         """One LSTM step (gate order i, f, o, g) from the input x_t ``(B, d)``: ``(h, c)``."""
@@ -130,7 +139,8 @@ class SemanticAttention(StepwiseCaptioner):
     def start(self, annotations, training: bool = False) -> dict:
         annotations = ops.cast(annotations, self.compute_dtype)
         words, probs = self.detect(annotations)
-        x0 = self.drop(self.image_input(ops.mean(annotations, axis=1)), training=training)  # W^{x,v} v  (B, d)
+        v = ops.mean(annotations, axis=1)  # the global image feature  (B, D)
+        x0 = self.drop(self.image_input(v), training=training)  # W^{x,v} v  (B, d)
         zeros = ops.zeros_like(x0)
         h, c = self.lstm(x0, zeros, zeros)  # eq. 1: the image is the LSTM's first input, and only that
         out = {"h": h, "c": c, "attribute_words": words, "attribute_probs": probs}
@@ -140,6 +150,8 @@ class SemanticAttention(StepwiseCaptioner):
         if self.config.output_attention:
             values = ops.tanh(embedded)  # σ(E y^i)
             out.update(output_values=values, output_keys=self.output_bilinear(values))
+        if self.config.image_every_step:
+            out["image_context"] = self.image_step(v)  # W^{x,v}' v  (B, d)
         return out
 
     def step(self, tokens, state: dict, memory: dict, training: bool = False):
@@ -150,15 +162,17 @@ class SemanticAttention(StepwiseCaptioner):
         alpha = beta = zeros
         if cfg.input_attention:
             alpha = ops.softmax(ops.sum(word[:, None, :] * memory["input_keys"], axis=-1), axis=-1)  # eq. 4  (B, k)
-            word = word + ops.cast(self.input_mix, word.dtype) * ops.sum(alpha[..., None] * memory["attribute_embeddings"], axis=1)  # eq. 5
-        x = self.drop(self.input_proj(word), training=training)  # x_t  (B, d)
+            word = word + self.input_mix(ops.sum(alpha[..., None] * memory["attribute_embeddings"], axis=1))  # eq. 5
+        x = self.input_proj(word)  # x_t  (B, d)
+        if cfg.image_every_step:
+            x = x + memory["image_context"]
+        x = self.drop(x, training=training)
         h, c = self.lstm(x, state["h"], state["c"])
         out = h
         if cfg.output_attention:
             beta = ops.softmax(ops.sum(h[:, None, :] * memory["output_keys"], axis=-1), axis=-1)  # eq. 6  (B, k)
-            out = h + ops.cast(self.output_mix, h.dtype) * ops.sum(beta[..., None] * memory["output_values"], axis=1)  # eq. 7
-        z = ops.cast(self.output_proj(self.drop(out, training=training)), "float32")  # W^{Y,h}(…)  (B, d)
-        logits = ops.matmul(z, ops.transpose(ops.cast(self.embedding.embeddings, "float32"))) + self.output_bias  # E tied  (B, V)
+            out = h + self.output_mix(ops.sum(beta[..., None] * memory["output_values"], axis=1))  # eq. 7
+        logits = self.embedding(self.output_proj(self.drop(out, training=training)), reverse=True)  # E W^{Y,h}(…) + b  float32 (B, V)
         attention = ops.concatenate([alpha, beta], axis=-1) if cfg.input_attention or cfg.output_attention else None  # (B, 2k)
         return logits, {"h": h, "c": c}, attention
 

@@ -45,6 +45,21 @@ def test_noisy_or_loss_is_the_likelihood_of_the_weak_labels():
     assert float(noisy_or_loss(evidence, labels)) == pytest.approx(by_hand, rel=1e-5)
 
 
+def test_the_ranking_score_orders_attributes_as_the_noisy_or():
+    """Where the cells' probabilities are small, ``log Σ_i exp(z_ij) ≈ log Σ_i softplus(z_ij)``:
+    the captioner's top k are the noisy-OR's; and the score is a smooth maximum over the cells."""
+    from edgecap.models.semantic_attention.detector import noisy_or_evidence, ranking_score
+
+    rng = np.random.default_rng(0)
+    levels = rng.permutation(np.linspace(-9, -3, 64))  # each attribute's typical logit
+    z = (levels + rng.normal(0, 0.5, size=(4, 49, 64))).astype(np.float32)  # (B, L, A)
+    r, s = np.asarray(ranking_score(z)), np.asarray(noisy_or_evidence(z))
+    np.testing.assert_allclose(np.exp(r), s, rtol=0.05)
+    for a, b in zip(r, s):
+        assert list(np.argsort(-a)[:10]) == list(np.argsort(-b)[:10])
+    assert np.all(r >= z.max(axis=1)) and np.all(r <= z.max(axis=1) + np.log(49) + 1e-5)
+
+
 def test_attribute_scores_on_a_toy_set():
     labels = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]])
     scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.1], [0.3, 0.7, 0.0]])
@@ -115,7 +130,7 @@ def _captioner_config(cfg, detector: str, **model):
     return cfg
 
 
-def test_without_attention_the_photo_enters_at_the_first_step_only():
+def test_the_photo_enters_at_the_first_step_only_unless_image_every_step():
     """You et al. eq. 1: after ``start`` the step depends on the photo only through h and c."""
     import keras
 
@@ -132,6 +147,13 @@ def test_without_attention_the_photo_enters_at_the_first_step_only():
     same = {n: np.repeat(np.asarray(v)[:1], 2, 0) for n, v in state.items()}
     log_probs, _, _ = model.decode_step(np.array([1, 1], np.int32), same, memory)
     np.testing.assert_allclose(log_probs[0], log_probs[1], atol=1e-6)
+    # model.image_every_step (not the paper's): the photo reaches every step through the memory
+    model = SemanticAttention(12, SemanticAttentionConfig(encoder_weights="none", num_attributes=8, detector_hidden_dim=16, top_k=3, hidden_dim=16, input_attention=False, output_attention=False, image_every_step=True))
+    model.build()
+    state, memory = model.split(model.start(annotations))
+    assert set(memory) == {"image_context"}
+    log_probs, _, _ = model.decode_step(np.array([1, 1], np.int32), {n: np.repeat(np.asarray(v)[:1], 2, 0) for n, v in state.items()}, memory)
+    assert not np.allclose(log_probs[0], log_probs[1], atol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -162,14 +184,14 @@ def test_the_captioner_trains_on_the_detected_attributes(captioner_run, detector
 
 
 def test_a_warm_start_copies_every_trained_weight(captioner_run):
-    """``train.init_from`` (e.g. for self-critical training) takes the attention mixes and the
-    output bias too: weights of the model itself, outside its layers."""
+    """``train.init_from`` (e.g. for self-critical training) takes every trained weight, the
+    attention mixes and the output bias included."""
     from edgecap.training.trainer import build_model, load_run, warm_start
 
     cfg, vocab, trained = load_run(captioner_run)
     fresh = build_model(cfg, len(vocab), encoder_weights="none")
     warm_start(fresh, captioner_run)
-    assert not np.allclose(trained.input_mix.numpy(), 1.0)  # trained away from its initial value
+    assert not np.allclose(trained.input_mix.scale.numpy(), 1.0)  # trained away from its initial value
     for ours, theirs in zip(fresh.trainable_weights, trained.trainable_weights):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy(), err_msg=ours.path)
 
