@@ -168,13 +168,14 @@ def select_decoding(run_dir, beam_sizes, length_penalties, no_repeat_ngram_sizes
 @click.option("--float32", "mode", flag_value="float32", default=True, help="Float32 weights and activations (default).")
 @click.option("--float16", "mode", flag_value="float16", help="Float16 weights.")
 @click.option("--dynamic", "mode", flag_value="dynamic", help="Int8 weights, float activations (dynamic range).")
-@click.option("--int8", "mode", flag_value="int8", help="Full-integer int8, calibrated on training photos.")
+@click.option("--int8", "mode", flag_value="int8", help="Int8 weights and activations, calibrated on training photos; the encoder's stem stays float32 (MobileNetV2: Conv1 and blocks 0-3), unless --full-integer.")
+@click.option("--full-integer", is_flag=True, help="With --int8: every op in int8, the encoder's stem too (for integer-only accelerators; less accurate).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Output file (default: ./<model name>_<mode>.tflite, e.g. show_attend_tell_flickr8k_int8.tflite).")
 @click.option("--data-root", help="Dataset folder for calibration (training photos) and verification (dev photos); default: the run's data.root or $EDGECAP_DATA_ROOT. Without it, the example photos are used and an int8 export usually fails verification.")
 @click.option("--calibration-images", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--verify-images", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--version", "model_version", default=__version__, show_default=True, help="Version string stored in the model metadata.")
-def export(source, mode, output, data_root, calibration_images, verify_images, model_version):
+def export(source, mode, output, data_root, calibration_images, verify_images, model_version, full_integer):
     """Export SOURCE (a run directory; default: the released model's checkpoint) to one .tflite file
     with `encode` and `decode_step` signatures, then verify it against Keras.
 
@@ -187,7 +188,9 @@ def export(source, mode, output, data_root, calibration_images, verify_images, m
 
     source = Path(source) if source else released_dir()
     try:
-        result = run_export(source, mode, output, data_root, calibration_images, verify_images, model_version)
+        if full_integer and mode != "int8":
+            raise ValueError("--full-integer applies to --int8 only")
+        result = run_export(source, mode, output, data_root, calibration_images, verify_images, model_version, full_integer)
     except (ValueError, OSError, RuntimeError) as e:
         _fail(str(e))
     click.echo(result.report.summary())

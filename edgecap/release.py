@@ -33,6 +33,7 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
     """
     from edgecap.evaluation.evaluate import evaluate
     from edgecap.export.command import run_export
+    from edgecap.export.exporter import int8_float_layers
     from edgecap.paths import DEFAULT_PRESET
     from edgecap.runtime.presets import SUFFIX
     from edgecap.training.trainer import BEST, CONFIG, DECODING, STATE, VOCAB, load_run
@@ -45,7 +46,8 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
         return release_alignment(run_dir, out_dir, cfg, data_root, ("float32", "int8"), threads, version, command)
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     k, lp, nr = cfg.decode.beam_size, cfg.decode.length_penalty, cfg.decode.no_repeat_ngram_size
-    card: dict = {"name": name, "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
+    card: dict = {"name": name, "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {},
+                  "int8_float_layers": int8_float_layers(model, "int8")}
     previous = run_dir / f"{name}.card.json"  # releasing a released folder again keeps its provenance
     if (run_dir / STATE).is_file():
         state = json.loads((run_dir / STATE).read_text())
@@ -195,6 +197,9 @@ def model_card_markdown(card: dict) -> str:
         "checkpoint selected on dev CIDEr-D; decoding chosen on dev.",
         f"- Decoding: beam size {card['beam_size']}, length penalty {card['length_penalty']}, no-repeat n-gram size {card.get('no_repeat_ngram_size', 0)} (0 = off).",
     ]
+    if card.get("int8_float_layers"):
+        lines.append(f"- The int8 file: int8 weights and activations except the encoder's stem (layers matching `{card['int8_float_layers']}`), "
+                     "kept in float32 (`edgecap export --int8`; `--full-integer` quantizes it too, less accurately).")
     if "training" in card:
         t = card["training"]
         how = "teacher-forced cross-entropy"

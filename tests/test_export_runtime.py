@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -157,19 +158,43 @@ def test_builtin_model_captions_the_examples(examples):
     assert "cat" in captions[str(examples / "chelsea.jpg")] or "dog" in captions[str(examples / "chelsea.jpg")]
 
 
-def test_int8_export_is_full_integer_with_a_uint8_image_input(tiny_run, tmp_path, examples):
+def _conv_weights(path) -> list[tuple[str, str]]:
+    """``(layer name, weight dtype)`` of every convolution in every signature of a ``.tflite``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(md.flatbuffer(Path(path).read_bytes()), 0)
+    convs = (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D)
+    dtypes = {schema.TensorType.FLOAT32: "float32", schema.TensorType.INT8: "int8"}
+    out = []
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) in convs:
+                out.append((graph.Tensors(op.Outputs(0)).Name().decode(), dtypes.get(graph.Tensors(op.Inputs(1)).Type(), "other")))
+    return out
+
+
+def test_int8_keeps_the_encoder_stem_float32_and_full_integer_quantizes_every_layer(tiny_run, tmp_path, examples):
     from edgecap.export.exporter import export_model, representative_dataset
     from edgecap.training.trainer import load_run
 
     _, vocab, model = load_run(tiny_run)
     photos = sorted(examples.glob("*.jpg"))
-    out = export_model(model, vocab, tmp_path / "tiny_int8.tflite", "int8", lambda: representative_dataset(model, photos, ["a photo of a thing"] * 3, vocab))
-    captioner = Captioner.from_file(out, CaptionerOptions(beam_size=2))
-    enc_in = captioner.encode_signature.input_details["image"]
-    assert enc_in["dtype"] == np.uint8 and list(enc_in["shape"]) == [1, 224, 224, 3]
-    weights = [d for d in captioner.interpreter.get_tensor_details() if d["name"].endswith("MatMul") or "Conv2D" in d["name"]]
-    assert weights and all(d["dtype"] in (np.int8, np.int32) for d in weights)
-    assert captioner.caption(photos[0]).attention.shape[1:] == (7, 7)
+    stem = re.compile(model.spec.int8_float_layers)
+    files = {full: export_model(model, vocab, tmp_path / f"tiny_int8_{full}.tflite", "int8", lambda: representative_dataset(model, photos, ["a photo of a thing"] * 3, vocab), full_integer=full)
+             for full in (True, False)}
+    full_integer, mixed = _conv_weights(files[True]), _conv_weights(files[False])
+    assert len(full_integer) == len(mixed) >= 50 and {t for _, t in full_integer} == {"int8"}
+    assert {stem.search(name) is not None for name, t in mixed if t == "float32"} == {True}  # only the stem is float32 ...
+    assert sum(t == "float32" for _, t in mixed) >= 10 and sum(t == "int8" for _, t in mixed) >= 30  # ... and the rest stays int8
+    for full, path in files.items():
+        captioner = Captioner.from_file(path, CaptionerOptions(beam_size=2))
+        enc_in = captioner.encode_signature.input_details["image"]
+        assert enc_in["dtype"] == np.uint8 and list(enc_in["shape"]) == [1, 224, 224, 3]
+        assert captioner.metadata.extra["int8_float_layers"] == ("" if full else model.spec.int8_float_layers)
+        assert captioner.caption(photos[0]).attention.shape[1:] == (7, 7)
 
 
 @needs_release
@@ -180,8 +205,8 @@ def test_int8_agrees_with_keras_on_most_greedy_words(tmp_path):
 
     result = run_export(released_dir(), "int8", tmp_path / "int8.tflite", calibration_images=100, verify_images=40)
     r = result.report
-    # measured on the released model (export/show_attend_tell_flickr8k.md, 100 dev images): 0.64 of greedy words
-    # agree and greedy BLEU-4 moves by -1.3; on the test split with beam 3 it moves by -0.3.
+    # measured on the released model (export/show_attend_tell_flickr8k.md, 100 dev images): 0.79 of greedy words
+    # agree and greedy BLEU-4 moves by -1.6; on the test split with beam 3 it moves by +0.04.
     assert r.passed and r.token_agreement >= 0.5 and abs(r.bleu4_diff) <= 4.0, r.summary()
     assert result.size_bytes <= 8_000_000
 

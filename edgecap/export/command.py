@@ -39,13 +39,17 @@ def _example_items() -> list[CaptionedImage]:
     return [CaptionedImage(p.name, p, ["a photo"]) for p in photos]
 
 
-def run_export(source: str | Path, mode: str, output: str | Path | None, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0") -> ExportResult:
+def run_export(source: str | Path, mode: str, output: str | Path | None, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0",
+               full_integer: bool = False) -> ExportResult:
     """Export ``source`` (a run directory) in ``mode``; verify against Keras; write ``output``.
 
     ``output`` None writes ``./<model name>_<dataset>_<mode>.tflite``. Calibration uses
     training photos and verification dev photos of the run's dataset; when the dataset is not
     on this machine both fall back to the photos in ``examples/`` (with a warning: an int8
     model calibrated on three photos is poor and usually fails verification).
+
+    ``int8`` keeps the encoder's stem in float32 (``spec.int8_float_layers``) unless
+    ``full_integer``.
 
     Also writes ``<output>.verify.json``: the verification report (agreement with Keras on
     the check photos, see :class:`edgecap.export.verify.VerifyReport`), pass or fail.
@@ -70,7 +74,7 @@ def run_export(source: str | Path, mode: str, output: str | Path | None, data_ro
     if task == "retrieval":
         from edgecap.export.embedding import run_alignment_export
 
-        return run_alignment_export(source, cfg, vocab, model, mode, output, data_root, calibration_images, verify_images, version)
+        return run_alignment_export(source, cfg, vocab, model, mode, output, data_root, calibration_images, verify_images, version, full_integer)
     try:
         splits = read_splits(cfg, ("train", "dev"), data_root)
         calib, check = _spread(splits["train"], calibration_images), _spread(splits["dev"], verify_images)
@@ -92,7 +96,7 @@ def run_export(source: str | Path, mode: str, output: str | Path | None, data_ro
     try:
         staged = export_model(model, vocab, scratch / "staged.tflite", mode, calibration if mode == "int8" else None, name=name, version=version, architecture=cfg.model.architecture,
                               max_length=cfg.decode.max_length, beam_size=cfg.decode.beam_size, length_penalty=cfg.decode.length_penalty,
-                              no_repeat_ngram_size=cfg.decode.no_repeat_ngram_size, extra=extra, verified=False, scratch_dir=scratch)
+                              no_repeat_ngram_size=cfg.decode.no_repeat_ngram_size, extra=extra, verified=False, scratch_dir=scratch, full_integer=full_integer)
         captioner = Captioner.from_file(staged, CaptionerOptions(beam_size=1), allow_unverified=True)
         report = verify_export(model, captioner, [it.path for it in check], [it.captions for it in check], mode, cfg.decode.max_length)
         atomic_write_text(output.with_name(output.name + ".verify.json"), json.dumps(report.as_dict(), indent=1))

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.retrieval import recall_at_k, rsum
-from edgecap.export.exporter import ExportError, convert
+from edgecap.export.exporter import ExportError, convert, int8_float_layers
 from edgecap.runtime import metadata as md
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors
 from edgecap.runtime.preprocessing import load_image
@@ -157,14 +157,18 @@ def verify_embedding(model, retriever, image_paths: Sequence, sentences: Sequenc
 
 
 def export_alignment(model, vocab: Vocabulary, out_path: str | Path, mode: str = "int8", calibration=None, name: str = "visual_semantic_alignment_flickr8k", version: str = "0",
-                     extra: dict | None = None, verified: bool = True, scratch_dir: str | Path | None = None) -> Path:
+                     extra: dict | None = None, verified: bool = True, scratch_dir: str | Path | None = None, full_integer: bool = False) -> Path:
     """Convert ``model`` and write ``out_path`` atomically with the edgecap metadata (task ``"retrieval"``).
+
+    ``full_integer``: as in :func:`edgecap.export.exporter.export_model`.
 
     Raises:
         ValueError, ExportError: see :func:`edgecap.export.exporter.convert`.
     """
     with tempfile.TemporaryDirectory(prefix="saved-model-", dir=scratch_dir) as tmp:
-        flatbuffer = convert(saved_model(model, Path(tmp) / "saved_model"), mode, calibration, SIGNATURES)
+        float_layers = int8_float_layers(model, mode, full_integer)
+        flatbuffer = convert(saved_model(model, Path(tmp) / "saved_model"), mode, calibration, SIGNATURES, float_layers)
+    extra = {**(extra or {}), **({"int8_float_layers": float_layers} if mode == "int8" else {})}
     meta = md.ModelMetadata(
         name=name, version=version, architecture="alignment", quantization=mode, vocabulary=list(vocab.words), image_size=model.spec.image_size,
         normalization=model.spec.normalization, contract=embedding_contract(model), task="retrieval", max_length=model.config.max_words, extra=extra or {},
@@ -173,7 +177,8 @@ def export_alignment(model, vocab: Vocabulary, out_path: str | Path, mode: str =
     return Path(out_path)
 
 
-def run_alignment_export(source: str | Path, cfg, vocab: Vocabulary, model, mode: str, output: str | Path | None, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0"):
+def run_alignment_export(source: str | Path, cfg, vocab: Vocabulary, model, mode: str, output: str | Path | None, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0",
+                         full_integer: bool = False):
     """``edgecap export`` of an alignment run: convert, verify against Keras, then write ``output``.
 
     Calibration uses training photos and sentences, verification dev photos and their five
@@ -206,7 +211,7 @@ def run_alignment_export(source: str | Path, cfg, vocab: Vocabulary, model, mode
     extra = {"source_run": str(source), "dataset": cfg.data.dataset, "calibration_images": len(calib) if mode == "int8" else 0}
     scratch = work_dir(output.resolve().parent, f".{output.name}.export-")
     try:
-        staged = export_alignment(model, vocab, scratch / "staged.tflite", mode, calibration if mode == "int8" else None, name=name, version=version, extra=extra, verified=False, scratch_dir=scratch)
+        staged = export_alignment(model, vocab, scratch / "staged.tflite", mode, calibration if mode == "int8" else None, name=name, version=version, extra=extra, verified=False, scratch_dir=scratch, full_integer=full_integer)
         retriever = Retriever.from_file(staged, allow_unverified=True)
         report = verify_embedding(model, retriever, [it.path for it in check], [it.captions for it in check], mode)
         atomic_write_text(output.with_name(output.name + ".verify.json"), json.dumps(report.as_dict(), indent=1))

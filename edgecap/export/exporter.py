@@ -17,6 +17,7 @@ metadata records; nothing here knows a model's tensors:
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -99,18 +100,48 @@ def representative_dataset(model, image_paths: Sequence[str | Path], captions: S
             _, state, _ = step(tf.constant([token], tf.int32), state, memory)
 
 
-def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None, signature_keys: Sequence[str] = ("encode", "decode_step")) -> bytes:
+def _op_output_names(flatbuffer: bytes) -> list[str]:
+    """The output tensor names of every operator in every subgraph (signature) of a ``.tflite``."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    names = []
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            names += [graph.Tensors(op.Outputs(k)).Name().decode() for k in range(op.OutputsLength())]
+    return names
+
+
+def _int8_with_float_layers(converter, calibration, float_layers: str) -> bytes:
+    """Calibrate once, then quantize every op to int8 except those whose output tensor name
+    matches ``float_layers`` (TFLite's selective quantization, through
+    ``tf.lite.experimental.QuantizationDebugger``'s ``denylisted_nodes``)."""
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=calibration)
+    pattern = re.compile(float_layers)
+    nodes = sorted({n for n in _op_output_names(debugger.quant_model) if pattern.search(n) and "NumericVerify" not in n})
+    if not nodes:
+        raise ExportError(f"no layer of the model matches the float32 layers {float_layers!r}")
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    return debugger.get_nondebug_quantized_model()
+
+
+def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None, signature_keys: Sequence[str] = ("encode", "decode_step"), float_layers: str = "") -> bytes:
     """SavedModel → TFLite flatbuffer in one of :data:`MODES`.
 
     Args:
         mode: ``float32``; ``float16`` (weights in float16); ``dynamic`` (int8 weights, float
-            activations); ``int8`` (full-integer, int8 builtins only; needs ``calibration``).
+            activations); ``int8`` (int8 weights and activations, calibrated; needs ``calibration``).
         calibration: zero-argument callable returning the representative dataset iterator.
         signature_keys: the SavedModel's endpoints to convert.
+        float_layers: ``int8`` only: a regular expression over the converted ops' output
+            tensor names (which hold the Keras layer names); matching ops stay float32, with
+            quantize/dequantize around them. ``""``: full-integer (int8 builtins only).
 
     Raises:
         ValueError: unknown mode, or ``int8`` without calibration.
-        ExportError: the converter failed.
+        ExportError: the converter failed, or ``float_layers`` matches no op.
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
@@ -123,17 +154,29 @@ def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None
         if calibration is None:
             raise ValueError("int8 export needs a representative dataset")
         converter.representative_dataset = calibration
-        # Full-integer: int8 builtins only. Inputs/outputs stay float32 (and the image uint8,
-        # cast inside the graph): inference_input_type would also turn h, c into integers.
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if not float_layers:
+            # Full-integer: int8 builtins only. Inputs/outputs stay float32 (and the image uint8,
+            # cast inside the graph): inference_input_type would also turn h, c into integers.
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
+        if mode == "int8" and float_layers:
+            return _int8_with_float_layers(converter, calibration, float_layers)
         return converter.convert()
+    except ExportError:
+        raise
     except Exception as e:  # the converter raises many types; report one
         raise ExportError(f"TFLite conversion ({mode}) failed: {e}") from e
 
 
+def int8_float_layers(model, mode: str, full_integer: bool = False) -> str:
+    """The layers an export of ``model`` in ``mode`` keeps in float32: for ``int8``, the
+    encoder's ``spec.int8_float_layers`` (MobileNetV2: its stem) unless ``full_integer``;
+    ``""`` otherwise. Recorded in the file's metadata as ``extra["int8_float_layers"]``."""
+    return model.spec.int8_float_layers if mode == "int8" and not full_integer else ""
+
+
 def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "float32", calibration=None, name: str = "show_attend_tell_flickr8k", version: str = "0", max_length: int = 20, beam_size: int = 3, length_penalty: float = 0.0, extra: dict | None = None,
-                 no_repeat_ngram_size: int = 0, architecture: str = "show_attend_tell", verified: bool = True, scratch_dir: str | Path | None = None) -> Path:
+                 no_repeat_ngram_size: int = 0, architecture: str = "show_attend_tell", verified: bool = True, scratch_dir: str | Path | None = None, full_integer: bool = False) -> Path:
     """Convert ``model`` and write ``out_path`` atomically with the edgecap metadata packed in.
 
     Args:
@@ -143,6 +186,8 @@ def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "fl
         verified: False marks the file as not yet checked against Keras: the runtime refuses
             it until it is re-packed as verified (:func:`edgecap.export.command.run_export`).
         scratch_dir: where the intermediate SavedModel goes (default: the system's temp folder).
+        full_integer: ``int8`` only: quantize every op, the encoder's
+            ``spec.int8_float_layers`` included (see :func:`int8_float_layers`).
 
     Returns:
         ``out_path``.
@@ -152,7 +197,9 @@ def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "fl
     """
     spec = model.spec
     with tempfile.TemporaryDirectory(prefix="saved-model-", dir=scratch_dir) as tmp:
-        flatbuffer = convert(saved_model(model, Path(tmp) / "saved_model"), mode, calibration)
+        float_layers = int8_float_layers(model, mode, full_integer)
+        flatbuffer = convert(saved_model(model, Path(tmp) / "saved_model"), mode, calibration, float_layers=float_layers)
+    extra = {**(extra or {}), **({"int8_float_layers": float_layers} if mode == "int8" else {})}
     meta = md.ModelMetadata(
         name=name, version=version, architecture=architecture, quantization=mode, vocabulary=list(vocab.words),
         image_size=spec.image_size, normalization=spec.normalization, contract=model.step_contract().to_dict(),
