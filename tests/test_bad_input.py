@@ -187,6 +187,12 @@ def test_a_damaged_model_ends_the_batch_with_one_error_naming_it(tiny_float32, e
     assert out.stdout == ""
 
 
+def test_full_integer_without_int8_is_refused_by_name(tmp_path):
+    out = _cli("export", "--float16", "--full-integer", "-o", str(tmp_path / "m.tflite"))
+    assert out.returncode != 0 and "--full-integer applies to --int8 only" in out.stderr and "Traceback" not in out.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_commands_that_need_tensorflow_say_which_extra_to_install(tmp_path):
     """A base install (runtime only) gets one line saying to install edgecap[train], not a ModuleNotFoundError."""
     script = textwrap.dedent("""
