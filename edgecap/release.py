@@ -33,7 +33,6 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
     """
     from edgecap.evaluation.evaluate import evaluate
     from edgecap.export.command import run_export
-    from edgecap.export.exporter import int8_float_layers
     from edgecap.paths import DEFAULT_PRESET
     from edgecap.runtime.presets import SUFFIX
     from edgecap.training.trainer import BEST, CONFIG, DECODING, STATE, VOCAB, load_run
@@ -46,8 +45,7 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
         return release_alignment(run_dir, out_dir, cfg, data_root, ("float32", "int8"), threads, version, command)
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     k, lp, nr = cfg.decode.beam_size, cfg.decode.length_penalty, cfg.decode.no_repeat_ngram_size
-    card: dict = {"name": name, "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {},
-                  "int8_float_layers": int8_float_layers(model, "int8")}
+    card: dict = {"name": name, "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
     previous = run_dir / f"{name}.card.json"  # releasing a released folder again keeps its provenance
     if (run_dir / STATE).is_file():
         state = json.loads((run_dir / STATE).read_text())
@@ -89,10 +87,12 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
 
 
 def _keep_int8(path: Path, card: dict, released: Path) -> Path:
-    """Write the int8 file ``path`` to ``released`` with its test scores in its metadata."""
+    """Write the int8 file ``path`` to ``released`` with its test scores in its metadata (and
+    note in ``card`` which layers it kept in float32)."""
     from edgecap.runtime import metadata as md
 
     data, meta = md.read_file(path)
+    card["int8_float_layers"] = meta.extra.get("int8_float_layers", "")
     meta.extra["test_scores"] = {m: round(v, 2) for m, v in card["results"]["tflite int8"].items()}
     with atomic_path(released) as tmp:
         tmp.write_bytes(md.pack(md.flatbuffer(data), meta))

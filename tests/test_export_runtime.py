@@ -159,21 +159,10 @@ def test_builtin_model_captions_the_examples(examples):
 
 
 def _conv_weights(path) -> list[tuple[str, str]]:
-    """``(layer name, weight dtype)`` of every convolution in every signature of a ``.tflite``."""
-    from tensorflow.lite.python import schema_py_generated as schema
+    """``(layer name, weight type)`` of every convolution in every signature of a ``.tflite``."""
+    from edgecap.runtime.ops import operators
 
-    model = schema.Model.GetRootAsModel(md.flatbuffer(Path(path).read_bytes()), 0)
-    convs = (schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D)
-    dtypes = {schema.TensorType.FLOAT32: "float32", schema.TensorType.INT8: "int8"}
-    out = []
-    for g in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(g)
-        for o in range(graph.OperatorsLength()):
-            op = graph.Operators(o)
-            code = model.OperatorCodes(op.OpcodeIndex())
-            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) in convs:
-                out.append((graph.Tensors(op.Outputs(0)).Name().decode(), dtypes.get(graph.Tensors(op.Inputs(1)).Type(), "other")))
-    return out
+    return [(op.outputs[0], op.weight_type) for op in operators(md.flatbuffer(Path(path).read_bytes())) if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D")]
 
 
 def test_int8_keeps_the_encoder_stem_float32_and_full_integer_quantizes_every_layer(tiny_run, tmp_path, examples):
@@ -186,9 +175,9 @@ def test_int8_keeps_the_encoder_stem_float32_and_full_integer_quantizes_every_la
     files = {full: export_model(model, vocab, tmp_path / f"tiny_int8_{full}.tflite", "int8", lambda: representative_dataset(model, photos, ["a photo of a thing"] * 3, vocab), full_integer=full)
              for full in (True, False)}
     full_integer, mixed = _conv_weights(files[True]), _conv_weights(files[False])
-    assert len(full_integer) == len(mixed) >= 50 and {t for _, t in full_integer} == {"int8"}
-    assert {stem.search(name) is not None for name, t in mixed if t == "float32"} == {True}  # only the stem is float32 ...
-    assert sum(t == "float32" for _, t in mixed) >= 10 and sum(t == "int8" for _, t in mixed) >= 30  # ... and the rest stays int8
+    assert len(full_integer) == len(mixed) >= 50 and {t for _, t in full_integer} == {"INT8"}
+    assert {stem.search(name) is not None for name, t in mixed if t == "FLOAT32"} == {True}  # only the stem is float32 ...
+    assert sum(t == "FLOAT32" for _, t in mixed) >= 10 and sum(t == "INT8" for _, t in mixed) >= 30  # ... and the rest stays int8
     for full, path in files.items():
         captioner = Captioner.from_file(path, CaptionerOptions(beam_size=2))
         enc_in = captioner.encode_signature.input_details["image"]

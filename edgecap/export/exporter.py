@@ -29,6 +29,7 @@ import tensorflow as tf
 from edgecap.data.vocabulary import Vocabulary
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import LOG_PROBS, TOKENS, StepContract
+from edgecap.runtime.ops import operators
 from edgecap.runtime.preprocessing import load_image
 from edgecap.utils import atomic_write_bytes
 
@@ -100,27 +101,14 @@ def representative_dataset(model, image_paths: Sequence[str | Path], captions: S
             _, state, _ = step(tf.constant([token], tf.int32), state, memory)
 
 
-def _op_output_names(flatbuffer: bytes) -> list[str]:
-    """The output tensor names of every operator in every subgraph (signature) of a ``.tflite``."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(flatbuffer, 0)
-    names = []
-    for g in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(g)
-        for o in range(graph.OperatorsLength()):
-            op = graph.Operators(o)
-            names += [graph.Tensors(op.Outputs(k)).Name().decode() for k in range(op.OutputsLength())]
-    return names
-
-
 def _int8_with_float_layers(converter, calibration, float_layers: str) -> bytes:
     """Calibrate once, then quantize every op to int8 except those whose output tensor name
     matches ``float_layers`` (TFLite's selective quantization, through
     ``tf.lite.experimental.QuantizationDebugger``'s ``denylisted_nodes``)."""
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=calibration)
     pattern = re.compile(float_layers)
-    nodes = sorted({n for n in _op_output_names(debugger.quant_model) if pattern.search(n) and "NumericVerify" not in n})
+    # the debugger's model also holds NumericVerify ops (custom), one per quantized op: skipped
+    nodes = sorted({n for op in operators(debugger.quant_model) if op.name != "CUSTOM" for n in op.outputs if pattern.search(n)})
     if not nodes:
         raise ExportError(f"no layer of the model matches the float32 layers {float_layers!r}")
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)

@@ -1,4 +1,6 @@
-"""Multiply-accumulates of a signature, counted from the ``.tflite`` file's own operators (no TensorFlow).
+"""A ``.tflite`` file's own operators, read from the flatbuffer (no TensorFlow): the
+multiply-accumulates of a signature (:func:`signature_macs`) and every operator's type, output
+names and weight type (:func:`operators`).
 
 Reads the flatbuffer with the TFLite schema that ships with the interpreter package
 (``ai_edge_litert``, else ``tflite_runtime``/``tensorflow``). Counted: ``FULLY_CONNECTED``,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from math import prod
 
 
@@ -24,6 +27,51 @@ def _schema():
         except ImportError:
             continue
     raise ImportError("no TFLite schema module found (pip install ai-edge-litert)")
+
+
+def _builtin_code(model, node) -> int:
+    opcode = model.OperatorCodes(node.OpcodeIndex())
+    return max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator of a ``.tflite`` file.
+
+    Attributes:
+        subgraph: index of its subgraph (one per signature).
+        name: builtin operator name, e.g. ``"CONV_2D"``.
+        outputs: its output tensors' names (the converter names them after the Keras layers).
+        weight_type: element type of its second input, the weights of a convolution or fully
+            connected layer (e.g. ``"INT8"``, ``"FLOAT32"``), ``""`` without one.
+    """
+
+    subgraph: int
+    name: str
+    outputs: tuple[str, ...]
+    weight_type: str
+
+
+def operators(model_bytes: bytes) -> list[Operator]:
+    """Every operator of every subgraph of a ``.tflite`` flatbuffer, in order.
+
+    Raises:
+        ImportError: no TFLite schema module installed.
+    """
+    s = _schema()
+    op_names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
+    model = s.Model.GetRootAs(model_bytes, 0)
+    out = []
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for k in range(graph.OperatorsLength()):
+            node = graph.Operators(k)
+            ins = [int(j) for j in node.InputsAsNumpy()] if node.InputsLength() else []
+            weight = type_names.get(graph.Tensors(ins[1]).Type(), "") if len(ins) > 1 and ins[1] >= 0 else ""
+            names = tuple(graph.Tensors(int(j)).Name().decode() for j in node.OutputsAsNumpy())
+            out.append(Operator(g, op_names.get(_builtin_code(model, node), "CUSTOM"), names, weight))
+    return out
 
 
 def signature_macs(model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]) -> int:
@@ -51,8 +99,7 @@ def signature_macs(model_bytes: bytes, signature_key: str, tensor_shape: Callabl
     total = 0
     for k in range(graph.OperatorsLength()):
         node = graph.Operators(k)
-        opcode = model.OperatorCodes(node.OpcodeIndex())
-        code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
+        code = _builtin_code(model, node)
         ins = [int(j) for j in node.InputsAsNumpy()]
         out = list(tensor_shape(int(node.OutputsAsNumpy()[0])))
         if code == op.FULLY_CONNECTED:
