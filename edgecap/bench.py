@@ -7,9 +7,10 @@ one ``decode_step`` at B = 1 and B = 3, whole captions (preprocess + encode + de
 and with beam 3 as ``edgecap caption`` runs them (no attention maps read back), the share of
 caption time spent outside the interpreter's ``Invoke``, peak memory, the MACs of ``encode``
 and of a step (counted from the file's own operators, :mod:`edgecap.runtime.ops`), and
-``floor_ms``: those MACs divided by this machine's int8 rate, measured in the same process
-with a small int8 layer (:mod:`edgecap.export.probe`), so every time reads as a ratio to the
-hardware's limit. With TensorFlow installed, the Keras float model generating greedily step by
+``floor_ms``: the integer MACs divided by this machine's int8 rate plus the float MACs (a
+float32 file, or the float32 stem of an int8 file) divided by its float32 rate, both measured
+in the same process with a small layer of each kind (:mod:`edgecap.export.probe`), so every
+time reads as a ratio to the hardware's limit. With TensorFlow installed, the Keras float model generating greedily step by
 step in eager mode (as the TensorFlow image-captioning tutorial does) is timed too.
 """
 
@@ -29,7 +30,10 @@ import numpy as np
 
 from edgecap.runtime.preprocessing import load_image
 
-PROBE = Path(__file__).parent / "assets" / "int8_probe.tflite"
+PROBES = {  # kind of arithmetic → (probe file, its input shape and dtype); 16.8 M MACs each
+    "int8": (Path(__file__).parent / "assets" / "int8_probe.tflite", (64, 512), np.int8),
+    "float": (Path(__file__).parent / "assets" / "float32_probe.tflite", (256, 256), np.float32),
+}
 PROBE_MACS = 64 * 512 * 512
 
 
@@ -71,22 +75,30 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def int8_rate_gmacs(threads: int, repeats: int = 50) -> float:
-    """This machine's int8 rate in GMAC/s: the probe layer's MACs over its median invoke time."""
+def rate_gmacs(kind: str, threads: int, repeats: int = 50) -> float:
+    """This machine's rate in GMAC/s for ``kind`` (``"int8"`` or ``"float"``): the probe
+    layer's MACs over its median invoke time."""
     from edgecap.runtime.interpreter import make_interpreter
 
-    interpreter, _ = make_interpreter(PROBE.read_bytes(), threads)
+    path, shape, dtype = PROBES[kind]
+    interpreter, _ = make_interpreter(path.read_bytes(), threads)
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
-    interpreter.set_tensor(index, np.random.default_rng(0).integers(-128, 127, (64, 512), dtype=np.int8))
+    x = np.random.default_rng(0).integers(-128, 127, shape) if dtype == np.int8 else np.random.default_rng(0).normal(size=shape)
+    interpreter.set_tensor(index, x.astype(dtype))
     interpreter.invoke()
     return PROBE_MACS / _median_ms(interpreter.invoke, repeats) / 1e6
+
+
+def floor_ms(macs: dict[str, int], rates: dict[str, float]) -> float:
+    """The time ``macs`` (:func:`edgecap.runtime.ops.signature_macs_by_kind`) take at ``rates`` (GMAC/s by kind)."""
+    return sum(macs[k] / rates[k] for k in macs) / 1e6
 
 
 def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int) -> dict:
     """Every figure of one model file at one thread count (see the module docstring)."""
     from edgecap.runtime import Captioner, CaptionerOptions
-    from edgecap.runtime.ops import signature_macs
+    from edgecap.runtime.ops import signature_macs_by_kind
 
     def load(beam):
         return Captioner.from_file(model_path, CaptionerOptions(beam_size=beam, num_threads=threads, return_attention=False))
@@ -103,8 +115,8 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
         tokens, state = np.full((k,), captioner.metadata.start_id, np.int32), tuple(np.repeat(s, k, 0) for s in state)
         step(tokens, state)
         step_ms[str(k)] = _median_ms(lambda: step(tokens, state), repeats * 5)
-        step_macs[str(k)] = signature_macs(flatbuffer, "decode_step", captioner.step_signature.tensor_shape)
-    encode_macs = signature_macs(flatbuffer, "encode", greedy.encode_signature.tensor_shape)
+        step_macs[str(k)] = signature_macs_by_kind(flatbuffer, "decode_step", captioner.step_signature.tensor_shape)
+    encode_macs = signature_macs_by_kind(flatbuffer, "encode", greedy.encode_signature.tensor_shape)
 
     def whole(captioner) -> tuple[float, float, float]:
         per_photo, outside, words = [], [], []
@@ -126,14 +138,15 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
 
     greedy_ms, greedy_out, greedy_words = whole(greedy)
     beam_ms, beam_out, beam_words = whole(beam)
-    rate = int8_rate_gmacs(threads)
+    rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
     return {
         "model": str(model_path), "name": greedy.metadata.name, "quantization": greedy.metadata.quantization, "threads": threads,
         "size_mb": model_path.stat().st_size / 1e6, "interpreter": greedy.backend, "load_ms": load_ms,
         "encode_ms": encode_ms, "step_ms": step_ms, "greedy_ms": greedy_ms, "beam3_ms": beam_ms,
         "outside_invoke_share": {"greedy": greedy_out, "beam3": beam_out}, "words": {"greedy": greedy_words, "beam3": beam_words},
-        "encode_macs": encode_macs, "step_macs": step_macs, "int8_gmacs": rate,
-        "floor_ms": {"encode": encode_macs / rate / 1e6, "step": {k: v / rate / 1e6 for k, v in step_macs.items()}},
+        "encode_macs": sum(encode_macs.values()), "encode_float_macs": encode_macs["float"], "step_macs": {k: sum(v.values()) for k, v in step_macs.items()},
+        "int8_gmacs": rates["int8"], "float_gmacs": rates["float"],
+        "floor_ms": {"encode": floor_ms(encode_macs, rates), "step": {k: floor_ms(v, rates) for k, v in step_macs.items()}},
         "peak_rss_mb": _peak_rss_mb(),
     }
 
@@ -147,7 +160,7 @@ def bench_retrieval_file(model_path: Path, threads: int, photos: list[Path], rep
     over an index of ``index_size`` photos (the timed photos' region vectors repeated: the
     cost does not depend on what the photos show)."""
     from edgecap.runtime import PhotoIndex, Retriever, RetrieverOptions
-    from edgecap.runtime.ops import signature_macs
+    from edgecap.runtime.ops import signature_macs_by_kind
 
     options = RetrieverOptions(num_threads=threads)
     load_ms = _median_ms(lambda: Retriever.from_file(model_path, options), 3)
@@ -161,12 +174,13 @@ def bench_retrieval_file(model_path: Path, threads: int, photos: list[Path], rep
     sentence_ms = statistics.median(_median_ms(lambda q=q: retriever.embed_sentences([q]), repeats) for q in QUERIES)
     query_ms = statistics.median(_median_ms(lambda q=q: retriever.search(q, k=5), repeats) for q in QUERIES)
     flatbuffer = model_path.read_bytes()
-    image_macs = signature_macs(flatbuffer, "embed_image", retriever.image_signature.tensor_shape)
-    rate = int8_rate_gmacs(threads)
+    image_macs = signature_macs_by_kind(flatbuffer, "embed_image", retriever.image_signature.tensor_shape)
+    rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
     return {
         "model": str(model_path), "name": retriever.metadata.name, "task": "retrieval", "quantization": retriever.metadata.quantization, "threads": threads,
         "size_mb": model_path.stat().st_size / 1e6, "interpreter": retriever.backend, "load_ms": load_ms, "embed_image_ms": image_ms, "embed_sentence_ms": sentence_ms,
-        "index_photos": index_size, "query_ms": query_ms, "embed_image_macs": image_macs, "int8_gmacs": rate, "floor_ms": {"embed_image": image_macs / rate / 1e6},
+        "index_photos": index_size, "query_ms": query_ms, "embed_image_macs": sum(image_macs.values()), "embed_image_float_macs": image_macs["float"],
+        "int8_gmacs": rates["int8"], "float_gmacs": rates["float"], "floor_ms": {"embed_image": floor_ms(image_macs, rates)},
         "peak_rss_mb": _peak_rss_mb(),
     }
 
@@ -255,12 +269,12 @@ def _cpu_name() -> str:
 def format_report(r: dict) -> str:
     lines = [f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)"]
     if any(t.get("task") != "retrieval" for t in r["results"]):
-        lines.append("model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode / step B=1  int8 GMAC/s  peak RSS MB")
+        lines.append("model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode (float) / step B=1  GMAC/s int8 / float  peak RSS MB")
     for t in (t for t in r["results"] if t.get("task") != "retrieval"):
         fl = t["floor_ms"]
         lines.append(f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "
                      f"{t['step_ms']['1']:6.3f} / {t['step_ms']['3']:6.3f} ({fl['step']['1']:.3f} / {fl['step']['3']:.3f})  {t['greedy_ms']:9.2f}  {t['beam3_ms']:9.2f} ({t['outside_invoke_share']['beam3']:5.1%})        "
-                     f"{t['encode_macs'] / 1e6:7.1f}M / {t['step_macs']['1'] / 1e6:5.2f}M  {t['int8_gmacs']:10.1f}  {t['peak_rss_mb']:8.0f}")
+                     f"{t['encode_macs'] / 1e6:7.1f}M ({t['encode_float_macs'] / t['encode_macs']:4.0%}) / {t['step_macs']['1'] / 1e6:5.2f}M  {t['int8_gmacs']:8.1f} / {t['float_gmacs']:5.1f}  {t['peak_rss_mb']:8.0f}")
     retrieval = [t for t in r["results"] if t.get("task") == "retrieval"]
     if retrieval:
         lines.append("retrieval model                        thr  size MB  embed_image ms (floor)  embed_sentence ms  text query over N photos ms  peak RSS MB")

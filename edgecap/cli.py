@@ -450,7 +450,7 @@ def align(photo, sentence, model_path, output):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the figures as JSON (one object per model and thread count under 'results').")
 def bench(models, threads, image_dir, repeats, keras_run, json_path):
     """Time load, encode, decode steps and whole captions of one or more models in one run;
-    MACs and the machine's int8 floor; compare with Keras float generation."""
+    MACs and the floor (integer MACs at the int8 rate, float MACs at the float32 rate, both measured in the same run); compare with Keras float generation."""
     from edgecap.bench import format_report, run_bench
     from edgecap.runtime.presets import resolve_model
 

@@ -167,6 +167,7 @@ def _conv_weights(path) -> list[tuple[str, str]]:
 
 def test_int8_keeps_the_encoder_stem_float32_and_full_integer_quantizes_every_layer(tiny_run, tmp_path, examples):
     from edgecap.export.exporter import export_model, representative_dataset
+    from edgecap.runtime.ops import signature_macs_by_kind
     from edgecap.training.trainer import load_run
 
     _, vocab, model = load_run(tiny_run)
@@ -184,6 +185,8 @@ def test_int8_keeps_the_encoder_stem_float32_and_full_integer_quantizes_every_la
         assert enc_in["dtype"] == np.uint8 and list(enc_in["shape"]) == [1, 224, 224, 3]
         assert captioner.metadata.extra["int8_float_layers"] == ("" if full else model.spec.int8_float_layers)
         assert captioner.caption(photos[0]).attention.shape[1:] == (7, 7)
+        macs = signature_macs_by_kind(md.flatbuffer(path.read_bytes()), "encode", captioner.encode_signature.tensor_shape)  # bench's floor
+        assert macs["int8"] > 0 and (macs["float"] == 0 if full else macs["float"] > 0.1 * macs["int8"])
 
 
 @needs_release
@@ -268,5 +271,7 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
         assert {"model", "threads", "size_mb", "encode_ms", "step_ms", "greedy_ms", "beam3_ms", "outside_invoke_share", "encode_macs", "step_macs", "peak_rss_mb", "floor_ms"} <= set(r)
         assert r["encode_macs"] > 1e8 and r["step_macs"]["3"] > r["step_macs"]["1"] > 0 and r["int8_gmacs"] > 0
         assert 0 < r["floor_ms"]["step"]["1"] and 0 <= r["outside_invoke_share"]["beam3"] < 1
+        # a float32 file: every MAC is float, so its floor is at the float32 rate, not the int8 one
+        assert r["encode_float_macs"] == r["encode_macs"] and r["floor_ms"]["encode"] == pytest.approx(r["encode_macs"] / r["float_gmacs"] / 1e6)
     bad = _cli("bench", "--model", "no_such_model", "--keras-run", "none")
     assert bad.returncode == 1 and "no_such_model" in bad.stderr

@@ -1,10 +1,12 @@
-"""The int8 rate probe of ``edgecap bench``: one full-integer 512 × 512 fully connected layer on 64 rows.
+"""The rate probes of ``edgecap bench``: one fully connected layer of 16.8 M MACs, in int8 and in float32.
 
-``edgecap bench`` times it in the same run as the models, so that each model's MACs divided
-by this machine's int8 rate (its ``floor_ms``) reads as a ratio to what the hardware can do.
-The shipped file ``edgecap/assets/int8_probe.tflite`` was written by::
+``edgecap bench`` times them in the same run as the models, so that each model's MACs divided
+by this machine's rates (its ``floor_ms``: integer MACs at the int8 rate, float MACs, such as
+the float32 stem of an int8 file, at the float32 rate) read as a ratio to what the hardware
+can do. The shipped files ``edgecap/assets/int8_probe.tflite`` and
+``edgecap/assets/float32_probe.tflite`` were written by::
 
-    python -m edgecap.export.probe edgecap/assets/int8_probe.tflite
+    python -m edgecap.export.probe edgecap/assets
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 
 import numpy as np
 
-ROWS, DIM = 64, 512
+ROWS, DIM = 64, 512  # int8 probe: 64 × 512 × 512 MACs
+FLOAT_ROWS, FLOAT_DIM = 256, 256  # float32 probe: 256 × 256 × 256, the same MACs in a file of the same size
 
 
 def make_int8_probe() -> bytes:
@@ -32,7 +35,20 @@ def make_int8_probe() -> bytes:
     return converter.convert()
 
 
+def make_float_probe() -> bytes:
+    """A float32 TFLite file: ``x float32 (256, 256)`` → ``Dense(256)(x)`` (16.8 M MACs)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((FLOAT_DIM,), batch_size=FLOAT_ROWS), keras.layers.Dense(FLOAT_DIM)])
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
 if __name__ == "__main__":
+    from pathlib import Path
+
     from edgecap.utils import atomic_write_bytes
 
-    atomic_write_bytes(sys.argv[1], make_int8_probe())
+    atomic_write_bytes(Path(sys.argv[1]) / "int8_probe.tflite", make_int8_probe())
+    atomic_write_bytes(Path(sys.argv[1]) / "float32_probe.tflite", make_float_probe())

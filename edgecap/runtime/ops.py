@@ -1,5 +1,6 @@
 """A ``.tflite`` file's own operators, read from the flatbuffer (no TensorFlow): the
-multiply-accumulates of a signature (:func:`signature_macs`) and every operator's type, output
+multiply-accumulates of a signature (:func:`signature_macs`, split into integer and float
+arithmetic by :func:`signature_macs_by_kind`) and every operator's type, output
 names and weight type (:func:`operators`).
 
 Reads the flatbuffer with the TFLite schema that ships with the interpreter package
@@ -74,19 +75,30 @@ def operators(model_bytes: bytes) -> list[Operator]:
     return out
 
 
-def signature_macs(model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]) -> int:
-    """MACs of one call of signature ``signature_key``.
+INTEGER_TYPES = ("INT8", "UINT8", "INT16")
+
+
+def signature_macs_by_kind(model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]) -> dict[str, int]:
+    """MACs of one call of signature ``signature_key``, split by the arithmetic that runs them.
+
+    An operator counts as ``"int8"`` when its input or its weights are integer (full-integer
+    ops, and the hybrid kernels of dynamic-range files, which quantize the input on the fly),
+    else as ``"float"`` (float32 and float16 files, and the float32 stem of an int8 file).
 
     Args:
         model_bytes: the ``.tflite`` file's bytes (trailing metadata is ignored).
         signature_key: e.g. ``"encode"`` or ``"decode_step"``.
         tensor_shape: tensor index (in the signature's subgraph) → its allocated shape.
 
+    Returns:
+        ``{"int8": MACs, "float": MACs}``.
+
     Raises:
         KeyError: no such signature. ImportError: no TFLite schema module installed.
     """
     s = _schema()
     op = s.BuiltinOperator
+    type_names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
     model = s.Model.GetRootAs(model_bytes, 0)
     index = None
     for i in range(model.SignatureDefsLength()):
@@ -96,7 +108,7 @@ def signature_macs(model_bytes: bytes, signature_key: str, tensor_shape: Callabl
     if index is None:
         raise KeyError(f"no signature {signature_key!r} in the model")
     graph = model.Subgraphs(index)
-    total = 0
+    total = {"int8": 0, "float": 0}
     for k in range(graph.OperatorsLength()):
         node = graph.Operators(k)
         code = _builtin_code(model, node)
@@ -104,15 +116,28 @@ def signature_macs(model_bytes: bytes, signature_key: str, tensor_shape: Callabl
         out = list(tensor_shape(int(node.OutputsAsNumpy()[0])))
         if code == op.FULLY_CONNECTED:
             w = tensor_shape(ins[1])  # (out, in)
-            total += prod(out) * w[-1]
+            macs = prod(out) * w[-1]
         elif code == op.CONV_2D:
             w = tensor_shape(ins[1])  # (Co, kh, kw, Ci)
-            total += prod(out) * w[1] * w[2] * w[3]
+            macs = prod(out) * w[1] * w[2] * w[3]
         elif code == op.DEPTHWISE_CONV_2D:
             w = tensor_shape(ins[1])  # (1, kh, kw, C)
-            total += prod(out) * w[1] * w[2]
+            macs = prod(out) * w[1] * w[2]
         elif code == op.BATCH_MATMUL:
-            total += prod(out) * tensor_shape(ins[0])[-1]
+            macs = prod(out) * tensor_shape(ins[0])[-1]
         elif code == op.MUL:
-            total += prod(out)
+            macs = prod(out)
+        else:
+            continue
+        types = {type_names.get(graph.Tensors(j).Type(), "") for j in ins[:2] if j >= 0}
+        total["int8" if types & set(INTEGER_TYPES) else "float"] += macs
     return total
+
+
+def signature_macs(model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]) -> int:
+    """MACs of one call of signature ``signature_key``: the sum of :func:`signature_macs_by_kind`.
+
+    Raises:
+        KeyError: no such signature. ImportError: no TFLite schema module installed.
+    """
+    return sum(signature_macs_by_kind(model_bytes, signature_key, tensor_shape).values())
