@@ -275,3 +275,36 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
         assert r["encode_float_macs"] == r["encode_macs"] and r["floor_ms"]["encode"] == pytest.approx(r["encode_macs"] / r["float_gmacs"] / 1e6)
     bad = _cli("bench", "--model", "no_such_model", "--keras-run", "none")
     assert bad.returncode == 1 and "no_such_model" in bad.stderr
+
+
+def test_the_builtin_alignment_model_is_the_default_of_search_and_listed_as_retrieval(examples, tmp_path):
+    """`edgecap search` without --model uses the built-in alignment file; its test R@K are in its metadata."""
+    from edgecap.runtime import Retriever
+    from edgecap.runtime.presets import list_presets
+
+    preset = {p.name: p for p in list_presets()}["visual_semantic_alignment_flickr8k"]
+    assert preset.task == "retrieval" and {"annotation R@1", "search R@10", "search med r"} <= set(preset.scores)
+    retriever = Retriever.from_preset()
+    photos = sorted(examples.glob("*.jpg"))
+    retriever.index(photos)
+    (tmp_path / "texts.txt").write_text("a man in a white suit\na cup of coffee\n")
+    out = _cli("search", "--images", str(examples), "--texts", str(tmp_path / "texts.txt"), "--scores", str(tmp_path / "s.npy"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), retriever.scores(["a man in a white suit", "a cup of coffee"]), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.skipif(not HAVE_SHARED, reason="needs Flickr8k test photos in ../shared")
+def test_the_builtin_alignment_model_finds_flickr8k_test_photos_from_their_captions():
+    """On 50 test photos and their 250 captions the int8 file ranks far above chance both ways."""
+    from conftest import FLICKR
+    from edgecap.data.readers import read_flickr8k
+    from edgecap.evaluation.retrieval import recall_at_k
+    from edgecap.runtime import Retriever
+
+    items = read_flickr8k(FLICKR, ("test",))["test"][:50]
+    retriever = Retriever.from_preset()
+    retriever.index([it.path for it in items])
+    texts, sentence_image = [c for it in items for c in it.captions], [i for i, it in enumerate(items) for _ in it.captions]
+    m = recall_at_k(retriever.scores(texts), sentence_image)
+    # chance: R@5 = 10 % for search (5 of 50 photos); annotation R@5 = 1 - C(245,5)/C(250,5) ≈ 9.7 %
+    assert m["search R@5"] > 50 and m["annotation R@5"] > 50 and m["search med r"] < 5, m
