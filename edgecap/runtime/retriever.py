@@ -2,7 +2,8 @@
 alignment ``.tflite`` file, without TensorFlow.
 
     from edgecap.runtime import Retriever
-    retriever = Retriever.from_file("vsa_int8.tflite")  # from `edgecap export` of an alignment run
+    retriever = Retriever.from_preset()  # the built-in visual_semantic_alignment_flickr8k
+    # or Retriever.from_file("vsa_int8.tflite"), from `edgecap export` of an alignment run
     retriever.index(["beach.jpg", "dog.jpg", "kitchen.jpg"])
     for hit in retriever.search("a dog runs on the beach", k=2):
         print(hit.score, hit.path)
