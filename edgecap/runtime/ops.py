@@ -1,7 +1,7 @@
 """A ``.tflite`` file's own operators, read from the flatbuffer (no TensorFlow): the
-multiply-accumulates of a signature (:func:`signature_macs`, split into integer and float
-arithmetic by :func:`signature_macs_by_kind`) and every operator's type, output
-names and weight type (:func:`operators`).
+multiply-accumulates of a signature, split into integer and float arithmetic
+(:func:`signature_macs_by_kind`), and every operator's type, output names and weight type
+(:func:`operators`).
 
 Reads the flatbuffer with the TFLite schema that ships with the interpreter package
 (``ai_edge_litert``, else ``tflite_runtime``/``tensorflow``). Counted: ``FULLY_CONNECTED``,
@@ -28,6 +28,11 @@ def _schema():
         except ImportError:
             continue
     raise ImportError("no TFLite schema module found (pip install ai-edge-litert)")
+
+
+def _type_names(s) -> dict[int, str]:
+    """TFLite tensor type code → name, e.g. ``9 → "INT8"``."""
+    return {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
 
 
 def _builtin_code(model, node) -> int:
@@ -61,7 +66,7 @@ def operators(model_bytes: bytes) -> list[Operator]:
     """
     s = _schema()
     op_names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
-    type_names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
+    type_names = _type_names(s)
     model = s.Model.GetRootAs(model_bytes, 0)
     out = []
     for g in range(model.SubgraphsLength()):
@@ -98,7 +103,7 @@ def signature_macs_by_kind(model_bytes: bytes, signature_key: str, tensor_shape:
     """
     s = _schema()
     op = s.BuiltinOperator
-    type_names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
+    type_names = _type_names(s)
     model = s.Model.GetRootAs(model_bytes, 0)
     index = None
     for i in range(model.SignatureDefsLength()):
@@ -133,11 +138,3 @@ def signature_macs_by_kind(model_bytes: bytes, signature_key: str, tensor_shape:
         total["int8" if types & set(INTEGER_TYPES) else "float"] += macs
     return total
 
-
-def signature_macs(model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]) -> int:
-    """MACs of one call of signature ``signature_key``: the sum of :func:`signature_macs_by_kind`.
-
-    Raises:
-        KeyError: no such signature. ImportError: no TFLite schema module installed.
-    """
-    return sum(signature_macs_by_kind(model_bytes, signature_key, tensor_shape).values())
