@@ -54,6 +54,12 @@ class SemanticAttentionConfig(ModelConfig):
         image_every_step: also add ``W^{x,v}' v`` to every x_t, not only feed v at t = 0 — a
             departure from eq. 1 (the paper, like Vinyals et al. 2015, feeds the image once);
             off by default.
+        visual_attention: also attend over the annotation grid at every step, Xu et al.'s
+            soft attention (2015, eq. 4–6, with its gate β_t of §4.2.1) over ``P a_i``, the
+            context added to x_t and to the output layer's input — not in You et al. (whose
+            image enters once, eq. 1); off by default.
+        projection_dim: P, the annotation vectors' projection when ``visual_attention``.
+        attention_dim: the hidden size of the visual attention MLP (Xu et al. eq. 4).
         dropout: rate on x_t and on the output layer's input while training.
         attention_regularization: λ of the attention regulariser ``g(α) + g(β)`` (§3.4),
             added per target word like the cross-entropy; 0 turns it off.
@@ -70,13 +76,16 @@ class SemanticAttentionConfig(ModelConfig):
     input_attention: bool = True
     output_attention: bool = True
     image_every_step: bool = False
+    visual_attention: bool = False
+    projection_dim: int = 256
+    attention_dim: int = 256
     dropout: float = 0.5
     attention_regularization: float = 0.01
     norm_p: float = 2.0
     norm_q: float = 0.5
 
     def validate(self) -> list[str]:
-        problems = [f"model.{k} must be >= 1, got {getattr(self, k)}" for k in ("num_attributes", "detector_hidden_dim", "top_k", "hidden_dim") if getattr(self, k) < 1]
+        problems = [f"model.{k} must be >= 1, got {getattr(self, k)}" for k in ("num_attributes", "detector_hidden_dim", "top_k", "hidden_dim", "projection_dim", "attention_dim") if getattr(self, k) < 1]
         if self.top_k > self.num_attributes:
             problems.append(f"model.top_k ({self.top_k}) is larger than the detector's {self.num_attributes} attributes")
         if not 0.0 <= self.dropout < 1.0:

@@ -63,3 +63,44 @@ class TiedEmbedding(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim}
+
+
+class VisualAttention(keras.layers.Layer):
+    """Soft attention over the annotation grid (Xu et al., ICML 2015, eq. 4–6 and the gate β_t
+    of §4.2.1), over a shared projection ``P a_i`` of the annotation vectors.
+
+    Not part of You et al.'s captioner (its image enters the LSTM once, eq. 1): the option
+    ``model.visual_attention`` adds it beside the semantic attention.
+
+    Args:
+        projection_dim: P, the size of ``P a_i``.
+        attention_dim: the hidden size of the attention MLP ``f_att``.
+
+    ``memory(annotations (B, L, D))`` → ``features (B, L, P)`` and ``keys (B, L, A)`` (the
+    per-image part, ``W_a P a_i + b``); ``call(h (B, n), features, keys)`` → ``(context (B, P),
+    alpha (B, L))``: ``α_t = softmax_i(w^T tanh(W_a P a_i + b + U_a h_{t-1}))`` (eq. 4–5) and the
+    gated context ``σ(f_β(h_{t-1})) Σ_i α_ti P a_i`` (eq. 6, §4.2.1). Memory may have 1 row.
+    """
+
+    def __init__(self, projection_dim: int, attention_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.projection_dim, self.attention_dim = projection_dim, attention_dim
+        dense = keras.layers.Dense
+        self.projection = dense(projection_dim, use_bias=False, name="annotation_projection")  # P
+        self.key = dense(attention_dim, name="att_annotations")  # W_a, b
+        self.query = dense(attention_dim, use_bias=False, name="att_hidden")  # U_a
+        self.score = dense(1, name="att_score")  # w
+        self.gate = dense(1, activation="sigmoid", name="gate_beta")  # f_β
+
+    def memory(self, annotations):
+        features = self.projection(annotations)  # P a_i  (B, L, P)
+        return features, self.key(features)  # (B, L, P), (B, L, A)
+
+    def call(self, h, features, keys):
+        scores = self.score(ops.tanh(keys + self.query(h)[:, None, :]))[..., 0]  # (B, L)
+        alpha = ops.softmax(scores, axis=-1)
+        context = ops.sum(alpha[..., None] * features, axis=1)  # ẑ_t  (B, P)
+        return self.gate(h) * context, alpha
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "projection_dim": self.projection_dim, "attention_dim": self.attention_dim}

@@ -26,7 +26,11 @@ In the step contract: state ``h``, ``c``; memory, what depends only on the k att
 ``output_keys`` (V σ(E y^i)); items: ``attribute_words`` (vocabulary ids) and
 ``attribute_probs`` (the four memory tensors are its ``rows``: one row per attribute); attention
 ``attribute_attention`` ``(2, k)``: α_t (row 0) and β_t (row 1). With ``image_every_step`` (not
-the paper's) the memory also holds ``image_context``, ``W^{x,v}' v``, added to every x_t.
+the paper's) the memory also holds ``image_context``, ``W^{x,v}' v``, added to every x_t. With
+``visual_attention`` (not the paper's either) it holds ``features`` (``P a_i``, one row per grid
+cell) and ``keys``, and each step attends over the grid as Xu et al. (2015, eq. 4–6) do: the
+gated context ẑ_t is added to x_t and to the output layer's input (one Dense each,
+``W^{x,z}`` and ``W^{Y,z}``); the attention output stays the attributes'.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from keras import ops
 from edgecap.models.base import StepwiseCaptioner
 from edgecap.models.semantic_attention.config import AttributeDetectorConfig, SemanticAttentionConfig
 from edgecap.models.semantic_attention.detector import cell_logits, head_layers, noisy_or_evidence, ranking_score
-from edgecap.models.semantic_attention.layers import DiagonalScale, TiedEmbedding
+from edgecap.models.semantic_attention.layers import DiagonalScale, TiedEmbedding, VisualAttention
 from edgecap.runtime.contract import AttentionDecl, ItemsDecl, StepContract, TensorDecl
 
 EPS = 1e-6
@@ -97,6 +101,10 @@ class SemanticAttention(StepwiseCaptioner):
         self.input_proj = dense(d, name="input_proj")  # W^{x,Y}  (eq. 5)
         if c.image_every_step:  # not in the paper (its eq. 1 feeds v once): W^{x,v}' v added to every x_t
             self.image_step = dense(d, use_bias=False, name="image_step")
+        if c.visual_attention:  # not in the paper either: Xu et al.'s soft attention over the grid
+            self.visual = VisualAttention(c.projection_dim, c.attention_dim, name="visual_attention")
+            self.visual_input = dense(d, use_bias=False, name="visual_input")  # W^{x,z}: ẑ_t into x_t
+            self.visual_output = dense(d, use_bias=False, name="visual_output")  # W^{Y,z}: ẑ_t into eq. 7's sum
         self.lstm_input = dense(4 * d, name="lstm_input")
         self.lstm_hidden = dense(4 * d, use_bias=False, name="lstm_hidden")
         self.output_bilinear = dense(d, use_bias=False, name="output_bilinear")  # V  (eq. 6)
@@ -118,16 +126,19 @@ class SemanticAttention(StepwiseCaptioner):
         tensors = [TensorDecl("h", (d,), "state"), TensorDecl("c", (d,), "state")] + [TensorDecl(n, (k, d), "memory") for n in per_attribute]
         if c.image_every_step:
             tensors.append(TensorDecl("image_context", (d,), "memory"))
+        if c.visual_attention:
+            L = self.spec.num_locations
+            tensors += [TensorDecl("features", (L, c.projection_dim), "memory"), TensorDecl("keys", (L, c.attention_dim), "memory")]
         attention = AttentionDecl("attribute_attention", (2, k), "items") if c.input_attention or c.output_attention else None
         return StepContract(tuple(tensors), attention, ItemsDecl("attribute_words", "attribute_probs", k, tuple(per_attribute)))
 
     def detect(self, annotations):
-        """Annotation vectors ``(B, L, D)`` → ``(vocabulary ids int32 (B, k), probabilities float32 (B, k))``
+        """Annotation vectors ``(B, L, D)`` → ``(attribute indices int32 (B, k), probabilities float32 (B, k))``
         of the top-k attributes by :func:`.detector.ranking_score`, with their noisy-OR probabilities."""
         z = cell_logits(annotations, self.cell_hidden, self.attribute_logits)  # (B, L, A)
         _, index = ops.top_k(ranking_score(z), self.config.top_k)  # (B, k)
         evidence = ops.take_along_axis(noisy_or_evidence(z), index, axis=1)  # s_j = Σ_i softplus(z_ij)  (B, k)
-        return ops.take(self.attribute_word_ids, index), 1.0 - ops.exp(-evidence)  # P_j = 1 − exp(−s_j)  (Fang et al. eq. 1)
+        return index, 1.0 - ops.exp(-evidence)  # P_j = 1 − exp(−s_j)  (Fang et al. eq. 1)
 
     def lstm(self, x, h, c):
         """One LSTM step (gate order i, f, o, g) from the input x_t ``(B, d)``: ``(h, c)``."""
@@ -138,13 +149,16 @@ class SemanticAttention(StepwiseCaptioner):
 
     def start(self, annotations, training: bool = False) -> dict:
         annotations = ops.cast(annotations, self.compute_dtype)
-        words, probs = self.detect(annotations)
+        index, probs = self.detect(annotations)
+        words = ops.take(self.attribute_word_ids, index)  # vocabulary ids  (B, k)
         v = ops.mean(annotations, axis=1)  # the global image feature  (B, D)
         x0 = self.drop(self.image_input(v), training=training)  # W^{x,v} v  (B, d)
         zeros = ops.zeros_like(x0)
         h, c = self.lstm(x0, zeros, zeros)  # eq. 1: the image is the LSTM's first input, and only that
         out = {"h": h, "c": c, "attribute_words": words, "attribute_probs": probs}
-        embedded = self.embedding(words)  # E y^i  (B, k, d)
+        # E y^i  (B, k, d), gathered from the A attribute rows of E: the exported encode then holds
+        # an (A, d) constant, not a third copy of the (V, d) embedding beside decode_step's two
+        embedded = ops.take(self.embedding(self.attribute_word_ids), index, axis=0)
         if self.config.input_attention:
             out.update(attribute_embeddings=embedded, input_keys=self.input_bilinear(embedded))
         if self.config.output_attention:
@@ -152,6 +166,8 @@ class SemanticAttention(StepwiseCaptioner):
             out.update(output_values=values, output_keys=self.output_bilinear(values))
         if self.config.image_every_step:
             out["image_context"] = self.image_step(v)  # W^{x,v}' v  (B, d)
+        if self.config.visual_attention:
+            out["features"], out["keys"] = self.visual.memory(annotations)  # P a_i (B, L, P), W_a P a_i + b (B, L, A)
         return out
 
     def step(self, tokens, state: dict, memory: dict, training: bool = False):
@@ -166,12 +182,17 @@ class SemanticAttention(StepwiseCaptioner):
         x = self.input_proj(word)  # x_t  (B, d)
         if cfg.image_every_step:
             x = x + memory["image_context"]
+        if cfg.visual_attention:
+            context, _ = self.visual(state["h"], memory["features"], memory["keys"])  # β_t ẑ_t from h_{t-1}  (B, P)
+            x = x + self.visual_input(context)
         x = self.drop(x, training=training)
         h, c = self.lstm(x, state["h"], state["c"])
         out = h
+        if cfg.visual_attention:
+            out = out + self.visual_output(context)
         if cfg.output_attention:
             beta = ops.softmax(ops.sum(h[:, None, :] * memory["output_keys"], axis=-1), axis=-1)  # eq. 6  (B, k)
-            out = h + self.output_mix(ops.sum(beta[..., None] * memory["output_values"], axis=1))  # eq. 7
+            out = out + self.output_mix(ops.sum(beta[..., None] * memory["output_values"], axis=1))  # eq. 7
         logits = self.embedding(self.output_proj(self.drop(out, training=training)), reverse=True)  # E W^{Y,h}(…) + b  float32 (B, V)
         attention = ops.concatenate([alpha, beta], axis=-1) if cfg.input_attention or cfg.output_attention else None  # (B, 2k)
         return logits, {"h": h, "c": c}, attention

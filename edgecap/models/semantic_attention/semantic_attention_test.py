@@ -130,7 +130,7 @@ def _captioner_config(cfg, detector: str, **model):
     return cfg
 
 
-def test_the_photo_enters_at_the_first_step_only_unless_image_every_step():
+def test_the_photo_enters_at_the_first_step_only_unless_image_every_step_or_visual_attention():
     """You et al. eq. 1: after ``start`` the step depends on the photo only through h and c."""
     import keras
 
@@ -154,6 +154,15 @@ def test_the_photo_enters_at_the_first_step_only_unless_image_every_step():
     assert set(memory) == {"image_context"}
     log_probs, _, _ = model.decode_step(np.array([1, 1], np.int32), {n: np.repeat(np.asarray(v)[:1], 2, 0) for n, v in state.items()}, memory)
     assert not np.allclose(log_probs[0], log_probs[1], atol=1e-4)
+    # model.visual_attention (not the paper's either): Xu et al.'s attention over the grid, from the memory
+    model = SemanticAttention(12, SemanticAttentionConfig(encoder_weights="none", num_attributes=8, detector_hidden_dim=16, top_k=3, hidden_dim=16, visual_attention=True, projection_dim=8, attention_dim=6))
+    model.build()
+    state, memory = model.split(model.start(annotations))
+    assert memory["features"].shape == (2, 49, 8) and memory["keys"].shape == (2, 49, 6)
+    assert model.step_contract().items.rows == ("attribute_embeddings", "input_keys", "output_values", "output_keys")  # the grid's memory has a row per cell, not per attribute
+    same = {n: np.repeat(np.asarray(v)[:1], 2, 0) for n, v in state.items()}
+    log_probs, _, attention = model.decode_step(np.array([1, 1], np.int32), same, {n: np.repeat(np.asarray(v)[:1], 2, 0) if n not in ("features", "keys") else v for n, v in memory.items()})
+    assert attention.shape == (2, 6) and not np.allclose(log_probs[0], log_probs[1], atol=1e-4)  # the attributes alike, the grids not
 
 
 @pytest.fixture(scope="module")
@@ -268,3 +277,27 @@ def test_a_detector_that_does_not_fit_is_named(detector_run, tmp_path):
     AttributeVocabulary(("dog", "cat")).save(broken / "attributes.json")
     with pytest.raises(DetectorError, match="attributes.json: 2 attributes, but the model has"):
         prepare(detector=str(broken))
+
+
+def test_the_release_card_names_the_papers_pieces_and_scores_the_detector_beside_the_baseline(captioner_run, detector_run, tmp_path):
+    """``edgecap release`` of a semantic attention run: the card says which of You et al.'s
+    pieces the model has and gives its detector's test mAP, P@k and R@k beside the frequency baseline."""
+    import dataclasses
+
+    from edgecap.release import _detector_scores, model_card_markdown
+    from edgecap.training.trainer import load_run
+
+    cfg, _, _ = load_run(captioner_run)
+    detector = _detector_scores(cfg, None, tmp_path / "no_previous.card.json")
+    assert detector["run"] == str(detector_run) and detector["attributes"] == cfg.model.num_attributes
+    assert 0 < detector["metrics"]["mAP"] <= 100 and set(detector["frequency_baseline"]) == set(detector["metrics"])
+    metrics = dict.fromkeys(("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"), 1.0)
+    card = {"name": "semantic_attention_flickr8k", "command": "", "version": "0", "model": dataclasses.asdict(cfg.model), "beam_size": 3, "length_penalty": 0.0,
+            "results": {"keras float32": metrics}, "sizes_mb": {}, "verify": {}, "bench_text": "", "detector": detector}
+    text = model_card_markdown(card)
+    assert "You et al. 2016 semantic attention" in text and "input attention φ (eq. 4–5) and output attention ψ" in text and "Xu et al.'s soft attention" not in text
+    k = detector["k"]
+    rows = [line for line in text.splitlines() if line.startswith("| always the") or line.startswith("| noisy-OR")]
+    assert len(rows) == 2 and rows[1].endswith(" | ".join(f"{detector['metrics'][m]:.1f}" for m in ("mAP", f"P@{k}", f"R@{k}")) + " |")
+    card["model"]["visual_attention"] = True
+    assert "Xu et al.'s soft attention over the 7×7 grid" in model_card_markdown(card)
