@@ -65,6 +65,9 @@ def main() -> None:
         words.append([w for w, _ in result.attributes])
     print(f"{args.model}: {len(words)} photos, beam {args.beam_size}")
     for label, weights in (("input attention α", alpha), ("output attention β", beta)):
+        if not any(w.any() for w in weights):  # an ablation without this attention returns zeros
+            print(f"{label}: off in this model")
+            continue
         print(f"{label}:")
         for key, value in summarise(weights, words).items():
             print(f"  {key}: {value if isinstance(value, str) else f'{value:.3f}'}")
