@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+BACKBONE_NAMES = {"mobilenet_v2": "MobileNetV2"}  #: how a card names each backbone
+
 
 @dataclass
 class ModelConfig:
@@ -31,3 +33,41 @@ class ModelConfig:
     def validate(self) -> list[str]:
         """Problems with the values (empty when fine); a family adds its own ranges."""
         return []
+
+    # --- what the model card (``edgecap release``) says of the family ---------------------------
+    def card_title(self) -> str:
+        """The card's title after the model's name, e.g. ``"Show, Attend and Tell (soft attention)"``."""
+        return f"`{self.architecture}`"
+
+    def card_architecture(self) -> str:
+        """The card's "Architecture" line: the paper and section, the pieces (with their equation
+        numbers) and the sizes. A family overrides it; this default names the encoder only."""
+        return f"`{self.architecture}` over the annotation grid of {self.backbone_name()} ({self.encoder_description()})."
+
+    def card_training(self) -> str:
+        """The training objective, for the card's "Training" line (a captioner: teacher-forced
+        cross-entropy, plus whatever its family adds to it)."""
+        return "teacher-forced cross-entropy"
+
+    def card_paper(self) -> str:
+        """The paper's figures that the card's test table compares with, one sentence, or ``""``."""
+        return ""
+
+    def backbone_name(self) -> str:
+        """The encoder as a card names it, e.g. ``"MobileNetV2"``."""
+        return BACKBONE_NAMES.get(self.backbone, self.backbone)
+
+    def encoder_description(self) -> str:
+        """Where the encoder's weights come from and which of them train, from ``encoder_weights``
+        and ``fine_tune_from``: ``"ImageNet weights, frozen"`` (also for a local ImageNet
+        ``.weights.h5`` file), ``"ImageNet weights; frozen up to `block_16_expand`, trained …"``,
+        or ``"frozen: the encoder of RUN"`` for another run's (``"export"``: the built-in captioner's)."""
+        w = self.encoder_weights or "imagenet"
+        if w == "none":
+            return "randomly initialised" + (f", trained from `{self.fine_tune_from}` on" if self.fine_tune_from else ", frozen")
+        if w == "imagenet" or w.endswith(".h5"):
+            layer = self.fine_tune_from
+            return f"ImageNet weights; frozen up to `{layer}`, trained from there on with the decoder" if layer else "ImageNet weights, frozen"
+        if w == "export":
+            return "frozen: the built-in captioner's encoder, its top block fine-tuned on the training captions"
+        return f"frozen: the encoder of {w}"
