@@ -36,6 +36,7 @@ class BackboneSpec:
         int8_float_layers: regular expression over the backbone's layer names (as they appear
             in the converted file's tensor names) of the layers an ``int8`` export keeps in
             float32 (``""``: none, a full-integer file); see :func:`edgecap.export.exporter.convert`.
+        title: the encoder as model cards name it (``""``: its registry key).
     """
 
     name: str
@@ -45,6 +46,7 @@ class BackboneSpec:
     normalization: str
     build: Callable[[str], keras.Model]
     int8_float_layers: str = ""
+    title: str = ""
 
     @property
     def num_locations(self) -> int:
@@ -101,7 +103,7 @@ def _mobilenet_v2(weights: str) -> keras.Model:
 # different ranges (Nagel et al. 2019, "Data-Free Quantization", use MobileNetV2 as the example).
 MOBILENET_V2_STEM = r"/(bn_)?(Conv1|expanded_conv|block_[123]_)"
 
-register_backbone(BackboneSpec("mobilenet_v2", 224, 7, 1280, "x / 127.5 - 1 (MobileNetV2 preprocess_input)", _mobilenet_v2, MOBILENET_V2_STEM))
+register_backbone(BackboneSpec("mobilenet_v2", 224, 7, 1280, "x / 127.5 - 1 (MobileNetV2 preprocess_input)", _mobilenet_v2, MOBILENET_V2_STEM, "MobileNetV2"))
 
 
 def build_encoder(name: str = "mobilenet_v2", weights: str | None = "imagenet") -> keras.Model:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BACKBONE_NAMES = {"mobilenet_v2": "MobileNetV2"}  #: how a card names each backbone
-
 
 @dataclass
 class ModelConfig:
@@ -54,8 +52,15 @@ class ModelConfig:
         return ""
 
     def backbone_name(self) -> str:
-        """The encoder as a card names it, e.g. ``"MobileNetV2"``."""
-        return BACKBONE_NAMES.get(self.backbone, self.backbone)
+        """The encoder as a card names it, e.g. ``"MobileNetV2"`` (its ``BackboneSpec.title``;
+        imports Keras, as every card-writing path does).
+
+        Raises:
+            ValueError: a backbone the registry does not know.
+        """
+        from edgecap.models.backbones import get_backbone
+
+        return get_backbone(self.backbone).title or self.backbone
 
     def encoder_description(self) -> str:
         """Where the encoder's weights come from and which of them train, from ``encoder_weights``
