@@ -18,8 +18,12 @@ SHARED = shared_dir()
 FLICKR = SHARED / "data" / "flickr8k"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_no_top.weights.h5"
 HAVE_SHARED = FLICKR.is_dir() and WEIGHTS.is_file()
-needs_shared = pytest.mark.skipif(not HAVE_SHARED, reason=f"needs ../shared (Flickr8k and MobileNetV2 weights) at {SHARED}; set EDGECAP_SHARED")
-needs_release = pytest.mark.skipif(not (released_dir() / "best.weights.h5").is_file(), reason="the released checkpoint is not in export/")
+needs_shared = pytest.mark.skipif(
+    not HAVE_SHARED, reason=f"needs ../shared (Flickr8k and MobileNetV2 weights) at {SHARED}; set EDGECAP_SHARED"
+)
+needs_release = pytest.mark.skipif(
+    not (released_dir() / "best.weights.h5").is_file(), reason="the released checkpoint is not in export/"
+)
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +68,17 @@ def bare_data() -> tuple[Path, Path]:
         root = Path(tempfile.mkdtemp(prefix="edgecap-bare-"))
         folder = root / "photos"
         folder.mkdir()
-        captions = [line.split("\t", 1) for line in (examples_dir() / "captions.txt").read_text().splitlines() if line.strip()]
-        views = {"": lambda im: im, "mirrored_": ImageOps.mirror, "zoomed_": lambda im: ImageOps.fit(im.crop((im.width // 8, im.height // 8, im.width * 7 // 8, im.height * 7 // 8)), im.size),
-                 "rotated_": lambda im: im.rotate(90, expand=True)}
+        captions = [
+            line.split("\t", 1) for line in (examples_dir() / "captions.txt").read_text().splitlines() if line.strip()
+        ]
+        views = {
+            "": lambda im: im,
+            "mirrored_": ImageOps.mirror,
+            "zoomed_": lambda im: ImageOps.fit(
+                im.crop((im.width // 8, im.height // 8, im.width * 7 // 8, im.height * 7 // 8)), im.size
+            ),
+            "rotated_": lambda im: im.rotate(90, expand=True),
+        }
         lines = []
         for photo in sorted(examples_dir().glob("*.jpg")):
             image = Image.open(photo).convert("RGB")
@@ -125,3 +137,28 @@ def tiny_float32(tiny_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "tiny_float32.tflite"
     run_export(tiny_run, "float32", out, verify_images=8)
     return out
+
+
+#: what makes a test behave otherwise without ../shared (its fixtures, its source, its skip reason)
+_SHARED_FIXTURES = {"tiny_run", "tiny_float32", "flickr_root"}
+_SHARED_NAMES = ("HAVE_SHARED", "needs_shared", "bare_data", "tiny_config", "shared_dir", "FLICKR", "WEIGHTS")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``data_dependent`` every test whose outcome can change without ``../shared``: the
+    bare-clone pass of ``.ci/run`` runs only these (the others do the same thing in both passes)."""
+    import inspect
+
+    def source(function) -> str:
+        try:
+            return inspect.getsource(function)
+        except (OSError, TypeError):
+            return ""
+
+    for item in items:
+        fixtures = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        functions = [getattr(item, "function", None), *(d.func for defs in fixtures.values() for d in defs)]
+        text = "".join(source(f) for f in functions if f is not None)
+        reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
+        if _SHARED_FIXTURES & set(getattr(item, "fixturenames", ())) or any(n in text for n in _SHARED_NAMES) or "../shared" in reasons:
+            item.add_marker(pytest.mark.data_dependent)

@@ -121,7 +121,9 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
     from edgecap.runtime.ops import signature_macs_by_kind
 
     def load(beam):
-        return Captioner.from_file(model_path, CaptionerOptions(beam_size=beam, num_threads=threads, return_attention=False))
+        return Captioner.from_file(
+            model_path, CaptionerOptions(beam_size=beam, num_threads=threads, return_attention=False)
+        )
 
     load_ms = _median_ms(lambda: load(1), 3)
     greedy, beam = load(1), load(3)
@@ -160,21 +162,43 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
     beam_ms, beam_out, beam_words = whole(beam)
     rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
     return {
-        "model": str(model_path), "name": greedy.metadata.name, "quantization": greedy.metadata.quantization, "threads": threads,
-        "size_mb": model_path.stat().st_size / 1e6, "interpreter": greedy.backend, "load_ms": load_ms,
-        "encode_ms": encode_ms, "step_ms": step_ms, "greedy_ms": greedy_ms, "beam3_ms": beam_ms,
-        "outside_invoke_share": {"greedy": greedy_out, "beam3": beam_out}, "words": {"greedy": greedy_words, "beam3": beam_words},
-        "encode_macs": sum(encode_macs.values()), "encode_float_macs": encode_macs["float"], "step_macs": {k: sum(v.values()) for k, v in step_macs.items()},
-        "int8_gmacs": rates["int8"], "float_gmacs": rates["float"],
-        "floor_ms": {"encode": floor_ms(encode_macs, rates), "step": {k: floor_ms(v, rates) for k, v in step_macs.items()}},
+        "model": str(model_path),
+        "name": greedy.metadata.name,
+        "quantization": greedy.metadata.quantization,
+        "threads": threads,
+        "size_mb": model_path.stat().st_size / 1e6,
+        "interpreter": greedy.backend,
+        "load_ms": load_ms,
+        "encode_ms": encode_ms,
+        "step_ms": step_ms,
+        "greedy_ms": greedy_ms,
+        "beam3_ms": beam_ms,
+        "outside_invoke_share": {"greedy": greedy_out, "beam3": beam_out},
+        "words": {"greedy": greedy_words, "beam3": beam_words},
+        "encode_macs": sum(encode_macs.values()),
+        "encode_float_macs": encode_macs["float"],
+        "step_macs": {k: sum(v.values()) for k, v in step_macs.items()},
+        "int8_gmacs": rates["int8"],
+        "float_gmacs": rates["float"],
+        "floor_ms": {
+            "encode": floor_ms(encode_macs, rates),
+            "step": {k: floor_ms(v, rates) for k, v in step_macs.items()},
+        },
         "peak_rss_mb": _peak_rss_mb(),
     }
 
 
-QUERIES = ("a dog runs on the beach", "two children play in the snow", "a man rides a bike down a hill", "a girl in a pink dress")
+QUERIES = (
+    "a dog runs on the beach",
+    "two children play in the snow",
+    "a man rides a bike down a hill",
+    "a girl in a pink dress",
+)
 
 
-def bench_retrieval_file(model_path: Path, threads: int, photos: list[Path], repeats: int, index_size: int = 1000) -> dict:
+def bench_retrieval_file(
+    model_path: Path, threads: int, photos: list[Path], repeats: int, index_size: int = 1000
+) -> dict:
     """An image–sentence alignment file: load, ``embed_image``, ``embed_sentence`` and a whole
     text query (``Retriever.search``: embed the sentence, eq. 8 against every photo, rank)
     over an index of ``index_size`` photos (the timed photos' region vectors repeated: the
@@ -189,7 +213,9 @@ def bench_retrieval_file(model_path: Path, threads: int, photos: list[Path], rep
     image_ms = statistics.median(_median_ms(lambda x=x: retriever.embed_pixels(x), repeats) for x in pixels)
     regions = np.stack([retriever.embed_pixels(x) for x in pixels]).astype(np.float16)
     rows = np.resize(np.arange(len(regions)), index_size)
-    retriever.photo_index = PhotoIndex([str(photos[i]) for i in rows], regions[rows], retriever.metadata.flatbuffer_sha256)
+    retriever.photo_index = PhotoIndex(
+        [str(photos[i]) for i in rows], regions[rows], retriever.metadata.flatbuffer_sha256
+    )
     retriever.search(QUERIES[0])  # converts the index to float32 once
     sentence_ms = statistics.median(_median_ms(lambda q=q: retriever.embed_sentences([q]), repeats) for q in QUERIES)
     query_ms = statistics.median(_median_ms(lambda q=q: retriever.search(q, k=5), repeats) for q in QUERIES)
@@ -197,10 +223,23 @@ def bench_retrieval_file(model_path: Path, threads: int, photos: list[Path], rep
     image_macs = signature_macs_by_kind(flatbuffer, "embed_image", retriever.image_signature.tensor_shape)
     rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
     return {
-        "model": str(model_path), "name": retriever.metadata.name, "task": "retrieval", "quantization": retriever.metadata.quantization, "threads": threads,
-        "size_mb": model_path.stat().st_size / 1e6, "interpreter": retriever.backend, "load_ms": load_ms, "embed_image_ms": image_ms, "embed_sentence_ms": sentence_ms,
-        "index_photos": index_size, "query_ms": query_ms, "embed_image_macs": sum(image_macs.values()), "embed_image_float_macs": image_macs["float"],
-        "int8_gmacs": rates["int8"], "float_gmacs": rates["float"], "floor_ms": {"embed_image": floor_ms(image_macs, rates)},
+        "model": str(model_path),
+        "name": retriever.metadata.name,
+        "task": "retrieval",
+        "quantization": retriever.metadata.quantization,
+        "threads": threads,
+        "size_mb": model_path.stat().st_size / 1e6,
+        "interpreter": retriever.backend,
+        "load_ms": load_ms,
+        "embed_image_ms": image_ms,
+        "embed_sentence_ms": sentence_ms,
+        "index_photos": index_size,
+        "query_ms": query_ms,
+        "embed_image_macs": sum(image_macs.values()),
+        "embed_image_float_macs": image_macs["float"],
+        "int8_gmacs": rates["int8"],
+        "float_gmacs": rates["float"],
+        "floor_ms": {"embed_image": floor_ms(image_macs, rates)},
         "peak_rss_mb": _peak_rss_mb(),
     }
 
@@ -210,8 +249,8 @@ def bench_keras(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
+    from edgecap.runs import load_run
     from edgecap.runtime.preprocessing import load_image
-    from edgecap.training.trainer import load_run
 
     cfg, vocab, model = load_run(run_dir)
 
@@ -241,7 +280,13 @@ def _in_subprocess(args: list[str]) -> dict | list:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_bench(model_paths: list[Path], thread_counts: list[int], image_dir=None, repeats: int = 20, keras_run: str | Path | None = None) -> dict:
+def run_bench(
+    model_paths: list[Path],
+    thread_counts: list[int],
+    image_dir=None,
+    repeats: int = 20,
+    keras_run: str | Path | None = None,
+) -> dict:
     """All figures as a dict: ``{"machine", "photos", "repeats", "results": [one dict per model and
     thread count], "keras": {...} (or "keras_skipped")}``.
 
@@ -257,10 +302,17 @@ def run_bench(model_paths: list[Path], thread_counts: list[int], image_dir=None,
     from edgecap.paths import released_dir
 
     photos = _photos(image_dir)
-    report: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}, Python {platform.python_version()}", "photos": len(photos), "repeats": repeats, "results": []}
+    report: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}, Python {platform.python_version()}",
+        "photos": len(photos),
+        "repeats": repeats,
+        "results": [],
+    }
     photo_args = [str(p) for p in photos]
     for path in model_paths:
-        report["results"] += _in_subprocess(["--worker", str(path), ",".join(map(str, thread_counts)), str(repeats), *photo_args])
+        report["results"] += _in_subprocess(
+            ["--worker", str(path), ",".join(map(str, thread_counts)), str(repeats), *photo_args]
+        )
     keras_dir = None if str(keras_run) == "none" else Path(keras_run) if keras_run else released_dir()
     if keras_dir is None:
         report["keras_skipped"] = "--keras-run none"
@@ -287,26 +339,38 @@ def _cpu_name() -> str:
 
 
 def format_report(r: dict) -> str:
-    lines = [f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)"]
+    lines = [
+        f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)"
+    ]
     if any(t.get("task") != "retrieval" for t in r["results"]):
-        lines.append("model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode (float) / step B=1  GMAC/s int8 / float  peak RSS MB")
+        lines.append(
+            "model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode (float) / step B=1  GMAC/s int8 / float  peak RSS MB"
+        )
     for t in (t for t in r["results"] if t.get("task") != "retrieval"):
         fl = t["floor_ms"]
-        lines.append(f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "
-                     f"{t['step_ms']['1']:6.3f} / {t['step_ms']['3']:6.3f} ({fl['step']['1']:.3f} / {fl['step']['3']:.3f})  {t['greedy_ms']:9.2f}  {t['beam3_ms']:9.2f} ({t['outside_invoke_share']['beam3']:5.1%})        "
-                     f"{t['encode_macs'] / 1e6:7.1f}M ({t['encode_float_macs'] / t['encode_macs']:4.0%}) / {t['step_macs']['1'] / 1e6:5.2f}M  {t['int8_gmacs']:8.1f} / {t['float_gmacs']:5.1f}  {t['peak_rss_mb']:8.0f}")
+        lines.append(
+            f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "
+            f"{t['step_ms']['1']:6.3f} / {t['step_ms']['3']:6.3f} ({fl['step']['1']:.3f} / {fl['step']['3']:.3f})  {t['greedy_ms']:9.2f}  {t['beam3_ms']:9.2f} ({t['outside_invoke_share']['beam3']:5.1%})        "
+            f"{t['encode_macs'] / 1e6:7.1f}M ({t['encode_float_macs'] / t['encode_macs']:4.0%}) / {t['step_macs']['1'] / 1e6:5.2f}M  {t['int8_gmacs']:8.1f} / {t['float_gmacs']:5.1f}  {t['peak_rss_mb']:8.0f}"
+        )
     retrieval = [t for t in r["results"] if t.get("task") == "retrieval"]
     if retrieval:
-        lines.append("retrieval model                        thr  size MB  embed_image ms (floor)  embed_sentence ms  text query over N photos ms  peak RSS MB")
+        lines.append(
+            "retrieval model                        thr  size MB  embed_image ms (floor)  embed_sentence ms  text query over N photos ms  peak RSS MB"
+        )
         for t in retrieval:
-            lines.append(f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['embed_image_ms']:10.2f} ({t['floor_ms']['embed_image']:5.2f})  {t['embed_sentence_ms']:17.3f}  "
-                         f"{t['query_ms']:17.2f} (N = {t['index_photos']})  {t['peak_rss_mb']:11.0f}")
+            lines.append(
+                f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['embed_image_ms']:10.2f} ({t['floor_ms']['embed_image']:5.2f})  {t['embed_sentence_ms']:17.3f}  "
+                f"{t['query_ms']:17.2f} (N = {t['index_photos']})  {t['peak_rss_mb']:11.0f}"
+            )
     if r["results"]:
         lines.append(f"interpreter: {r['results'][0]['interpreter']}")
     if "keras" in r:
         k = r["keras"]["greedy_ms"]
-        best = min(t["greedy_ms"] for t in r["results"]) if r["results"] else float("nan")
-        lines.append(f"Keras float greedy (eager, TF {r['keras']['tensorflow']}, {r['keras']['run']}): {k:.1f} ms per caption; the fastest TFLite greedy caption above is {k / best:.1f}x faster")
+        best = min((t["greedy_ms"] for t in r["results"] if "greedy_ms" in t), default=float("nan"))
+        lines.append(
+            f"Keras float greedy (eager, TF {r['keras']['tensorflow']}, {r['keras']['run']}): {k:.1f} ms per caption; the fastest TFLite greedy caption above is {k / best:.1f}x faster"
+        )
     elif "keras_skipped" in r:
         lines.append(f"Keras baseline skipped: {r['keras_skipped']}")
     return "\n".join(lines)
@@ -315,10 +379,16 @@ def format_report(r: dict) -> str:
 def _worker(argv: list[str]) -> None:
     """``--worker MODEL THREADS REPEATS PHOTO...`` or ``--keras RUN REPEATS PHOTO...``: print one JSON line."""
     if argv[0] == "--worker":
-        model, threads, repeats, photos = Path(argv[1]), [int(t) for t in argv[2].split(",")], int(argv[3]), [Path(p) for p in argv[4:]]
+        model, threads, repeats, photos = (
+            Path(argv[1]),
+            [int(t) for t in argv[2].split(",")],
+            int(argv[3]),
+            [Path(p) for p in argv[4:]],
+        )
+        from edgecap.models import registry
         from edgecap.runtime.metadata import read_file
 
-        timer = bench_retrieval_file if read_file(model, check_digest=False)[1].task == "retrieval" else bench_file
+        timer = registry.get_task(read_file(model, check_digest=False)[1].task).stage("bench")
         out = [timer(model, t, photos, repeats) for t in threads]
     else:
         out = bench_keras(Path(argv[1]), [Path(p) for p in argv[3:]], int(argv[2]))

@@ -27,6 +27,9 @@ class ConfigError(ValueError):
 
 
 DATASETS = ("flickr8k", "karpathy", "folder")
+#: keys that moved into a family's [model] section; a run's config.toml from before still loads
+#: (the value goes to the family when it has the key, and is dropped when it never applied to it)
+MOVED = {("train", "doubly_stochastic"): "doubly_stochastic"}
 LR_DECAYS = ("cosine", "constant")
 SELECTION_DECODINGS = ("greedy", "decode")
 DISTRIBUTES = ("auto", "mirrored", "none")
@@ -43,7 +46,9 @@ class DataConfig:
     max_length: int = 20  #: words per training caption (longer ones are cut)
     train_limit: int = 0  #: use only the first N training images (0 = all); for tests
     dev_limit: int = 0  #: use only the first N dev images for model selection (0 = all)
-    horizontal_flip: bool = False  #: cross-entropy augmentation: half the examples see the mirrored photo ("left" ↔ "right" in the caption)
+    horizontal_flip: bool = (
+        False  #: cross-entropy augmentation: half the examples see the mirrored photo ("left" ↔ "right" in the caption)
+    )
 
 
 @dataclass
@@ -57,8 +62,9 @@ class TrainConfig:
     clipnorm: float = 5.0
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
-    ema_momentum: float = 0.0  #: Polyak averaging of the weights (e.g. 0.999); selection and checkpoints use the average. 0 = off
-    doubly_stochastic: float = 1.0  #: λ of the doubly stochastic attention penalty (Xu et al. eq. 14)
+    ema_momentum: float = (
+        0.0  #: Polyak averaging of the weights (e.g. 0.999); selection and checkpoints use the average. 0 = off
+    )
     patience: int = 4  #: epochs without a better dev CIDEr-D before stopping
     selection_decoding: str = "greedy"  #: how dev captions are decoded for the per-epoch selection: "greedy", or "decode" (the [decode] section's beam search)
     seed: int = 1234
@@ -82,7 +88,9 @@ class DecodeConfig:
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=lambda: registry.get("show_attend_tell").config())  #: the architecture's own dataclass
+    model: ModelConfig = field(
+        default_factory=lambda: registry.get("show_attend_tell").config()
+    )  #: the architecture's own dataclass
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
@@ -101,7 +109,9 @@ class Config:
         """
         for section, values in raw.items():
             if section not in {f.name for f in dataclasses.fields(self)}:
-                raise ConfigError(f"{source}: unknown section [{section}]; known: {[f.name for f in dataclasses.fields(self)]}")
+                raise ConfigError(
+                    f"{source}: unknown section [{section}]; known: {[f.name for f in dataclasses.fields(self)]}"
+                )
             if not isinstance(values, dict):
                 raise ConfigError(f"{source}: [{section}] must be a table")
             if section == "model" and "architecture" in values:  # another family: its own [model] dataclass
@@ -114,6 +124,10 @@ class Config:
             target = getattr(self, section)
             known = {f.name: f for f in dataclasses.fields(target)}
             for key, value in values.items():
+                if (section, key) in MOVED and key not in known:
+                    if hasattr(self.model, MOVED[section, key]):
+                        self.update({"model": {MOVED[section, key]: value}}, source)
+                    continue
                 if key not in known:
                     raise ConfigError(f"{source}: unknown key {section}.{key}; known: {sorted(known)}")
                 default = getattr(target, key)
@@ -130,19 +144,44 @@ class Config:
 
     def problems(self) -> list[str]:
         """Every value out of its range or not among its choices (empty when all is well)."""
+
         def value(key: str):
             section, name = key.split(".")
             return getattr(getattr(self, section), name)
 
-        choices = (("data.dataset", DATASETS), ("train.lr_decay", LR_DECAYS), ("train.selection_decoding", SELECTION_DECODINGS),
-                   ("train.distribute", DISTRIBUTES), ("train.mixed_precision", MIXED_PRECISIONS), ("train.objective", OBJECTIVES))
-        positive = ("data.min_count", "data.max_length", "train.epochs", "train.batch_size", "train.patience", "decode.beam_size", "decode.max_length")
-        non_negative = ("data.train_limit", "data.dev_limit", "train.warmup_steps", "train.max_steps_per_epoch", "train.clipnorm", "train.weight_decay", "train.doubly_stochastic")
+        choices = (
+            ("data.dataset", DATASETS),
+            ("train.lr_decay", LR_DECAYS),
+            ("train.selection_decoding", SELECTION_DECODINGS),
+            ("train.distribute", DISTRIBUTES),
+            ("train.mixed_precision", MIXED_PRECISIONS),
+            ("train.objective", OBJECTIVES),
+        )
+        positive = (
+            "data.min_count",
+            "data.max_length",
+            "train.epochs",
+            "train.batch_size",
+            "train.patience",
+            "decode.beam_size",
+            "decode.max_length",
+        )
+        non_negative = (
+            "data.train_limit",
+            "data.dev_limit",
+            "train.warmup_steps",
+            "train.max_steps_per_epoch",
+            "train.clipnorm",
+            "train.weight_decay",
+        )
         rules = [
             *((key, lambda v, c=c: v in c, f"one of {c}") for key, c in choices),
             *((key, lambda v: v >= 1, "a positive integer") for key in positive),
             *((key, lambda v: v >= 0, ">= 0") for key in non_negative),
-            *((key, lambda v: 0.0 <= v < 1.0, "in [0, 1)") for key in ("train.learning_rate", "train.label_smoothing", "train.ema_momentum")),
+            *(
+                (key, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
+                for key in ("train.learning_rate", "train.label_smoothing", "train.ema_momentum")
+            ),
             ("train.min_lr_ratio", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
             ("decode.length_penalty", math.isfinite, "a finite number"),
             ("decode.no_repeat_ngram_size", lambda v: v == 0 or v >= 2, "0 (off) or >= 2"),

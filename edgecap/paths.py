@@ -9,6 +9,7 @@ from pathlib import Path
 DATA_ROOT_ENV = "EDGECAP_DATA_ROOT"
 DEFAULT_PRESET = "show_attend_tell_flickr8k"  #: the built-in model used when none is named
 DEFAULT_MODEL_NAME = f"{DEFAULT_PRESET}_int8.tflite"
+DEFAULT_RETRIEVAL_PRESET = "visual_semantic_alignment_flickr8k"  #: the built-in model `edgecap search` and `edgecap align` use when none is named
 
 
 def released_dir() -> Path:

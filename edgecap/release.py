@@ -25,32 +25,80 @@ from edgecap.utils import atomic_path, atomic_write_text
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
 
 
-def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = None, modes=("float32", "float16", "dynamic", "int8"), threads=(1, 2), version: str = "0.1.0", command: str = "") -> dict:
-    """Release ``run_dir`` into ``out_dir``; returns the model card as a dict (see module docstring).
+def release(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    data_root: str | None = None,
+    modes=("float32", "float16", "dynamic", "int8"),
+    threads=(1, 2),
+    version: str = "0.1.0",
+    command: str = "",
+) -> dict:
+    """Release ``run_dir`` into ``out_dir`` as its task does it (:mod:`edgecap.models.registry`:
+    :func:`release_captioner` or :func:`release_alignment`); returns the model card as a dict.
 
     Raises:
-        ValueError: ``modes`` lacks ``int8`` (the built-in model). ExportError: an export failed verification.
+        ValueError: ``modes`` lacks ``int8`` (the built-in model), or the task has no release.
+        RunError: not a run directory. ExportError: an export failed verification.
     """
-    from edgecap.evaluation.evaluate import evaluate
-    from edgecap.export.command import run_export
     from edgecap.models import registry
-    from edgecap.paths import DEFAULT_PRESET
-    from edgecap.runtime.presets import SUFFIX
-    from edgecap.training.trainer import BEST, CONFIG, DECODING, STATE, VOCAB, load_run
+    from edgecap.runs import CONFIG, RunError
 
     if "int8" not in modes:
         raise ValueError("the released model is the int8 file: modes must include 'int8'")
+    if not (Path(run_dir) / CONFIG).is_file():
+        raise RunError(f"{Path(run_dir) / CONFIG}: missing; is {run_dir} an edgecap run directory?")
+    task = registry.task_of(registry.read_model_config(Path(run_dir) / CONFIG).architecture)
+    return task.run(
+        "release", run_dir, out_dir, data_root=data_root, modes=modes, threads=threads, version=version, command=command
+    )
+
+
+def release_captioner(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    data_root: str | None = None,
+    modes=("float32", "float16", "dynamic", "int8"),
+    threads=(1, 2),
+    version: str = "0.1.0",
+    command: str = "",
+) -> dict:
+    """:func:`release` for a captioner (see the module docstring)."""
+    from edgecap.evaluation.evaluate import evaluate
+    from edgecap.export.command import run_export
+    from edgecap.paths import DEFAULT_PRESET
+    from edgecap.runs import BEST, CONFIG, DECODING, STATE, VOCAB, load_run
+    from edgecap.runtime.presets import SUFFIX
+
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, vocab, model = load_run(run_dir)
-    if registry.get(cfg.model.architecture).task == "retrieval":
-        return release_alignment(run_dir, out_dir, cfg, data_root, ("float32", "int8"), threads, version, command)
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     k, lp, nr = cfg.decode.beam_size, cfg.decode.length_penalty, cfg.decode.no_repeat_ngram_size
-    card: dict = {"name": name, "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": nr, "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
+    card: dict = {
+        "name": name,
+        "run": str(run_dir),
+        "version": version,
+        "model": dataclasses.asdict(cfg.model),
+        "beam_size": k,
+        "length_penalty": lp,
+        "no_repeat_ngram_size": nr,
+        "command": command,
+        "results": {},
+        "sizes_mb": {},
+        "verify": {},
+    }
     previous = run_dir / f"{name}.card.json"  # releasing a released folder again keeps its provenance
     if (run_dir / STATE).is_file():
         state = json.loads((run_dir / STATE).read_text())
-        card["training"] = {"objective": cfg.train.objective, "init_from": cfg.train.init_from, "ema_momentum": cfg.train.ema_momentum, "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "best_dev_cider_d": state["best_cider_d"], "selection_decoding": cfg.train.selection_decoding}
+        card["training"] = {
+            "objective": cfg.train.objective,
+            "init_from": cfg.train.init_from,
+            "ema_momentum": cfg.train.ema_momentum,
+            "best_epoch": state["best_epoch"],
+            "epochs_run": state["epoch"],
+            "best_dev_cider_d": state["best_cider_d"],
+            "selection_decoding": cfg.train.selection_decoding,
+        }
     elif previous.is_file():
         earlier = json.loads(previous.read_text())
         card["training"], card["run"] = earlier.get("training"), earlier.get("run", card["run"])
@@ -77,7 +125,9 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
             files[mode] = result.path
             card["sizes_mb"][mode] = result.size_bytes / 1e6
             card["verify"][mode] = result.report.as_dict()
-            rep = evaluate(result.path, "test", k, lp, cfg.decode.max_length, data_root, num_threads=2, no_repeat_ngram_size=nr)
+            rep = evaluate(
+                result.path, "test", k, lp, cfg.decode.max_length, data_root, num_threads=2, no_repeat_ngram_size=nr
+            )
             card["results"][f"tflite {mode}"] = rep["metrics"]
         # put the release in place: the int8 file with its test scores in its metadata
         # the one Keras checkpoint kept, for `edgecap export` offline (not rewritten when the run is the released folder itself)
@@ -87,7 +137,7 @@ def release(run_dir: str | Path, out_dir: str | Path, data_root: str | None = No
                     with atomic_path(out_dir / file) as tmp:
                         (compress_weights if file == BEST else shutil.copy)(ckpt / file, tmp)
         released = _keep_int8(files["int8"], card, out_dir / f"{name}{SUFFIX}")
-    return _finish(card, released, threads, str(run_dir), out_dir, model_card_markdown, t0)
+    return _finish(card, released, threads, str(run_dir), out_dir, t0)
 
 
 def compress_weights(source: str | Path, target: str | Path) -> None:
@@ -125,7 +175,10 @@ def _detector_scores(cfg, data_root: str | None, previous: Path) -> dict | None:
     run = Path(cfg.model.detector)
     if (run / "best.weights.h5").is_file():
         report = evaluate_attributes(run, "test", data_root)
-        return {"run": str(run), **{k: report[k] for k in ("images", "attributes", "k", "metrics", "frequency_baseline")}}
+        return {
+            "run": str(run),
+            **{k: report[k] for k in ("images", "attributes", "k", "metrics", "frequency_baseline")},
+        }
     return json.loads(previous.read_text()).get("detector") if previous.is_file() else None
 
 
@@ -142,36 +195,78 @@ def _keep_int8(path: Path, card: dict, released: Path) -> Path:
     return released
 
 
-def _finish(card: dict, released: Path, threads, keras_run: str, out_dir: Path, markdown, t0: float) -> dict:
-    """Benchmark ``released`` and write the card (JSON and ``markdown(card)``)."""
+def _finish(card: dict, released: Path, threads, keras_run: str, out_dir: Path, t0: float) -> dict:
+    """Benchmark ``released`` and write the card (JSON and Markdown, :func:`render_card`)."""
     from edgecap.bench import format_report
 
     # in a fresh process, so that its peak memory is the runtime's, not this TensorFlow process's
     with tempfile.TemporaryDirectory(prefix="edgecap-bench-") as work:
         bench_json = Path(work) / "bench.json"
-        subprocess.run([sys.executable, "-m", "edgecap.cli", "bench", "--model", str(released), "--threads", ",".join(map(str, threads)), "--keras-run", keras_run, "--json", str(bench_json)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edgecap.cli",
+                "bench",
+                "--model",
+                str(released),
+                "--threads",
+                ",".join(map(str, threads)),
+                "--keras-run",
+                keras_run,
+                "--json",
+                str(bench_json),
+            ],
+            check=True,
+        )
         card["bench"] = json.loads(bench_json.read_text())
     card["bench_text"] = format_report(card["bench"])
     card["seconds"] = round(time.time() - t0)
     atomic_write_text(out_dir / f"{card['name']}.card.json", json.dumps(card, indent=1))
-    atomic_write_text(out_dir / f"{card['name']}.md", markdown(card))
+    atomic_write_text(out_dir / f"{card['name']}.md", render_card(card))
     return card
 
 
-def release_alignment(run_dir: Path, out_dir: Path, cfg, data_root: str | None, modes, threads, version: str, command: str) -> dict:
+def release_alignment(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    data_root: str | None = None,
+    threads=(1, 2),
+    version: str = "0.1.0",
+    command: str = "",
+) -> dict:
     """:func:`release` for the image–sentence alignment model: Flickr8k test R@K of Keras and of
-    every exported file through the runtime (:func:`edgecap.evaluation.evaluate.evaluate_retrieval`),
+    the float32 and int8 files through the runtime (:func:`edgecap.evaluation.evaluate.evaluate_retrieval`),
     the int8 file kept as ``<name>_int8.tflite`` with its test R@K in its metadata, the card."""
+    from edgecap.config import Config
     from edgecap.evaluation.evaluate import evaluate_retrieval
     from edgecap.export.command import run_export
+    from edgecap.runs import CONFIG, STATE
     from edgecap.runtime.presets import SUFFIX
-    from edgecap.training.trainer import STATE
 
+    run_dir, out_dir, modes = Path(run_dir), Path(out_dir), ("float32", "int8")
+    cfg = Config.load(run_dir / CONFIG)
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
-    card: dict = {"name": name, "task": "retrieval", "run": str(run_dir), "version": version, "model": dataclasses.asdict(cfg.model), "command": command, "results": {}, "sizes_mb": {}, "verify": {}}
+    card: dict = {
+        "name": name,
+        "task": "retrieval",
+        "run": str(run_dir),
+        "version": version,
+        "model": dataclasses.asdict(cfg.model),
+        "command": command,
+        "results": {},
+        "sizes_mb": {},
+        "verify": {},
+    }
     if (run_dir / STATE).is_file():
         state = json.loads((run_dir / STATE).read_text())
-        card["training"] = {"best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "best_dev_rsum": state["best_rsum"], "dev_images": cfg.data.dev_limit or 1000, "ema_momentum": cfg.train.ema_momentum}
+        card["training"] = {
+            "best_epoch": state["best_epoch"],
+            "epochs_run": state["epoch"],
+            "best_dev_rsum": state["best_rsum"],
+            "dev_images": cfg.data.dev_limit or 1000,
+            "ema_momentum": cfg.train.ema_momentum,
+        }
     t0 = time.time()
     keras_report = evaluate_retrieval(run_dir, "test", data_root)
     card["results"]["keras float32"] = keras_report["metrics"]
@@ -184,9 +279,11 @@ def release_alignment(run_dir: Path, out_dir: Path, cfg, data_root: str | None, 
             files[mode] = result.path
             card["sizes_mb"][mode] = result.size_bytes / 1e6
             card["verify"][mode] = result.report.as_dict()
-            card["results"][f"tflite {mode}"] = evaluate_retrieval(result.path, "test", data_root, num_threads=2)["metrics"]
+            card["results"][f"tflite {mode}"] = evaluate_retrieval(result.path, "test", data_root, num_threads=2)[
+                "metrics"
+            ]
         released = _keep_int8(files["int8"], card, out_dir / f"{name}{SUFFIX}")
-    return _finish(card, released, threads, "none", out_dir, alignment_card_markdown, t0)
+    return _finish(card, released, threads, "none", out_dir, t0)
 
 
 RECALLS = ("R@1", "R@5", "R@10", "med r")
@@ -207,26 +304,53 @@ def alignment_card_markdown(card: dict) -> str:
         f"- Training: {model.card_training()}{ema}.",
     ]
     if card.get("int8_float_layers"):
-        lines.append(f"- The int8 file keeps the encoder's stem in float32 (layers matching `{card['int8_float_layers']}`); every other layer is int8.")
+        lines.append(
+            f"- The int8 file keeps the encoder's stem in float32 (layers matching `{card['int8_float_layers']}`); every other layer is int8."
+        )
     if "training" in card:
         t = card["training"]
-        lines.append(f"- Selection: best epoch {t['best_epoch']} of {t['epochs_run']} run by dev R-sum (the six R@K) on {t['dev_images']} dev images: {t['best_dev_rsum']:.1f}.")
-    lines += ["", "## Flickr8k test split (1,000 images, 5,000 sentences)", "",
-              "Image annotation (image → sentences) and image search (sentence → image); R@K in %, med r the median rank.", "",
-              "| model | size MB | annotation " + " | ".join(RECALLS) + " | search " + " | ".join(RECALLS) + " |", "|---" * 10 + "|"]
+        lines.append(
+            f"- Selection: best epoch {t['best_epoch']} of {t['epochs_run']} run by dev R-sum (the six R@K) on {t['dev_images']} dev images: {t['best_dev_rsum']:.1f}."
+        )
+    lines += [
+        "",
+        "## Flickr8k test split (1,000 images, 5,000 sentences)",
+        "",
+        "Image annotation (image → sentences) and image search (sentence → image); R@K in %, med r the median rank.",
+        "",
+        "| model | size MB | annotation " + " | ".join(RECALLS) + " | search " + " | ".join(RECALLS) + " |",
+        "|---" * 10 + "|",
+    ]
     rows = dict(card["results"])
     rows["paper: BRNN (Table 1, Flickr8K)"] = card["paper"]
     for name, r in rows.items():
         mode = name.split()[-1] if name.startswith("tflite") else None
         size = f"{card['sizes_mb'][mode]:.2f}" if mode else "—"
-        lines.append(f"| {name} | {size} | " + " | ".join(f"{r[f'{d} {k}']:.1f}" for d in ("annotation", "search") for k in RECALLS) + " |")
-    lines += ["", "## Export verification (100 dev images and their 500 sentences, against Keras)", "", "| mode | region vectors relative Δ | word vectors relative Δ | R-sum Keras → file |", "|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {size} | "
+            + " | ".join(f"{r[f'{d} {k}']:.1f}" for d in ("annotation", "search") for k in RECALLS)
+            + " |"
+        )
+    lines += [
+        "",
+        "## Export verification (100 dev images and their 500 sentences, against Keras)",
+        "",
+        "| mode | region vectors relative Δ | word vectors relative Δ | R-sum Keras → file |",
+        "|---|---|---|---|",
+    ]
     for mode, v in card["verify"].items():
-        lines.append(f"| {mode} | {v['regions_relative']:.3f} | {v['words_relative']:.3f} | {v['rsum_keras']:.1f} → {v['rsum_file']:.1f} |")
+        lines.append(
+            f"| {mode} | {v['regions_relative']:.3f} | {v['words_relative']:.3f} | {v['rsum_keras']:.1f} → {v['rsum_file']:.1f} |"
+        )
     lines += ["", "## Speed (`edgecap bench`, this machine)", "", "```", card["bench_text"], "```", ""]
-    lines += ["## Limits", "", "- Trained on 6,000 Flickr photos of people and animals, with their English captions; other scenes and words rank poorly.",
-              "- Vocabulary: words seen at least 5 times in the training captions; a query of only other words is refused.",
-              "- Flickr8k is for research use; cite Hodosh et al. (2013) when reporting numbers.", ""]
+    lines += [
+        "## Limits",
+        "",
+        "- Trained on 6,000 Flickr photos of people and animals, with their English captions; other scenes and words rank poorly.",
+        "- Vocabulary: words seen at least 5 times in the training captions; a query of only other words is refused.",
+        "- Flickr8k is for research use; cite Hodosh et al. (2013) when reporting numbers.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -249,8 +373,10 @@ def model_card_markdown(card: dict) -> str:
         f"- Decoding: beam size {card['beam_size']}, length penalty {card['length_penalty']}, no-repeat n-gram size {card.get('no_repeat_ngram_size', 0)} (0 = off).",
     ]
     if card.get("int8_float_layers"):
-        lines.append(f"- The int8 file: int8 weights and activations except the encoder's stem (layers matching `{card['int8_float_layers']}`), "
-                     "kept in float32 (`edgecap export --int8`; `--full-integer` quantizes it too, less accurately).")
+        lines.append(
+            f"- The int8 file: int8 weights and activations except the encoder's stem (layers matching `{card['int8_float_layers']}`), "
+            "kept in float32 (`edgecap export --int8`; `--full-integer` quantizes it too, less accurately)."
+        )
     if "training" in card:
         t = card["training"]
         how = model.card_training()
@@ -260,8 +386,16 @@ def model_card_markdown(card: dict) -> str:
             how += f", continued from the run `{t['init_from']}`"
         if t.get("ema_momentum"):
             how += f", weights averaged (EMA, momentum {t['ema_momentum']}) for selection and the checkpoint"
-        lines.append(f"- Training: {how}; best epoch {t['best_epoch']} of {t['epochs_run']} run (dev CIDEr-D {_selection(t)}).")
-    lines += ["", "## Flickr8k test split (1,000 images), ×100", "", "| model | size MB | " + " | ".join(METRICS) + " | ΔBLEU-4 | ΔCIDEr-D |", "|---" * (len(METRICS) + 4) + "|"]
+        lines.append(
+            f"- Training: {how}; best epoch {t['best_epoch']} of {t['epochs_run']} run (dev CIDEr-D {_selection(t)})."
+        )
+    lines += [
+        "",
+        "## Flickr8k test split (1,000 images), ×100",
+        "",
+        "| model | size MB | " + " | ".join(METRICS) + " | ΔBLEU-4 | ΔCIDEr-D |",
+        "|---" * (len(METRICS) + 4) + "|",
+    ]
     for name, m in r.items():
         mode = name.split()[-1] if name.startswith("tflite") else None
         size = f"{card['sizes_mb'][mode]:.2f}" if mode else "—"
@@ -270,24 +404,61 @@ def model_card_markdown(card: dict) -> str:
     lines += ["", model.card_paper(), ""]
     if "detector" in card:
         d = card["detector"]
-        lines += [f"## The attribute detector (`{d['run']}`), Flickr8k test split ({d['images']} images, {d['attributes']} attributes), ×100", "",
-                  "A photo's true attributes are the attribute words of its five captions.", "",
-                  f"| detector | mAP | P@{d['k']} | R@{d['k']} |", "|---|---|---|---|",
-                  f"| always the {d['k']} attributes most frequent in training | " + " | ".join(f"{d['frequency_baseline'][m]:.1f}" for m in ("mAP", f"P@{d['k']}", f"R@{d['k']}")) + " |",
-                  "| noisy-OR MIL detector (Fang et al. 2015) | " + " | ".join(f"{d['metrics'][m]:.1f}" for m in ("mAP", f"P@{d['k']}", f"R@{d['k']}")) + " |", ""]
-    lines += ["## Export verification (100 dev images, greedy, against Keras)", "", "| mode | log-prob mean abs Δ | token agreement | identical captions | BLEU-4 Keras → file |", "|---|---|---|---|---|"]
+        lines += [
+            f"## The attribute detector (`{d['run']}`), Flickr8k test split ({d['images']} images, {d['attributes']} attributes), ×100",
+            "",
+            "A photo's true attributes are the attribute words of its five captions.",
+            "",
+            f"| detector | mAP | P@{d['k']} | R@{d['k']} |",
+            "|---|---|---|---|",
+            f"| always the {d['k']} attributes most frequent in training | "
+            + " | ".join(f"{d['frequency_baseline'][m]:.1f}" for m in ("mAP", f"P@{d['k']}", f"R@{d['k']}"))
+            + " |",
+            "| noisy-OR MIL detector (Fang et al. 2015) | "
+            + " | ".join(f"{d['metrics'][m]:.1f}" for m in ("mAP", f"P@{d['k']}", f"R@{d['k']}"))
+            + " |",
+            "",
+        ]
+    lines += [
+        "## Export verification (100 dev images, greedy, against Keras)",
+        "",
+        "| mode | log-prob mean abs Δ | token agreement | identical captions | BLEU-4 Keras → file |",
+        "|---|---|---|---|---|",
+    ]
     for mode, v in card["verify"].items():
-        lines.append(f"| {mode} | {v['logprob_mean_abs']:.2e} | {v['token_agreement']:.3f} | {v['exact_match']:.3f} | {v['bleu4_keras']:.2f} → {v['bleu4_tflite']:.2f} |")
+        lines.append(
+            f"| {mode} | {v['logprob_mean_abs']:.2e} | {v['token_agreement']:.3f} | {v['exact_match']:.3f} | {v['bleu4_keras']:.2f} → {v['bleu4_tflite']:.2f} |"
+        )
     if "decoding_selection" in card:
-        lines += ["", "## Decoding selected on dev (CIDEr-D, Keras)", "", "| beam size | length penalty | no-repeat n-gram | dev CIDEr-D | dev BLEU-4 | words |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Decoding selected on dev (CIDEr-D, Keras)",
+            "",
+            "| beam size | length penalty | no-repeat n-gram | dev CIDEr-D | dev BLEU-4 | words |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in card["decoding_selection"]["table"]:
             bleu = f"{row['BLEU-4']:.2f}" if "BLEU-4" in row else "—"
-            lines.append(f"| {row['beam_size']} | {row['length_penalty']} | {row.get('no_repeat_ngram_size', 0)} | {row['CIDEr-D']:.2f} | {bleu} | {row['mean_words']:.1f} |")
+            lines.append(
+                f"| {row['beam_size']} | {row['length_penalty']} | {row.get('no_repeat_ngram_size', 0)} | {row['CIDEr-D']:.2f} | {bleu} | {row['mean_words']:.1f} |"
+            )
     lines += ["", "## Speed (`edgecap bench`, this machine)", "", "```", card["bench_text"], "```", ""]
-    lines += ["## Limits", "", "- Trained on 6,000 Flickr photos of people and animals: it describes such scenes; elsewhere it guesses.",
-              "- English only; vocabulary of words seen at least 5 times in the training captions.",
-              "- Flickr8k is for research use; cite Hodosh et al. (2013) when reporting numbers.", ""]
+    lines += [
+        "## Limits",
+        "",
+        "- Trained on 6,000 Flickr photos of people and animals: it describes such scenes; elsewhere it guesses.",
+        "- English only; vocabulary of words seen at least 5 times in the training captions.",
+        "- Flickr8k is for research use; cite Hodosh et al. (2013) when reporting numbers.",
+        "",
+    ]
     return "\n".join(lines)
+
+
+def render_card(card: dict) -> str:
+    """A released model's card (its ``<name>.card.json``) in Markdown, as its task writes it."""
+    from edgecap.models import registry
+
+    return registry.task_of(card_model_config(card.get("model")).architecture).stage("card")(card)
 
 
 def card_model_config(model: dict | None):
@@ -300,10 +471,7 @@ def card_model_config(model: dict | None):
     """
     from edgecap.models import registry
 
-    m = dict(model or {})
-    cls = registry.get(m.get("architecture", "show_attend_tell")).config
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in m.items() if k in names})
+    return registry.model_config(dict(model or {}), "card", strict=False)
 
 
 def _selection(training: dict) -> str:

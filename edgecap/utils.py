@@ -52,7 +52,7 @@ def work_dir(parent: str | Path, prefix: str) -> Path:
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     for old in parent.glob(f"{prefix}*"):
-        pid = old.name[len(prefix):].split("-", 1)[0]
+        pid = old.name[len(prefix) :].split("-", 1)[0]
         if old.is_dir() and pid.isdigit() and not _running(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))

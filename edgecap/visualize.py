@@ -53,17 +53,20 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
             a map over image locations, as the model's step contract declares it.
         out_path: PNG file to write (atomically).
 
-    A semantic attention result (attention ``(T, 2, k)`` over its k attributes) is drawn by
+    A result whose attention is over items (``result.attention_over == "items"``: semantic
+    attention's ``(T, 2, k)`` over its k attributes) is drawn by
     :func:`save_attribute_attention_figure` instead.
 
     Raises:
         ImportError: matplotlib is not installed (``pip install 'edgecap[plot]'``).
         ValueError: the model returns no attention over an image grid or attributes.
     """
-    if result.attributes and result.attention.ndim == 3 and result.attention.shape[1:] == (2, len(result.attributes)):
+    if result.attention_over == "items":
         return save_attribute_attention_figure(image, result, out_path, display_width)
-    if result.attention.ndim != 3 or not result.attention.shape[1]:
-        raise ValueError(f"this model returns no attention map over image locations (attention shape per word: {result.attention.shape[1:]})")
+    if result.attention_over != "grid" or result.attention.ndim != 3 or not result.attention.shape[1]:
+        raise ValueError(
+            f"this model returns no attention map over image locations (attention shape per word: {result.attention.shape[1:]})"
+        )
     plt = _pyplot("attention figures")
     pixels = _display_photo(image, display_width)
     height = pixels.shape[0]
@@ -79,7 +82,11 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
     axes[0, 0].set_title("input", fontsize=9)
     for k, (word, alpha) in enumerate(zip(words, maps), start=1):
         ax = axes[k // cols, k % cols]
-        up = np.asarray(Image.fromarray((alpha / max(alpha.max(), 1e-8) * 255).astype(np.uint8)).resize((display_width, height), Image.Resampling.BICUBIC))
+        up = np.asarray(
+            Image.fromarray((alpha / max(alpha.max(), 1e-8) * 255).astype(np.uint8)).resize(
+                (display_width, height), Image.Resampling.BICUBIC
+            )
+        )
         ax.imshow(pixels)
         ax.imshow(up, cmap="gray", alpha=0.6)
         ax.set_title(word, fontsize=10)
@@ -104,7 +111,9 @@ def save_attribute_attention_figure(image, result, out_path: str | Path, display
     """
     k = len(result.attributes)
     if not k or result.attention.shape[1:] != (2, k):
-        raise ValueError(f"this result has no attention over attributes (attention shape per word: {result.attention.shape[1:]}, {k} attributes)")
+        raise ValueError(
+            f"this result has no attention over attributes (attention shape per word: {result.attention.shape[1:]}, {k} attributes)"
+        )
     plt = _pyplot("attention figures")
     names = [w for w, _ in result.attributes]
     y = np.arange(k)
@@ -175,7 +184,15 @@ def save_alignment_figure(image, alignment, out_path: str | Path, display_width:
         ax.add_patch(patches.Rectangle((c * cw, r * ch), cw, ch, fill=False, edgecolor=colour, linewidth=2))
         n = stacked.get(cell, 0)
         stacked[cell] = n + 1
-        ax.text(c * cw + 2, r * ch + 2 + n * 13, word, color="white", fontsize=9, va="top", bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "linewidth": 0})
+        ax.text(
+            c * cw + 2,
+            r * ch + 2 + n * 13,
+            word,
+            color="white",
+            fontsize=9,
+            va="top",
+            bbox={"facecolor": colour, "alpha": 0.8, "pad": 1, "linewidth": 0},
+        )
     caption = " ".join(alignment.words) + f"   (score {alignment.score:.1f})"
     if whole:
         caption += "\nwhole image: " + ", ".join(w for w, _ in whole)

@@ -44,21 +44,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", help="a semantic attention .tflite file")
     ap.add_argument("--photos", required=True, help="folder of the photos")
-    ap.add_argument("--split-file", help="file listing the photo names to use, one a line (default: every .jpg in --photos)")
+    ap.add_argument(
+        "--split-file", help="file listing the photo names to use, one a line (default: every .jpg in --photos)"
+    )
     ap.add_argument("--limit", type=int, default=200, help="photos (the first N of the list)")
     ap.add_argument("--beam-size", type=int, default=3)
     ap.add_argument("--length-penalty", type=float, default=0.75)
     ap.add_argument("--no-repeat-ngram", type=int, default=3)
     args = ap.parse_args()
     photos = Path(args.photos)
-    names = Path(args.split_file).read_text().split() if args.split_file else sorted(p.name for p in photos.glob("*.jpg"))
-    options = CaptionerOptions(beam_size=args.beam_size, length_penalty=args.length_penalty, no_repeat_ngram_size=args.no_repeat_ngram)
+    names = (
+        Path(args.split_file).read_text().split() if args.split_file else sorted(p.name for p in photos.glob("*.jpg"))
+    )
+    options = CaptionerOptions(
+        beam_size=args.beam_size, length_penalty=args.length_penalty, no_repeat_ngram_size=args.no_repeat_ngram
+    )
     captioner = Captioner.from_file(args.model, options)
     alpha, beta, words = [], [], []
     for name in tqdm(names[: args.limit], desc="captioning", unit="photo"):
         result = captioner.caption(photos / name)
         if result.attention.ndim != 3 or result.attention.shape[1] != 2:
-            raise SystemExit(f"{args.model}: attention of shape {result.attention.shape[1:]}, not (2, k): not a semantic attention model with both attentions")
+            raise SystemExit(
+                f"{args.model}: attention of shape {result.attention.shape[1:]}, not (2, k): not a semantic attention model with both attentions"
+            )
         attention = result.attention  # (T, 2, k)
         alpha.append(attention[:, 0])
         beta.append(attention[:, 1])

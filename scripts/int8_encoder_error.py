@@ -51,21 +51,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         archive = keras.export.ExportArchive()
         archive.track(encoder)
-        archive.add_endpoint("encode", lambda image: {"annotations": encoder(image, training=False)}, input_signature=[tf.TensorSpec((1, 224, 224, 3), tf.uint8, name="image")])
+        archive.add_endpoint(
+            "encode",
+            lambda image: {"annotations": encoder(image, training=False)},
+            input_signature=[tf.TensorSpec((1, 224, 224, 3), tf.uint8, name="image")],
+        )
         archive.write_out(tmp, verbose=False)
-        print(f"{len(calib)} calibration photos, {len(test)} test photos; relative L2 of the annotation grid against Keras")
+        print(
+            f"{len(calib)} calibration photos, {len(test)} test photos; relative L2 of the annotation grid against Keras"
+        )
         for label, pattern in PATTERNS.items():
             flatbuffer = convert(tmp, "int8", lambda: (("encode", {"image": x}) for x in calib), ("encode",), pattern)
             run = make_interpreter(flatbuffer, num_threads=1)[0].get_signature_runner("encode")
             got = np.concatenate([run(image=x)["annotations"] for x in test])
             rel = np.linalg.norm(got - reference) / np.linalg.norm(reference)
-            cos = np.mean(np.sum(got * reference, -1) / np.maximum(np.linalg.norm(got, axis=-1) * np.linalg.norm(reference, axis=-1), 1e-12))
+            cos = np.mean(
+                np.sum(got * reference, -1)
+                / np.maximum(np.linalg.norm(got, axis=-1) * np.linalg.norm(reference, axis=-1), 1e-12)
+            )
             times = []
             for x in test[:20]:
                 t = time.perf_counter()
                 run(image=x)
                 times.append(time.perf_counter() - t)
-            print(f"{label:28s} relative L2 {rel:.3f}  per-cell cosine {cos:.3f}  encode {1e3 * np.median(times):.1f} ms (1 thread)")
+            print(
+                f"{label:28s} relative L2 {rel:.3f}  per-cell cosine {cos:.3f}  encode {1e3 * np.median(times):.1f} ms (1 thread)"
+            )
 
 
 if __name__ == "__main__":

@@ -49,9 +49,30 @@ def record(captioner: Captioner, pixels: np.ndarray, beam_size: int) -> dict:
     if beam_size == 1:
         hyps = greedy_search(recording_step, state, m.start_id, m.end_id, m.max_length, captioner.suppress)
     else:
-        hyps = beam_search(recording_step, state, m.start_id, m.end_id, beam_size, m.max_length, m.length_penalty, beam_size, captioner.suppress)
-    return {"beam_size": beam_size, "calls": calls,
-            "hypotheses": [{"tokens": h.tokens, "log_prob": h.log_prob, "score": h.score, "text": " ".join(m.vocabulary[t] for t in h.tokens)} for h in hyps]}
+        hyps = beam_search(
+            recording_step,
+            state,
+            m.start_id,
+            m.end_id,
+            beam_size,
+            m.max_length,
+            m.length_penalty,
+            beam_size,
+            captioner.suppress,
+        )
+    return {
+        "beam_size": beam_size,
+        "calls": calls,
+        "hypotheses": [
+            {
+                "tokens": h.tokens,
+                "log_prob": h.log_prob,
+                "score": h.score,
+                "text": " ".join(m.vocabulary[t] for t in h.tokens),
+            }
+            for h in hyps
+        ],
+    }
 
 
 def main() -> None:
@@ -64,7 +85,9 @@ def main() -> None:
         png = args.out / f"{photo.stem}.png"
         Image.open(photo).convert("RGB").save(png)
         pixels = load_image(png, 224)
-        (args.out / f"{photo.stem}.resize224.json").write_text(json.dumps({"png": png.name, "size": 224, "rgb": _b64(pixels, "u1")}))
+        (args.out / f"{photo.stem}.resize224.json").write_text(
+            json.dumps({"png": png.name, "size": 224, "rgb": _b64(pixels, "u1")})
+        )
     for name in preset_names(task="captioning"):
         path = preset_path(name)
         captioner = Captioner.from_file(path, CaptionerOptions())

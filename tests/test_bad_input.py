@@ -47,7 +47,9 @@ def test_flipped_bytes_in_the_weights_are_refused_by_the_digest(tiny_float32, tm
     assert md.read(bad.read_bytes(), check_digest=False).name == md.read(data).name  # the check can be skipped
 
 
-@pytest.mark.skipif(not (released_dir() / f"{DEFAULT_PRESET}_int8.tflite").is_file(), reason="no built-in model in export/")
+@pytest.mark.skipif(
+    not (released_dir() / f"{DEFAULT_PRESET}_int8.tflite").is_file(), reason="no built-in model in export/"
+)
 def test_thirty_flips_anywhere_in_each_builtin_flatbuffer_are_refused():
     for seed, name in enumerate(preset_names()):
         _flatbuffer_flips_refused(preset_path(name), 30, seed=seed)
@@ -70,20 +72,26 @@ def _repacked(path: Path, tmp_path: Path, name: str, **fields) -> Path:
     return out
 
 
-@pytest.mark.parametrize("fields, message", [
-    (dict(beam_size="3"), "'beam_size' must be an integer in 1..100"),
-    (dict(beam_size=0), "'beam_size' must be an integer in 1..100"),
-    (dict(length_penalty=float("nan")), "'length_penalty' must be a number"),
-    (dict(quantization="int4"), "'quantization' must be one of"),
-    (dict(start_id=10**6), "'start_id' is 1000000, outside the vocabulary"),
-    (dict(vocabulary=["<pad>", "<start>", "<end>", 7]), "'vocabulary' must hold non-empty strings"),
-    (dict(extra=[1, 2]), "'extra' must be an object"),
-    (dict(image_size=225), r"encode's 'image' input has shape \[1, 224, 224, 3\], the metadata says image_size 225"),
-    (dict(flatbuffer_sha256="00" * 32), "SHA-256 digest"),
-    (dict(flatbuffer_sha256=""), "without the flatbuffer's digest"),
-    (dict(format_version="3"), "integer format_version"),
-    (dict(verified=False), "not verified"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(beam_size="3"), "'beam_size' must be an integer in 1..100"),
+        (dict(beam_size=0), "'beam_size' must be an integer in 1..100"),
+        (dict(length_penalty=float("nan")), "'length_penalty' must be a number"),
+        (dict(quantization="int4"), "'quantization' must be one of"),
+        (dict(start_id=10**6), "'start_id' is 1000000, outside the vocabulary"),
+        (dict(vocabulary=["<pad>", "<start>", "<end>", 7]), "'vocabulary' must hold non-empty strings"),
+        (dict(extra=[1, 2]), "'extra' must be an object"),
+        (
+            dict(image_size=225),
+            r"encode's 'image' input has shape \[1, 224, 224, 3\], the metadata says image_size 225",
+        ),
+        (dict(flatbuffer_sha256="00" * 32), "SHA-256 digest"),
+        (dict(flatbuffer_sha256=""), "without the flatbuffer's digest"),
+        (dict(format_version="3"), "integer format_version"),
+        (dict(verified=False), "not verified"),
+    ],
+)
 def test_metadata_of_the_wrong_type_or_range_is_refused_at_load(tiny_float32, tmp_path, fields, message):
     bad = _repacked(tiny_float32, tmp_path, "bad.tflite", **fields)
     with pytest.raises(ModelFileError, match=rf"bad\.tflite.*{message}"):
@@ -96,7 +104,12 @@ def test_an_unverified_export_loads_only_when_asked(tiny_float32, tmp_path):
     assert len(captioner.caption(np.zeros((64, 64, 3), np.uint8)).tokens) <= 3
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(position=st.floats(0, 1, exclude_max=True), mask=st.integers(1, 255))
 def test_any_byte_flip_gives_a_model_file_error_or_a_working_model(tiny_float32, position, mask):
     """Fuzz the loader: a flip in the flatbuffer is always refused; one in the metadata archive is
@@ -105,7 +118,9 @@ def test_any_byte_flip_gives_a_model_file_error_or_a_working_model(tiny_float32,
     offset = int(position * len(data))
     damaged = _flipped(data, offset, mask)
     try:
-        captioner = Captioner(damaged, md.read(damaged, "fuzz.tflite"), CaptionerOptions(beam_size=2, max_length=3), "fuzz.tflite")
+        captioner = Captioner(
+            damaged, md.read(damaged, "fuzz.tflite"), CaptionerOptions(beam_size=2, max_length=3), "fuzz.tflite"
+        )
     except ModelFileError as e:
         assert "fuzz.tflite" in str(e)
         return
@@ -134,7 +149,10 @@ def test_a_killed_export_leaves_nothing_that_loads_and_the_next_export_cleans_up
     from edgecap.export.command import run_export
 
     run_export(tiny_run, "float32", out, verify_images=4)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["model.tflite", "model.tflite.verify.json"]  # the killed export's folder is gone
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "model.tflite",
+        "model.tflite.verify.json",
+    ]  # the killed export's folder is gone
     assert Captioner.from_file(out).metadata.verified
 
 
@@ -150,7 +168,9 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "edgecap.cli", *args], capture_output=True, text=True, timeout=600)
 
 
-def test_a_batch_of_good_and_bad_paths_captions_every_good_photo_and_names_every_bad_one(tiny_float32, examples, tmp_path):
+def test_a_batch_of_good_and_bad_paths_captions_every_good_photo_and_names_every_bad_one(
+    tiny_float32, examples, tmp_path
+):
     import shutil
 
     good = tmp_path / "good"
@@ -164,12 +184,36 @@ def test_a_batch_of_good_and_bad_paths_captions_every_good_photo_and_names_every
     long_name = tmp_path / ("y" * 300 + ".jpg")
     truncated = tmp_path / "cut.jpg"
     truncated.write_bytes((examples / "coffee.jpg").read_bytes()[:3000])
-    bad = {str(long_name): "File name too long", str(fifo): "not a regular file (a FIFO", "/dev/zero": "not a regular file (a character device",
-           str(empty): "no images in this folder", str(tmp_path / "none.jpg"): "No such file", str(truncated): "truncated", "-": "not read from standard input"}
-    out = _cli("caption", str(long_name), str(good), str(fifo), "/dev/zero", str(empty), str(tmp_path / "none.jpg"), str(truncated), "-", "--model", str(tiny_float32), "--json")
+    bad = {
+        str(long_name): "File name too long",
+        str(fifo): "not a regular file (a FIFO",
+        "/dev/zero": "not a regular file (a character device",
+        str(empty): "no images in this folder",
+        str(tmp_path / "none.jpg"): "No such file",
+        str(truncated): "truncated",
+        "-": "not read from standard input",
+    }
+    out = _cli(
+        "caption",
+        str(long_name),
+        str(good),
+        str(fifo),
+        "/dev/zero",
+        str(empty),
+        str(tmp_path / "none.jpg"),
+        str(truncated),
+        "-",
+        "--model",
+        str(tiny_float32),
+        "--json",
+    )
     assert out.returncode == 2, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines()]
-    assert sorted(Path(x["image"]).name for x in lines if x["error"] is None) == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]
+    assert sorted(Path(x["image"]).name for x in lines if x["error"] is None) == [
+        "astronaut.jpg",
+        "chelsea.jpg",
+        "coffee.jpg",
+    ]
     errors = {x["image"]: x["error"] for x in lines if x["error"] is not None}
     assert set(errors) == set(bad)
     for path, why in bad.items():
@@ -183,13 +227,20 @@ def test_a_damaged_model_ends_the_batch_with_one_error_naming_it(tiny_float32, e
     data = tiny_float32.read_bytes()
     bad.write_bytes(_flipped(data, len(md.flatbuffer(data)) // 3))
     out = _cli("caption", str(examples), "--model", str(bad))
-    assert out.returncode == 1 and "damaged.tflite" in out.stderr and "digest" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 1
+        and "damaged.tflite" in out.stderr
+        and "digest" in out.stderr
+        and "Traceback" not in out.stderr
+    )
     assert out.stdout == ""
 
 
 def test_full_integer_without_int8_is_refused_by_name(tmp_path):
     out = _cli("export", "--float16", "--full-integer", "-o", str(tmp_path / "m.tflite"))
-    assert out.returncode != 0 and "--full-integer applies to --int8 only" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode != 0 and "--full-integer applies to --int8 only" in out.stderr and "Traceback" not in out.stderr
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -203,7 +254,9 @@ def test_commands_that_need_tensorflow_say_which_extra_to_install(tmp_path):
         main(["export", "--int8"])
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 1 and "pip install 'edgecap[train]'" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert out.returncode == 1 and "pip install 'edgecap[train]'" in out.stderr and "Traceback" not in out.stderr, (
+        out.stderr
+    )
 
 
 def test_a_huge_jpeg_is_captioned_in_little_memory(tmp_path):
@@ -217,6 +270,8 @@ def test_a_huge_jpeg_is_captioned_in_little_memory(tmp_path):
         out = subprocess.run([sys.executable, "-m", "edgecap.cli", "caption", {str(huge)!r}], capture_output=True, text=True)
         print(out.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, out.stdout.strip()[:200], out.stderr[-500:])
     """)
-    code, peak_mb, rest = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300).stdout.split(" ", 2)
+    code, peak_mb, rest = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    ).stdout.split(" ", 2)
     assert code == "0" and "huge.jpg: " in rest, rest
     assert int(peak_mb) < 200, f"peak RSS {peak_mb} MB"

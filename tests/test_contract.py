@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from keras import ops
 
-from edgecap.data.vocabulary import Vocabulary
 from edgecap.models.base import StepwiseCaptioner
 from edgecap.runtime import Captioner, CaptionerOptions, ModelFileError
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import AttentionDecl, ContractError, ItemsDecl, StepContract, TensorDecl, infer_contract
+from edgecap.runtime.vocabulary import Vocabulary
 
 CAPTIONS = ["a dog runs on the grass", "a cat sits on a mat", "two dogs play in the snow", "a man rides a bike"]
 
@@ -27,7 +27,9 @@ class ToyGRU(StepwiseCaptioner):
         self.units = units
         self.init = keras.layers.Dense(units, activation="tanh")
         self.embed = keras.layers.Embedding(vocab_size, 8)
-        self.gates = [(keras.layers.Dense(units), keras.layers.Dense(units, use_bias=False)) for _ in range(3)]  # z, r, candidate
+        self.gates = [
+            (keras.layers.Dense(units), keras.layers.Dense(units, use_bias=False)) for _ in range(3)
+        ]  # z, r, candidate
         self.out = keras.layers.Dense(vocab_size)
 
     def step_contract(self):
@@ -52,7 +54,14 @@ def toy(tmp_path_factory):
     keras.utils.set_random_seed(3)
     model = ToyGRU(len(vocab))
     model.build()
-    path = export_model(model, vocab, tmp_path_factory.mktemp("toy") / "toy_gru.tflite", "float32", name="toy_gru", architecture="toy_gru")
+    path = export_model(
+        model,
+        vocab,
+        tmp_path_factory.mktemp("toy") / "toy_gru.tflite",
+        "float32",
+        name="toy_gru",
+        architecture="toy_gru",
+    )
     return model, vocab, path
 
 
@@ -61,7 +70,11 @@ def test_a_new_model_exports_verifies_and_captions_through_the_generic_code(toy,
 
     model, vocab, path = toy
     captioner = Captioner.from_file(path, CaptionerOptions(beam_size=3, num_results=2, max_length=6))
-    assert captioner.contract.state_names == ("hidden",) and not captioner.contract.memory and captioner.contract.attention is None
+    assert (
+        captioner.contract.state_names == ("hidden",)
+        and not captioner.contract.memory
+        and captioner.contract.attention is None
+    )
     photos = sorted(examples.glob("*.jpg"))
     report = verify_export(model, captioner, photos, [CAPTIONS] * len(photos), "float32", max_length=6)
     assert report.passed and report.token_agreement == 1.0, report.summary()
@@ -75,7 +88,14 @@ def test_a_new_model_calibrates_and_converts_to_int8(toy, examples, tmp_path):
 
     model, vocab, _ = toy
     photos = sorted(examples.glob("*.jpg"))
-    path = export_model(model, vocab, tmp_path / "toy_int8.tflite", "int8", lambda: representative_dataset(model, photos, CAPTIONS[:3], vocab), name="toy_gru")
+    path = export_model(
+        model,
+        vocab,
+        tmp_path / "toy_int8.tflite",
+        "int8",
+        lambda: representative_dataset(model, photos, CAPTIONS[:3], vocab),
+        name="toy_gru",
+    )
     captioner = Captioner.from_file(path, CaptionerOptions(beam_size=2, max_length=5))
     assert captioner.metadata.quantization == "int8" and len(captioner.caption(photos[1]).tokens) <= 5
 
@@ -131,10 +151,18 @@ def test_a_format_1_file_loads_with_the_contract_read_off_its_signatures(toy, tm
 
 
 def test_infer_contract_and_bad_declarations():
-    c = infer_contract({"h": [1, 8], "c": [1, 8], "annotations": [1, 49, 64]}, {"tokens": [-1], "h": [-1, 8], "c": [-1, 8], "annotations": [-1, 49, 64]},
-                       {"log_probs": [-1, 10], "h": [-1, 8], "c": [-1, 8], "alpha": [-1, 49]}, grid=7)
+    c = infer_contract(
+        {"h": [1, 8], "c": [1, 8], "annotations": [1, 49, 64]},
+        {"tokens": [-1], "h": [-1, 8], "c": [-1, 8], "annotations": [-1, 49, 64]},
+        {"log_probs": [-1, 10], "h": [-1, 8], "c": [-1, 8], "alpha": [-1, 49]},
+        grid=7,
+    )
     assert set(c.state_names) == {"h", "c"} and c["annotations"].per_beam and c.attention.shape == (7, 7)
-    for kwargs, message in ((dict(name="tokens", shape=(2,), role="state"), "reserved"), (dict(name="x", shape=(0,), role="state"), ">= 1"), (dict(name="x", shape=(2,), role="state", per_beam=True), "per_beam")):
+    for kwargs, message in (
+        (dict(name="tokens", shape=(2,), role="state"), "reserved"),
+        (dict(name="x", shape=(0,), role="state"), ">= 1"),
+        (dict(name="x", shape=(2,), role="state", per_beam=True), "per_beam"),
+    ):
         with pytest.raises(ContractError, match=message):
             TensorDecl(**kwargs)
     with pytest.raises(ContractError, match="at least one state"):
@@ -156,8 +184,15 @@ def test_infer_contract_and_bad_declarations():
             StepContract((h, keys), None, ItemsDecl("ids", "scores", 3, rows))
     with pytest.raises(ContractError, match="'keys' is not a memory tensor of shape \\(4, ...\\)"):
         StepContract((h, keys), None, ItemsDecl("ids", "scores", 4, ("keys",)))
-    with pytest.raises(ContractError, match="m.tflite: the metadata declares 'ids', but the encode output has no such tensor"):
-        items.check_signatures({"h": [1, 8], "keys": [1, 3, 8]}, {"tokens": [-1], "h": [-1, 8], "keys": [1, 3, 8]}, {"log_probs": [-1, 5], "h": [-1, 8], "weights": [-1, 6]}, "m.tflite")
+    with pytest.raises(
+        ContractError, match="m.tflite: the metadata declares 'ids', but the encode output has no such tensor"
+    ):
+        items.check_signatures(
+            {"h": [1, 8], "keys": [1, 3, 8]},
+            {"tokens": [-1], "h": [-1, 8], "keys": [1, 3, 8]},
+            {"log_probs": [-1, 5], "h": [-1, 8], "weights": [-1, 6]},
+            "m.tflite",
+        )
 
 
 def test_a_vocabulary_that_does_not_fit_the_output_is_refused_at_load(toy, tmp_path):

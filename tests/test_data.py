@@ -5,9 +5,10 @@ import shutil
 
 import pytest
 
-from conftest import needs_shared
 from edgecap.data import DatasetError, Vocabulary, read_coco_captions, read_flickr8k, read_karpathy_json, tokenize
 from edgecap.data.readers import read_caption_folder
+
+from conftest import needs_shared
 
 
 def test_tokenize_lowercases_and_strips_punctuation():
@@ -80,13 +81,21 @@ def test_empty_split_is_an_error(tmp_path, examples):
 
 def test_karpathy_and_coco_readers(tmp_path, examples):
     photos = sorted(p.name for p in examples.glob("*.jpg"))
-    kj = {"images": [{"filename": n, "filepath": "", "split": s, "sentences": [{"raw": f"photo {n}"}]} for n, s in zip(photos, ["train", "val", "test"])]}
+    kj = {
+        "images": [
+            {"filename": n, "filepath": "", "split": s, "sentences": [{"raw": f"photo {n}"}]}
+            for n, s in zip(photos, ["train", "val", "test"])
+        ]
+    }
     kj["images"].append({"filename": "missing.jpg", "split": "restval", "sentences": [{"raw": "gone"}]})
     (tmp_path / "dataset_x.json").write_text(json.dumps(kj))
     with pytest.warns(UserWarning, match="1 image"):
         data = read_karpathy_json(tmp_path / "dataset_x.json", examples)
     assert [it.image_id for it in data["dev"]] == [photos[1]]
-    coco = {"images": [{"id": i, "file_name": n} for i, n in enumerate(photos)], "annotations": [{"image_id": i, "caption": "a thing"} for i in range(len(photos))]}
+    coco = {
+        "images": [{"id": i, "file_name": n} for i, n in enumerate(photos)],
+        "annotations": [{"image_id": i, "caption": "a thing"} for i in range(len(photos))],
+    }
     (tmp_path / "captions.json").write_text(json.dumps(coco))
     assert len(read_coco_captions(tmp_path / "captions.json", examples)) == len(photos)
     (tmp_path / "broken.json").write_text('{"images": 3}')
@@ -110,7 +119,9 @@ def test_mirrored_features_are_the_flipped_photos(examples, tmp_path):
 
     def make_encoder():  # "annotation vectors" = the 4×4-pooled pixels, so a flip is visible
         calls.append(1)
-        return lambda pixels, training: pixels.reshape(len(pixels), 4, 56, 4, 56, 3).mean((2, 4)).reshape(len(pixels), 16, 3)
+        return lambda pixels, training: (
+            pixels.reshape(len(pixels), 4, 56, 4, 56, 3).mean((2, 4)).reshape(len(pixels), 16, 3)
+        )
 
     plain = cached_features(make_encoder, "toy", "none", 224, items, tmp_path, "train")
     mirrored = cached_features(make_encoder, "toy", "none", 224, items, tmp_path, "train", mirrored=True)

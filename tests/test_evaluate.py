@@ -12,7 +12,27 @@ import pytest
 def test_evaluate_run_and_export_agree(tiny_run, tiny_float32, tmp_path):
     def run(source, name, *extra):
         out = tmp_path / f"{name}.json"
-        proc = subprocess.run([sys.executable, "-m", "edgecap.cli", "evaluate", str(source), "--split", "dev", "--beam-size", "2", "--limit", "6", "--output", str(out), *extra], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edgecap.cli",
+                "evaluate",
+                str(source),
+                "--split",
+                "dev",
+                "--beam-size",
+                "2",
+                "--limit",
+                "6",
+                "--output",
+                str(out),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         return json.loads(out.read_text())
 
@@ -39,15 +59,26 @@ def test_evaluate_defaults_to_the_decoding_chosen_on_dev(tiny_run, tmp_path):
 
 def test_select_decoding_keeps_the_dev_cider_d_winner(tiny_run, tmp_path):
     from edgecap.evaluation.evaluate import select_decoding
-    from edgecap.training.trainer import load_run
+    from edgecap.runs import load_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     chosen = select_decoding(run, beam_sizes=(1, 2), length_penalties=(0.0, 1.0), no_repeat_ngram_sizes=(0, 2))
     table = chosen["table"]
-    assert [(r["beam_size"], r["length_penalty"], r["no_repeat_ngram_size"]) for r in table] == [(1, 0.0, 0), (2, 0.0, 0), (2, 1.0, 0), (1, 0.0, 2), (2, 0.0, 2), (2, 1.0, 2)]
+    assert [(r["beam_size"], r["length_penalty"], r["no_repeat_ngram_size"]) for r in table] == [
+        (1, 0.0, 0),
+        (2, 0.0, 0),
+        (2, 1.0, 0),
+        (1, 0.0, 2),
+        (2, 0.0, 2),
+        (2, 1.0, 2),
+    ]
     assert all(0.0 <= r["BLEU-4"] <= 100.0 and r["CIDEr-D"] >= 0.0 and r["mean_words"] > 0 for r in table)
     best = max(table, key=lambda r: r["CIDEr-D"])
-    assert (chosen["beam_size"], chosen["length_penalty"], chosen["no_repeat_ngram_size"]) == (best["beam_size"], best["length_penalty"], best["no_repeat_ngram_size"])
+    assert (chosen["beam_size"], chosen["length_penalty"], chosen["no_repeat_ngram_size"]) == (
+        best["beam_size"],
+        best["length_penalty"],
+        best["no_repeat_ngram_size"],
+    )
     assert json.loads((run / "decoding.json").read_text()) == chosen
     assert load_run(run)[0].decode.beam_size == best["beam_size"]

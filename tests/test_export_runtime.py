@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import HAVE_SHARED, needs_release
 from edgecap.runtime import Captioner, CaptionerOptions, ModelFileError
 from edgecap.runtime import metadata as md
+
+from conftest import HAVE_SHARED, needs_release
 
 
 def _photos(examples, n=3):
@@ -29,7 +30,7 @@ def test_float32_export_matches_keras_to_1e_4(tiny_run, tiny_float32, examples):
     """Every state and memory tensor of encode, and a step of three beams sharing one memory row."""
     import tensorflow as tf
 
-    from edgecap.training.trainer import load_run
+    from edgecap.runs import load_run
 
     _, vocab, model = load_run(tiny_run)
     captioner = Captioner.from_file(tiny_float32, CaptionerOptions(beam_size=1))
@@ -41,7 +42,9 @@ def test_float32_export_matches_keras_to_1e_4(tiny_run, tiny_float32, examples):
         for name, value in {**dict(zip(names, f_state)), **f_memory}.items():
             expected = (k_state | k_memory)[name].numpy()
             # 50+ conv layers summed in another order (XNNPACK vs oneDNN): 1e-4 of the tensor's range
-            np.testing.assert_allclose(value, expected, atol=1e-4 * max(np.abs(expected).max(), 1.0), rtol=0, err_msg=name)
+            np.testing.assert_allclose(
+                value, expected, atol=1e-4 * max(np.abs(expected).max(), 1.0), rtol=0, err_msg=name
+            )
         tokens = np.array([vocab.start_id, 4, 5], np.int32)  # three beams at once: dynamic batch
         state = {n: np.repeat(v.numpy(), 3, 0) for n, v in k_state.items()}
         k_lp, k_new, k_att = model.decode_step(tokens, state, k_memory)
@@ -56,7 +59,12 @@ def test_float32_export_matches_keras_to_1e_4(tiny_run, tiny_float32, examples):
 def test_export_writes_metadata_and_a_verification_report(tiny_float32, tiny_run):
     data, meta = md.read_file(tiny_float32)
     vocab = json.loads((tiny_run / "vocab.json").read_text())["words"]
-    assert meta.vocabulary == vocab and meta.quantization == "float32" and meta.image_size == 224 and meta.format_version == md.FORMAT_VERSION
+    assert (
+        meta.vocabulary == vocab
+        and meta.quantization == "float32"
+        and meta.image_size == 224
+        and meta.format_version == md.FORMAT_VERSION
+    )
     contract = meta.step_contract()
     assert contract.attention.shape == (7, 7) and contract.state and all(t.shape for t in contract.tensors)
     report = json.loads(Path(str(tiny_float32) + ".verify.json").read_text())
@@ -79,7 +87,11 @@ def test_caption_result_has_words_attention_and_nbest(tiny_float32, examples):
 def test_no_repeat_ngram_option_reaches_the_search(tiny_float32, examples):
     """A barely trained model repeats itself; with bigram blocking no bigram occurs twice."""
     for k in (1, 3):
-        words = Captioner.from_file(tiny_float32, CaptionerOptions(beam_size=k, no_repeat_ngram_size=2, max_length=20)).caption(examples / "chelsea.jpg").tokens
+        words = (
+            Captioner.from_file(tiny_float32, CaptionerOptions(beam_size=k, no_repeat_ngram_size=2, max_length=20))
+            .caption(examples / "chelsea.jpg")
+            .tokens
+        )
         pairs = list(zip(words, words[1:]))
         assert len(pairs) == len(set(pairs)), words
     assert md.read_file(tiny_float32)[1].no_repeat_ngram_size == 0  # the model's default, from its decoding.json
@@ -124,7 +136,13 @@ def test_bad_model_files(tmp_path, tiny_float32):
 
 
 def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "edgecap.cli", *args], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "edgecap.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_cli_captions_a_folder_and_reports_bad_images(tmp_path, tiny_float32, examples):
@@ -140,9 +158,17 @@ def test_cli_captions_a_folder_and_reports_bad_images(tmp_path, tiny_float32, ex
     assert out.returncode == 2, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines()]  # JSON Lines, the same keys for every photo
     assert all(set(x) == {"image", "caption", "log_prob", "nbest", "attributes", "timings_ms", "error"} for x in lines)
-    assert sorted(Path(x["image"]).name for x in lines if x["error"] is None) == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]
+    assert sorted(Path(x["image"]).name for x in lines if x["error"] is None) == [
+        "astronaut.jpg",
+        "chelsea.jpg",
+        "coffee.jpg",
+    ]
     failed = {Path(x["image"]).name: x["error"] for x in lines if x["error"] is not None}
-    assert set(failed) == {"broken.jpg", "zero.png"} and "zero.png" in failed["zero.png"] and all(x["caption"] is None for x in lines if x["error"])
+    assert (
+        set(failed) == {"broken.jpg", "zero.png"}
+        and "zero.png" in failed["zero.png"]
+        and all(x["caption"] is None for x in lines if x["error"])
+    )
     assert "broken.jpg" in out.stderr and "zero.png" in out.stderr and "XNNPACK" not in out.stderr
     assert len(list((tmp_path / "att").glob("*.png"))) == 3
     bad = _cli("caption", str(examples / "coffee.jpg"), "--model", str(tmp_path / "none.tflite"))
@@ -162,30 +188,49 @@ def _conv_weights(path) -> list[tuple[str, str]]:
     """``(layer name, weight type)`` of every convolution in every signature of a ``.tflite``."""
     from edgecap.runtime.ops import operators
 
-    return [(op.outputs[0], op.weight_type) for op in operators(md.flatbuffer(Path(path).read_bytes())) if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    return [
+        (op.outputs[0], op.weight_type)
+        for op in operators(md.flatbuffer(Path(path).read_bytes()))
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D")
+    ]
 
 
 def test_int8_keeps_the_encoder_stem_float32_and_full_integer_quantizes_every_layer(tiny_run, tmp_path, examples):
     from edgecap.export.exporter import export_model, representative_dataset
+    from edgecap.runs import load_run
     from edgecap.runtime.ops import signature_macs_by_kind
-    from edgecap.training.trainer import load_run
 
     _, vocab, model = load_run(tiny_run)
     photos = sorted(examples.glob("*.jpg"))
     stem = re.compile(model.spec.int8_float_layers)
-    files = {full: export_model(model, vocab, tmp_path / f"tiny_int8_{full}.tflite", "int8", lambda: representative_dataset(model, photos, ["a photo of a thing"] * 3, vocab), full_integer=full)
-             for full in (True, False)}
+    files = {
+        full: export_model(
+            model,
+            vocab,
+            tmp_path / f"tiny_int8_{full}.tflite",
+            "int8",
+            lambda: representative_dataset(model, photos, ["a photo of a thing"] * 3, vocab),
+            full_integer=full,
+        )
+        for full in (True, False)
+    }
     full_integer, mixed = _conv_weights(files[True]), _conv_weights(files[False])
     assert len(full_integer) == len(mixed) >= 50 and {t for _, t in full_integer} == {"INT8"}
-    assert {stem.search(name) is not None for name, t in mixed if t == "FLOAT32"} == {True}  # only the stem is float32 ...
-    assert sum(t == "FLOAT32" for _, t in mixed) >= 10 and sum(t == "INT8" for _, t in mixed) >= 30  # ... and the rest stays int8
+    assert {stem.search(name) is not None for name, t in mixed if t == "FLOAT32"} == {
+        True
+    }  # only the stem is float32 ...
+    assert (
+        sum(t == "FLOAT32" for _, t in mixed) >= 10 and sum(t == "INT8" for _, t in mixed) >= 30
+    )  # ... and the rest stays int8
     for full, path in files.items():
         captioner = Captioner.from_file(path, CaptionerOptions(beam_size=2))
         enc_in = captioner.encode_signature.input_details["image"]
         assert enc_in["dtype"] == np.uint8 and list(enc_in["shape"]) == [1, 224, 224, 3]
         assert captioner.metadata.extra["int8_float_layers"] == ("" if full else model.spec.int8_float_layers)
         assert captioner.caption(photos[0]).attention.shape[1:] == (7, 7)
-        macs = signature_macs_by_kind(md.flatbuffer(path.read_bytes()), "encode", captioner.encode_signature.tensor_shape)  # bench's floor
+        macs = signature_macs_by_kind(
+            md.flatbuffer(path.read_bytes()), "encode", captioner.encode_signature.tensor_shape
+        )  # bench's floor
         assert macs["int8"] > 0 and (macs["float"] == 0 if full else macs["float"] > 0.1 * macs["int8"])
 
 
@@ -255,7 +300,10 @@ def test_reference_kernels_are_the_interpreters_reference_resolver(examples):
     out = _cli("caption", str(examples / "astronaut.jpg"), "--reference-kernels", "--beam-size", "1", "--json")
     assert out.returncode == 0, out.stderr[-2000:]
     line = json.loads(out.stdout)
-    assert line["caption"] == ref.caption(examples / "astronaut.jpg").text and line["log_prob"] == ref.caption(examples / "astronaut.jpg").log_prob
+    assert (
+        line["caption"] == ref.caption(examples / "astronaut.jpg").text
+        and line["log_prob"] == ref.caption(examples / "astronaut.jpg").log_prob
+    )
 
 
 def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples):
@@ -263,16 +311,47 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
 
     other = tmp_path / "copy.tflite"
     shutil.copy(tiny_float32, other)
-    out = _cli("bench", "--model", str(tiny_float32), "--model", str(other), "--images", str(examples), "--repeats", "3", "--keras-run", "none", "--json", str(tmp_path / "bench.json"))
+    out = _cli(
+        "bench",
+        "--model",
+        str(tiny_float32),
+        "--model",
+        str(other),
+        "--images",
+        str(examples),
+        "--repeats",
+        "3",
+        "--keras-run",
+        "none",
+        "--json",
+        str(tmp_path / "bench.json"),
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads((tmp_path / "bench.json").read_text())
-    assert [Path(r["model"]).name for r in report["results"]] == [tiny_float32.name, "copy.tflite"] and report["keras_skipped"]
+    assert [Path(r["model"]).name for r in report["results"]] == [tiny_float32.name, "copy.tflite"] and report[
+        "keras_skipped"
+    ]
     for r in report["results"]:
-        assert {"model", "threads", "size_mb", "encode_ms", "step_ms", "greedy_ms", "beam3_ms", "outside_invoke_share", "encode_macs", "step_macs", "peak_rss_mb", "floor_ms"} <= set(r)
+        assert {
+            "model",
+            "threads",
+            "size_mb",
+            "encode_ms",
+            "step_ms",
+            "greedy_ms",
+            "beam3_ms",
+            "outside_invoke_share",
+            "encode_macs",
+            "step_macs",
+            "peak_rss_mb",
+            "floor_ms",
+        } <= set(r)
         assert r["encode_macs"] > 1e8 and r["step_macs"]["3"] > r["step_macs"]["1"] > 0 and r["int8_gmacs"] > 0
         assert 0 < r["floor_ms"]["step"]["1"] and 0 <= r["outside_invoke_share"]["beam3"] < 1
         # a float32 file: every MAC is float, so its floor is at the float32 rate, not the int8 one
-        assert r["encode_float_macs"] == r["encode_macs"] and r["floor_ms"]["encode"] == pytest.approx(r["encode_macs"] / r["float_gmacs"] / 1e6)
+        assert r["encode_float_macs"] == r["encode_macs"] and r["floor_ms"]["encode"] == pytest.approx(
+            r["encode_macs"] / r["float_gmacs"] / 1e6
+        )
     bad = _cli("bench", "--model", "no_such_model", "--keras-run", "none")
     assert bad.returncode == 1 and "no_such_model" in bad.stderr
 
@@ -288,23 +367,34 @@ def test_the_builtin_alignment_model_is_the_default_of_search_and_listed_as_retr
     photos = sorted(examples.glob("*.jpg"))
     retriever.index(photos)
     (tmp_path / "texts.txt").write_text("a man in a white suit\na cup of coffee\n")
-    out = _cli("search", "--images", str(examples), "--texts", str(tmp_path / "texts.txt"), "--scores", str(tmp_path / "s.npy"))
+    out = _cli(
+        "search", "--images", str(examples), "--texts", str(tmp_path / "texts.txt"), "--scores", str(tmp_path / "s.npy")
+    )
     assert out.returncode == 0, out.stderr[-2000:]
-    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), retriever.scores(["a man in a white suit", "a cup of coffee"]), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        np.load(tmp_path / "s.npy"),
+        retriever.scores(["a man in a white suit", "a cup of coffee"]),
+        rtol=1e-3,
+        atol=1e-3,
+    )
 
 
 @pytest.mark.skipif(not HAVE_SHARED, reason="needs Flickr8k test photos in ../shared")
 def test_the_builtin_alignment_model_finds_flickr8k_test_photos_from_their_captions():
     """On 50 test photos and their 250 captions the int8 file ranks far above chance both ways."""
-    from conftest import FLICKR
     from edgecap.data.readers import read_flickr8k
     from edgecap.evaluation.retrieval import recall_at_k
     from edgecap.runtime import Retriever
 
+    from conftest import FLICKR
+
     items = read_flickr8k(FLICKR, ("test",))["test"][:50]
     retriever = Retriever.from_preset()
     retriever.index([it.path for it in items])
-    texts, sentence_image = [c for it in items for c in it.captions], [i for i, it in enumerate(items) for _ in it.captions]
+    texts, sentence_image = (
+        [c for it in items for c in it.captions],
+        [i for i, it in enumerate(items) for _ in it.captions],
+    )
     m = recall_at_k(retriever.scores(texts), sentence_image)
     # chance: R@5 = 10 % for search (5 of 50 photos); annotation R@5 = 1 - C(245,5)/C(250,5) ≈ 9.7 %
     assert m["search R@5"] > 50 and m["annotation R@5"] > 50 and m["search med r"] < 5, m

@@ -1,7 +1,6 @@
 """load_image accepts any real photo and refuses bad input with the file named."""
 
 import io
-
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,15 @@ def test_any_size_becomes_224_rgb_uint8(photo):
 @pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16", "I", "F"])
 def test_modes(photo, mode, tmp_path):
     ref = load_image(photo).astype(int)
-    img = photo.convert(mode) if mode not in ("I;16", "I", "F") else Image.fromarray((np.asarray(photo.convert("L"), np.float32) * (257.0 if mode != "F" else 1.0)).astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]))
+    img = (
+        photo.convert(mode)
+        if mode not in ("I;16", "I", "F")
+        else Image.fromarray(
+            (np.asarray(photo.convert("L"), np.float32) * (257.0 if mode != "F" else 1.0)).astype(
+                {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+            )
+        )
+    )
     out = load_image(img)
     assert out.shape == (224, 224, 3)
     grey = mode in ("L", "LA", "I;16", "I", "F")
@@ -37,7 +44,7 @@ def test_modes(photo, mode, tmp_path):
 
 
 def test_png_16bit_from_disk(photo, tmp_path):
-    arr = (np.asarray(photo.convert("L"), np.uint16) * 257)
+    arr = np.asarray(photo.convert("L"), np.uint16) * 257
     path = tmp_path / "deep.png"
     Image.fromarray(arr).save(path)
     out = load_image(path).astype(int)
@@ -70,7 +77,12 @@ def test_bad_files_name_the_file(tmp_path, examples):
     empty.write_bytes(b"")
     truncated = tmp_path / "cut.jpg"
     truncated.write_bytes((examples / "coffee.jpg").read_bytes()[:2000])
-    for path, why in [(text, "not an image"), (empty, "empty"), (truncated, "truncated"), (tmp_path / "none.jpg", "No such file")]:
+    for path, why in [
+        (text, "not an image"),
+        (empty, "empty"),
+        (truncated, "truncated"),
+        (tmp_path / "none.jpg", "No such file"),
+    ]:
         with pytest.raises(ImageLoadError, match=f"{path.name}.*{why}"):
             load_image(path)
 
@@ -89,7 +101,12 @@ def test_os_errors_and_special_files_are_named_with_their_own_cause(tmp_path, ex
     long_name = tmp_path / ("x" * 300 + ".jpg")
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)  # opening it for reading would block: it must be refused unopened
-    cases = [(long_name, "File name too long"), (fifo, "not a regular file .a FIFO"), (Path("/dev/zero"), "not a regular file .a character device"), (tmp_path, "not a regular file .a folder")]
+    cases = [
+        (long_name, "File name too long"),
+        (fifo, "not a regular file .a FIFO"),
+        (Path("/dev/zero"), "not a regular file .a character device"),
+        (tmp_path, "not a regular file .a folder"),
+    ]
     for path, why in cases:
         with pytest.raises(ImageLoadError, match=f"{why}"):
             load_image(path)
@@ -117,7 +134,11 @@ def test_huge_jpeg_is_decoded_at_reduced_size_and_the_pixel_limit_refuses_the_re
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.binary(max_size=3000), cut=st.integers(0, 20_000), flip=st.tuples(st.integers(0, 20_000), st.integers(1, 255)))
+@given(
+    data=st.binary(max_size=3000),
+    cut=st.integers(0, 20_000),
+    flip=st.tuples(st.integers(0, 20_000), st.integers(1, 255)),
+)
 def test_any_bytes_give_an_image_or_an_image_load_error(data, cut, flip, examples):
     """Fuzz: random bytes, and truncated or byte-flipped real photos, never raise anything else."""
     real = bytearray((examples / "coffee.jpg").read_bytes()[: max(cut, 1)])

@@ -7,7 +7,7 @@ import numpy as np
 
 def test_the_compressed_checkpoint_loads_the_same_weights_in_a_smaller_file(tiny_run, tmp_path):
     from edgecap.release import compress_weights
-    from edgecap.training.trainer import BEST, CONFIG, VOCAB, load_run
+    from edgecap.runs import BEST, CONFIG, VOCAB, load_run
 
     copy = tmp_path / "run"
     copy.mkdir()
@@ -33,14 +33,13 @@ def test_the_shipped_cards_render_again_to_the_shipped_markdown():
     and moving it there changed no card."""
     import json
 
-    from edgecap.release import alignment_card_markdown, model_card_markdown
+    from edgecap.release import render_card
 
     cards = _shipped_cards()
     assert len(cards) >= 4, cards
     for path in cards:
         card = json.loads(path.read_text())
-        render = alignment_card_markdown if card.get("task") == "retrieval" else model_card_markdown
-        assert render(card) == path.with_name(path.name.replace(".card.json", ".md")).read_text(), path
+        assert render_card(card) == path.with_name(path.name.replace(".card.json", ".md")).read_text(), path
 
 
 def test_a_card_names_the_family_and_encoder_from_the_config_alone():
@@ -56,11 +55,17 @@ def test_a_card_names_the_family_and_encoder_from_the_config_alone():
     new = ModelConfig(architecture="new_family")
     assert new.card_title() == "`new_family`" and "MobileNetV2 (ImageNet weights, frozen)" in new.card_architecture()
     assert new.card_training() == "teacher-forced cross-entropy" and new.card_paper() == ""
-    titles = {name: card_model_config({"architecture": name}).card_title() for name, a in _REGISTRY.items() if a.task != "attributes"}
+    titles = {
+        name: card_model_config({"architecture": name}).card_title()
+        for name, a in _REGISTRY.items()
+        if a.task != "attributes"
+    }
     assert len(set(titles.values())) == len(titles), titles
     semantic = card_model_config({"architecture": "semantic_attention", "a_removed_field": 1})
     assert "the built-in captioner's encoder" in semantic.card_architecture()
-    tuned = card_model_config({"architecture": "show_attend_tell", "encoder_weights": "w.weights.h5", "fine_tune_from": "block_16_expand"})
+    tuned = card_model_config(
+        {"architecture": "show_attend_tell", "encoder_weights": "w.weights.h5", "fine_tune_from": "block_16_expand"}
+    )
     assert "frozen up to `block_16_expand`" in tuned.card_architecture()
     assert "REINFORCE" in card_model_config({"attention": "hard"}).card_training()
     with pytest.raises(ValueError, match="unknown model architecture 'nope'"):

@@ -10,11 +10,14 @@ from edgecap.runtime.alignment_scores import score_matrix, word_alignment
 def test_ranks_on_a_toy_set():
     # 3 images, 2 sentences each (sentences 0,1 → image 0; 2,3 → image 1; 4,5 → image 2)
     owner = [0, 0, 1, 1, 2, 2]
-    scores = np.array([
-        [9, 1, 8, 0, 0, 0],  # image 0: its sentence 0 first → annotation rank 1
-        [0, 0, 5, 1, 7, 6],  # image 1: its best own (sentence 2, 5) behind sentences 4, 5 → rank 3
-        [0, 0, 0, 0, 1, 2],  # image 2: sentence 5 first → rank 1
-    ], float)
+    scores = np.array(
+        [
+            [9, 1, 8, 0, 0, 0],  # image 0: its sentence 0 first → annotation rank 1
+            [0, 0, 5, 1, 7, 6],  # image 1: its best own (sentence 2, 5) behind sentences 4, 5 → rank 3
+            [0, 0, 0, 0, 1, 2],  # image 2: sentence 5 first → rank 1
+        ],
+        float,
+    )
     annotation, search = ranks(scores, owner)
     assert annotation.tolist() == [1, 3, 1]
     # sentence 0: image 0 best (1); sentence 1: 1 vs 0, 0 → 1; sentence 2: image 0 has 8 > 5 → 2;

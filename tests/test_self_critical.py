@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import HAVE_SHARED, tiny_config
 from edgecap.config import ConfigError
 from edgecap.evaluation import cider_d
-from edgecap.training.self_critical import CorpusCiderD, leave_one_out_advantage
-from edgecap.training.trainer import RunError, load_run, train
+from edgecap.runs import RunError, load_run
+from edgecap.training.self_critical import CorpusCiderD, leave_one_out_advantage, self_critical
+from edgecap.training.trainer import train
 
+from conftest import HAVE_SHARED, tiny_config
 from test_metrics import BAD, GOOD, REFS
 
 
@@ -62,8 +63,8 @@ def test_scst_steps_raise_the_expected_reward(tiny_run):
     import keras
 
     from edgecap.config import Config
-    from edgecap.data.vocabulary import Vocabulary
-    from edgecap.training.trainer import build_model, load_split_features
+    from edgecap.runs import build_model, load_split_features
+    from edgecap.runtime.vocabulary import Vocabulary
 
     cfg = Config.load(tiny_run / "config.toml")
     vocab = Vocabulary.load(tiny_run / "vocab.json")
@@ -71,9 +72,11 @@ def test_scst_steps_raise_the_expected_reward(tiny_run):
         warnings.simplefilter("ignore")
         split = load_split_features(cfg, ("train",))["train"]
     index = list(range(8))
-    model = build_model(cfg, len(vocab), encoder_weights="none", objective="self_critical")
+    model = self_critical(build_model(cfg, len(vocab), encoder_weights="none"))
     model.load_weights(tiny_run / "best.weights.h5")
-    model.configure_self_critical(vocab, CorpusCiderD([it.captions for it in split.items]), num_samples=8, max_length=12, seed=3)
+    model.configure_self_critical(
+        vocab, CorpusCiderD([it.captions for it in split.items]), num_samples=8, max_length=12, seed=3
+    )
     model.compile(optimizer=keras.optimizers.Adam(5e-3), jit_compile=False)
     before = _expected_reward(model, split.features, index)
     batch = (tf.constant(split.features[index]), tf.constant(index, tf.int32))
@@ -86,7 +89,16 @@ def test_scst_steps_raise_the_expected_reward(tiny_run):
 
 def test_self_critical_run_starts_from_a_run_and_exports_like_one(tiny_run, tmp_path):
     run = tmp_path / "scst"
-    cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=2, batch_size=4, objective="self_critical", init_from=str(tiny_run), num_samples=3)
+    cfg = tiny_config(
+        tmp_path,
+        HAVE_SHARED,
+        epochs=1,
+        max_steps_per_epoch=2,
+        batch_size=4,
+        objective="self_critical",
+        init_from=str(tiny_run),
+        num_samples=3,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train(cfg, run)

@@ -10,15 +10,17 @@ import keras
 import numpy as np
 import pytest
 
+from edgecap.runs import RunError, load_run
+from edgecap.training.trainer import train
+
 from conftest import HAVE_SHARED, needs_shared, tiny_config
-from edgecap.training.trainer import RunError, load_run, train
 
 
 @needs_shared
 def test_a_few_steps_lower_the_loss_on_real_data(tmp_path):
     from edgecap.data.pipeline import caption_dataset, encode_captions
-    from edgecap.data.vocabulary import Vocabulary
-    from edgecap.training.trainer import build_model, load_split_features
+    from edgecap.runs import build_model, load_split_features
+    from edgecap.runtime.vocabulary import Vocabulary
 
     cfg = tiny_config(tmp_path, on_flickr=True)
     with warnings.catch_warnings():
@@ -28,7 +30,10 @@ def test_a_few_steps_lower_the_loss_on_real_data(tmp_path):
     index, caps = encode_captions(split.items, vocab, 16)
     keras.utils.set_random_seed(0)
     model = build_model(cfg, len(vocab), encoder_weights="none")
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+    )
     fixed = next(iter(caption_dataset(split.features, index[:64], caps[:64], 64, shuffle=False)))
     before = model.evaluate(*fixed, verbose=0)
     model.fit(caption_dataset(split.features, index, caps, 16).repeat(), steps_per_epoch=40, epochs=1, verbose=0)
@@ -78,7 +83,7 @@ def test_resume_refuses_a_changed_config(tiny_run):
 def test_checkpoint_vocabulary_mismatch_names_the_files(tiny_run, tmp_path):
     import shutil
 
-    from edgecap.data.vocabulary import Vocabulary
+    from edgecap.runtime.vocabulary import Vocabulary
 
     bad = tmp_path / "bad_run"
     shutil.copytree(tiny_run, bad)
@@ -145,6 +150,7 @@ def test_horizontal_flip_trains_on_mirrored_features(tmp_path, monkeypatch):
 
 def test_weight_averaging_selects_and_saves_the_average(tmp_path):
     """Same seed, so the same raw trajectory: the EMA run's checkpoint lags it, staying nearer the start."""
+
     def run(name, **train_cfg):
         cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=6, **train_cfg)
         with warnings.catch_warnings():
@@ -162,15 +168,24 @@ def test_weight_averaging_selects_and_saves_the_average(tmp_path):
 def test_selection_can_decode_dev_with_the_configured_beam_search(tmp_path, monkeypatch):
     from edgecap.config import ConfigError
     from edgecap.evaluation import cider_d
+    from edgecap.models.keras_step import KerasStep, caption_features
+    from edgecap.runs import load_split_features
     from edgecap.training import trainer
-    from edgecap.training.keras_step import KerasStep, caption_features
-    from edgecap.training.trainer import load_split_features
 
     decodings = []
 
     def spy(step, features, vocab, beam_size=1, length_penalty=0.0, max_length=20, no_repeat_ngram_size=0, **kw):
         decodings.append((beam_size, length_penalty, no_repeat_ngram_size))
-        return caption_features(step, features, vocab, beam_size, length_penalty, max_length, no_repeat_ngram_size=no_repeat_ngram_size, **kw)
+        return caption_features(
+            step,
+            features,
+            vocab,
+            beam_size,
+            length_penalty,
+            max_length,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            **kw,
+        )
 
     monkeypatch.setattr(trainer, "caption_features", spy)
     cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=4, selection_decoding="decode")
@@ -180,7 +195,16 @@ def test_selection_can_decode_dev_with_the_configured_beam_search(tmp_path, monk
         train(cfg, tmp_path / "run")
     _, vocab, model = load_run(tmp_path / "run")
     dev = load_split_features(cfg, ("dev",))["dev"]
-    score = lambda **decoding: cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, caption_features(KerasStep(model), dev.features, vocab, max_length=cfg.decode.max_length, **decoding))})
+    score = lambda **decoding: cider_d(
+        dev.references,
+        {
+            it.image_id: " ".join(vocab.decode(h.tokens))
+            for it, h in zip(
+                dev.items,
+                caption_features(KerasStep(model), dev.features, vocab, max_length=cfg.decode.max_length, **decoding),
+            )
+        },
+    )
     recorded = json.loads((tmp_path / "run" / "state.json").read_text())["best_cider_d"]
     assert recorded == pytest.approx(score(beam_size=2, length_penalty=0.5, no_repeat_ngram_size=2), abs=1e-6)
     assert decodings == [(2, 0.5, 2)]  # the selection decoded with the [decode] section, not greedily
@@ -193,8 +217,8 @@ def test_fine_tune_from_trains_the_top_of_the_encoder_only(tmp_path):
     """Same seed with and without learning: just the layers from block_16_expand on move, and the
     exported path (the whole encoder on pixels) sees them as training did (cached grid + annotate)."""
     from edgecap.models.backbones import encoder_head_layers, encoder_stem
+    from edgecap.runs import load_split_features
     from edgecap.runtime.preprocessing import load_image
-    from edgecap.training.trainer import load_split_features
 
     def run(name, lr):
         cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=4, learning_rate=lr)
@@ -214,9 +238,13 @@ def test_fine_tune_from_trains_the_top_of_the_encoder_only(tmp_path):
     dev = load_split_features(cfg, ("dev",))["dev"]
     assert dev.features.shape[1:] == (7, 7, 160)  # the cache holds the frozen layers' output
     pixels = np.stack([load_image(it.path, 224) for it in dev.items[:4]])  # (4, 224, 224, 3) uint8
-    np.testing.assert_allclose(encoder_stem(tuned.encoder, "block_16_expand")(pixels).numpy(), dev.features[:4], rtol=1e-2, atol=1e-2)  # float16 cache
+    np.testing.assert_allclose(
+        encoder_stem(tuned.encoder, "block_16_expand")(pixels).numpy(), dev.features[:4], rtol=1e-2, atol=1e-2
+    )  # float16 cache
     whole = tuned.encoder(pixels).numpy()  # what export writes
-    np.testing.assert_allclose(tuned.annotate(np.asarray(dev.features[:4], np.float32)).numpy(), whole, rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(
+        tuned.annotate(np.asarray(dev.features[:4], np.float32)).numpy(), whole, rtol=1e-2, atol=1e-2
+    )
 
 
 @pytest.mark.parametrize("layer, why", [("block_99_expand", "not a layer"), ("block_15_expand", "cannot split")])
@@ -232,7 +260,7 @@ def test_encoder_weights_may_name_a_run(tmp_path):
     as a backbone weights file that build_encoder loads."""
     from edgecap.models.backbones import build_encoder
     from edgecap.paths import released_dir
-    from edgecap.training.trainer import run_encoder_weights
+    from edgecap.runs import run_encoder_weights
 
     cache = tmp_path / "cache"
     path = run_encoder_weights(str(released_dir()), "mobilenet_v2", cache)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,21 @@ from tqdm.auto import tqdm
 from edgecap.data.readers import CaptionedImage
 from edgecap.runtime.preprocessing import load_image
 from edgecap.utils import atomic_path, sha256_file
+
+
+@dataclass
+class SplitData:
+    """The photos of one split with their cached annotation vectors, row for row."""
+
+    items: list[CaptionedImage]
+    features: (
+        np.ndarray
+    )  # (N, L, D) float16 annotation vectors, or with model.fine_tune_from (N, g, g, C) (see ShowAttendTell.annotate)
+
+    @property
+    def references(self) -> dict[str, list[str]]:
+        return {it.image_id: it.captions for it in self.items}
+
 
 CACHE_ENV = "EDGECAP_CACHE_DIR"
 
@@ -38,7 +54,9 @@ def weights_identity(weights: str | None) -> str:
     return str(weights)
 
 
-def cache_key(backbone: str, weights_id: str, image_size: int, items: Sequence[CaptionedImage], mirrored: bool = False) -> str:
+def cache_key(
+    backbone: str, weights_id: str, image_size: int, items: Sequence[CaptionedImage], mirrored: bool = False
+) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([backbone, weights_id, image_size, 1] + (["mirrored"] if mirrored else [])).encode())
     for it in items:
@@ -46,14 +64,24 @@ def cache_key(backbone: str, weights_id: str, image_size: int, items: Sequence[C
     return h.hexdigest()[:24]
 
 
-def encode_images(encoder, items: Sequence[CaptionedImage], image_size: int, batch_size: int = 32, desc: str = "encoding images", mirrored: bool = False) -> np.ndarray:
+def encode_images(
+    encoder,
+    items: Sequence[CaptionedImage],
+    image_size: int,
+    batch_size: int = 32,
+    desc: str = "encoding images",
+    mirrored: bool = False,
+) -> np.ndarray:
     """Run ``encoder`` over ``items``; returns ``float16 (N, L, D)`` annotation vectors.
 
     Images are read with :func:`edgecap.runtime.preprocessing.load_image` on a thread pool;
     ``mirrored`` flips each photo left to right first.
     """
     out: np.ndarray | None = None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool, tqdm(total=len(items), desc=desc, unit="img") as bar:
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool,
+        tqdm(total=len(items), desc=desc, unit="img") as bar,
+    ):
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             pixels = np.stack(list(pool.map(lambda it: load_image(it.path, image_size), chunk)))  # (b, S, S, 3) uint8
@@ -68,7 +96,16 @@ def encode_images(encoder, items: Sequence[CaptionedImage], image_size: int, bat
     return out
 
 
-def cached_features(make_encoder, backbone: str, weights: str | None, image_size: int, items: Sequence[CaptionedImage], cache_dir: str | Path | None = None, split: str = "", mirrored: bool = False) -> np.ndarray:
+def cached_features(
+    make_encoder,
+    backbone: str,
+    weights: str | None,
+    image_size: int,
+    items: Sequence[CaptionedImage],
+    cache_dir: str | Path | None = None,
+    split: str = "",
+    mirrored: bool = False,
+) -> np.ndarray:
     """Annotation vectors for ``items``, from the cache when present, else computed and stored.
 
     Args:

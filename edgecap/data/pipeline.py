@@ -8,10 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 from edgecap.data.readers import CaptionedImage
-from edgecap.data.vocabulary import Vocabulary
+from edgecap.runtime.vocabulary import Vocabulary
 
 
-def encode_captions(items: Sequence[CaptionedImage], vocab: Vocabulary, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+def encode_captions(
+    items: Sequence[CaptionedImage], vocab: Vocabulary, max_length: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Every reference caption as ids, padded with ``<pad>``.
 
     Returns:
@@ -27,7 +29,9 @@ def encode_captions(items: Sequence[CaptionedImage], vocab: Vocabulary, max_leng
     return np.asarray(index, np.int32), np.asarray(rows, np.int32)
 
 
-def encode_sentences(items: Sequence[CaptionedImage], vocab: Vocabulary, max_words: int) -> tuple[np.ndarray, np.ndarray]:
+def encode_sentences(
+    items: Sequence[CaptionedImage], vocab: Vocabulary, max_words: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Every reference caption as word ids only (no ``<start>``/``<end>``), for a sentence encoder.
 
     Returns:
@@ -43,7 +47,14 @@ def encode_sentences(items: Sequence[CaptionedImage], vocab: Vocabulary, max_wor
     return np.asarray(index, np.int32).reshape(-1), np.asarray(rows, np.int32).reshape(-1, max_words)
 
 
-def sentence_dataset(features: np.ndarray, image_index: np.ndarray, tokens: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0) -> tf.data.Dataset:
+def sentence_dataset(
+    features: np.ndarray,
+    image_index: np.ndarray,
+    tokens: np.ndarray,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> tf.data.Dataset:
     """Batches of ``{"annotations": float16 (B, L, D), "tokens": int32 (B, T), "image_index": int32 (B,)}``:
     image–sentence pairs for a ranking loss (``image_index`` tells which pairs share a photo).
     """
@@ -55,7 +66,16 @@ def sentence_dataset(features: np.ndarray, image_index: np.ndarray, tokens: np.n
     return ds.batch(batch_size, drop_remainder=shuffle).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
-def caption_dataset(features: np.ndarray, image_index: np.ndarray, captions: np.ndarray, batch_size: int, shuffle: bool = True, seed: int = 0, mirrored: np.ndarray | None = None, mirror_ids: np.ndarray | None = None) -> tf.data.Dataset:
+def caption_dataset(
+    features: np.ndarray,
+    image_index: np.ndarray,
+    captions: np.ndarray,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    mirrored: np.ndarray | None = None,
+    mirror_ids: np.ndarray | None = None,
+) -> tf.data.Dataset:
     """Batches of ``({"annotations": float16 (B, L, D), "captions": int32 (B, T+1)}, targets int32 (B, T))``.
 
     ``features`` may be a memory map (read per batch). Teacher forcing: targets are ``captions[:, 1:]``.
@@ -110,7 +130,11 @@ def image_dataset(features: np.ndarray, batch_size: int, shuffle: bool = True, s
     ds = tf.data.Dataset.range(len(features)).map(lambda i: tf.cast(i, tf.int32))
     if shuffle:
         ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=shuffle).map(lambda idx: (gather(idx), idx), num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    return (
+        ds.batch(batch_size, drop_remainder=shuffle)
+        .map(lambda idx: (gather(idx), idx), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(2)
+    )
 
 
 def _row_reader(features: np.ndarray, mirrored: np.ndarray | None = None):

@@ -46,7 +46,9 @@ def _drop_missing(items: list[CaptionedImage], source: Path) -> list[CaptionedIm
     missing = len(items) - len(kept)
     if missing:
         example = next(it.image_id for it in items if not it.path.is_file())
-        warnings.warn(f"{source}: {missing} image(s) named there are missing and skipped (e.g. {example})", stacklevel=3)
+        warnings.warn(
+            f"{source}: {missing} image(s) named there are missing and skipped (e.g. {example})", stacklevel=3
+        )
     return kept
 
 
@@ -56,7 +58,9 @@ def _check_split(items: list[CaptionedImage], split: str, source: Path) -> list[
     return items
 
 
-def read_flickr8k(root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict[str, list[CaptionedImage]]:
+def read_flickr8k(
+    root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test")
+) -> dict[str, list[CaptionedImage]]:
     """Read the Flickr8k layout (Hodosh et al. 2013): ``Flickr8k.token.txt`` + split lists.
 
     Args:
@@ -80,14 +84,22 @@ def read_flickr8k(root: str | Path, splits: tuple[str, ...] = ("train", "dev", "
         captions[name].append(caption)
     unknown = [name for name in captions if not name.endswith(".jpg")]
     if unknown:  # e.g. '2258277193_586949ec62.jpg.1' in the official file
-        warnings.warn(f"{token_file}: {len(unknown)} caption id(s) name no image file and are skipped (e.g. {unknown[0]})", stacklevel=2)
+        warnings.warn(
+            f"{token_file}: {len(unknown)} caption id(s) name no image file and are skipped (e.g. {unknown[0]})",
+            stacklevel=2,
+        )
     out = {}
     for split in splits:
         list_file = root / f"Flickr_8k.{split}Images.txt"
-        items = [CaptionedImage(name, root / "Images" / name, captions.get(name, [])) for name in _read_lines(list_file)]
+        items = [
+            CaptionedImage(name, root / "Images" / name, captions.get(name, [])) for name in _read_lines(list_file)
+        ]
         no_caps = [it for it in items if not it.captions]
         if no_caps:
-            warnings.warn(f"{list_file}: {len(no_caps)} image(s) have no caption in {token_file.name} and are skipped", stacklevel=2)
+            warnings.warn(
+                f"{list_file}: {len(no_caps)} image(s) have no caption in {token_file.name} and are skipped",
+                stacklevel=2,
+            )
         items = [it for it in items if it.captions]
         out[split] = _check_split(_drop_missing(items, list_file), split, list_file)
     return out
@@ -96,7 +108,9 @@ def read_flickr8k(root: str | Path, splits: tuple[str, ...] = ("train", "dev", "
 _KARPATHY_SPLITS = {"train": ("train", "restval"), "dev": ("val",), "val": ("val",), "test": ("test",)}
 
 
-def read_karpathy_json(json_path: str | Path, image_root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test")) -> dict[str, list[CaptionedImage]]:
+def read_karpathy_json(
+    json_path: str | Path, image_root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test")
+) -> dict[str, list[CaptionedImage]]:
     """Read a Karpathy-split file (``dataset_flickr8k.json``, ``dataset_flickr30k.json``, ``dataset_coco.json``).
 
     ``train`` includes COCO's ``restval``; ``dev`` is Karpathy's ``val``. Images are found at
@@ -150,7 +164,9 @@ def read_coco_captions(json_path: str | Path, image_dir: str | Path) -> list[Cap
     return _check_split(_drop_missing(items, json_path), "all", json_path)
 
 
-def read_caption_folder(root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test"), caption_file: str = "captions.txt") -> dict[str, list[CaptionedImage]]:
+def read_caption_folder(
+    root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test"), caption_file: str = "captions.txt"
+) -> dict[str, list[CaptionedImage]]:
     """A folder of photos plus ``captions.txt`` (``IMAGE<TAB>caption`` lines); every split is the whole folder.
 
     For small custom sets and for tests (the repository's ``examples/``).
@@ -170,7 +186,12 @@ def read_caption_folder(root: str | Path, splits: tuple[str, ...] = ("train", "d
     return {split: _check_split(list(items), split, token_file) for split in splits}
 
 
-def read_dataset(name: str, root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test"), karpathy_json: str | Path | None = None) -> dict[str, list[CaptionedImage]]:
+def read_dataset(
+    name: str,
+    root: str | Path,
+    splits: tuple[str, ...] = ("train", "dev", "test"),
+    karpathy_json: str | Path | None = None,
+) -> dict[str, list[CaptionedImage]]:
     """Dispatch on a dataset name from a config: ``flickr8k`` (native layout), ``karpathy`` or ``folder``.
 
     Raises:

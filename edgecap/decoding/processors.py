@@ -90,7 +90,9 @@ class LogitsProcessorList(list):
         return log_probs
 
 
-def decoding_processors(pad_id: int, start_id: int, end_id: int, unk_id: int, no_repeat_ngram_size: int = 0) -> LogitsProcessorList:
+def decoding_processors(
+    pad_id: int, start_id: int, end_id: int, unk_id: int, no_repeat_ngram_size: int = 0
+) -> LogitsProcessorList:
     """The captioning default: never emit ``<pad>``, ``<start>`` or ``<unk>``, nor an empty caption;
     optionally no repeated n-gram (see :class:`NoRepeatNGram`).
 

@@ -56,7 +56,14 @@ def _check(max_length: int, beam_size: int = 1) -> None:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
 
 
-def greedy_search(step: StepFunction, state: State, start_id: int, end_id: int, max_length: int = 20, processors: LogitsProcessorList | None = None) -> list[Hypothesis]:
+def greedy_search(
+    step: StepFunction,
+    state: State,
+    start_id: int,
+    end_id: int,
+    max_length: int = 20,
+    processors: LogitsProcessorList | None = None,
+) -> list[Hypothesis]:
     """Pick the most probable word at each step, for a batch of B images at once.
 
     Ties go to the lowest token id (``np.argmax`` returns the first maximum).
@@ -102,7 +109,11 @@ def greedy_search(step: StepFunction, state: State, start_id: int, end_id: int, 
     for b in range(batch):
         seq = out[b].tolist()
         n = seq.index(end_id)
-        a = np.stack([x[b] for x in attn[:n]]) if attn and n else (np.zeros((0, attn[0].shape[-1]), np.float32) if attn else None)
+        a = (
+            np.stack([x[b] for x in attn[:n]])
+            if attn and n
+            else (np.zeros((0, attn[0].shape[-1]), np.float32) if attn else None)
+        )
         hyps.append(Hypothesis(seq[:n], float(total[b]), float(total[b]), a))
     return hyps
 
@@ -131,7 +142,17 @@ def top_candidates(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return rows[order], tokens[order]
 
 
-def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, beam_size: int = 3, max_length: int = 20, length_penalty: float = 0.0, num_return: int = 1, processors: LogitsProcessorList | None = None) -> list[Hypothesis]:
+def beam_search(
+    step: StepFunction,
+    state: State,
+    start_id: int,
+    end_id: int,
+    beam_size: int = 3,
+    max_length: int = 20,
+    length_penalty: float = 0.0,
+    num_return: int = 1,
+    processors: LogitsProcessorList | None = None,
+) -> list[Hypothesis]:
     """Beam search for one image.
 
     Keeps the ``beam_size`` best partial captions; a caption ends when it emits ``<end>``.
@@ -176,11 +197,18 @@ def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, be
     finished: list[Hypothesis] = []
 
     def norm(logp: float, length: int) -> float:
-        return logp / (length ** length_penalty) if length_penalty else logp
+        return logp / (length**length_penalty) if length_penalty else logp
 
     def finish(row: int, logp: float) -> None:
         seq = seqs[row]
-        finished.append(Hypothesis(list(seq), logp, norm(logp, len(seq) + 1), np.stack(attns[row]) if attns[row] else (np.zeros((0, attn_size), np.float32) if attn_size else None)))
+        finished.append(
+            Hypothesis(
+                list(seq),
+                logp,
+                norm(logp, len(seq) + 1),
+                np.stack(attns[row]) if attns[row] else (np.zeros((0, attn_size), np.float32) if attn_size else None),
+            )
+        )
 
     attn_size = 0
     for t in range(max_length + 1):
@@ -215,7 +243,12 @@ def beam_search(step: StepFunction, state: State, start_id: int, end_id: int, be
         finished.sort(key=lambda h: -h.score)
         del finished[K:]
         best_alive = norm(float(keep_scores[0]), t + 2)
-        if len(finished) >= K and (length_penalty <= 0 and keep_scores[0] <= finished[-1].score or length_penalty > 0 and best_alive < finished[-1].score):
+        if len(finished) >= K and (
+            length_penalty <= 0
+            and keep_scores[0] <= finished[-1].score
+            or length_penalty > 0
+            and best_alive < finished[-1].score
+        ):
             break
         while len(keep_rows) < K:  # fewer live candidates than beams: pad, scored -inf, to keep B constant
             keep_rows.append(keep_rows[0])

@@ -36,10 +36,29 @@ def attribute_scores(probabilities: np.ndarray, labels: np.ndarray, k: int = 10)
     hits = np.take_along_axis(labels, top, axis=1).sum(axis=1)  # (N,)
     truth = labels.sum(axis=1)
     recall = np.divide(hits, truth, out=np.zeros(len(hits)), where=truth > 0)
-    return {"mAP": 100 * float(np.mean(ap)), f"P@{k}": 100 * float(np.mean(hits / k)), f"R@{k}": 100 * float(np.mean(recall)), "attributes_scored": int(len(scored))}
+    return {
+        "mAP": 100 * float(np.mean(ap)),
+        f"P@{k}": 100 * float(np.mean(hits / k)),
+        f"R@{k}": 100 * float(np.mean(recall)),
+        "attributes_scored": int(len(scored)),
+    }
 
 
 def frequency_baseline(train_labels: np.ndarray, num_images: int) -> np.ndarray:
     """The trivial detector: every image gets each attribute's training frequency ``(num_images, A)``,
     so its top k are always the k most frequent attributes."""
     return np.broadcast_to(np.asarray(train_labels, np.float64).mean(axis=0), (num_images, np.shape(train_labels)[1]))
+
+
+def top_k(num_attributes: int) -> int:
+    """How many top attributes are scored: 10 (what ``edgecap caption --attributes`` shows), or all of
+    a smaller vocabulary."""
+    return min(10, num_attributes)
+
+
+def detect(model, annotations: np.ndarray) -> np.ndarray:
+    """Noisy-OR probabilities ``float32 (N, A)`` of annotation vectors ``(N, L, D)`` under a
+    Keras attribute detector (imports TensorFlow)."""
+    from edgecap.models.keras_step import batched
+
+    return batched(model, "probabilities", annotations)

@@ -18,8 +18,8 @@ def _features_for_run(cfg: Config, model, items, split: str, cache_dir=None):
     alignment model's; cached when its weights file is here)."""
     from edgecap.data.features import cached_features
     from edgecap.models.backbones import WeightsError, frozen_encoder, frozen_output_name, resolve_weights
-    from edgecap.training.keras_step import cached_annotations
-    from edgecap.training.trainer import RunError, run_encoder_weights
+    from edgecap.models.keras_step import cached_annotations
+    from edgecap.runs import RunError, run_encoder_weights
 
     spec = model.spec
     try:
@@ -30,11 +30,37 @@ def _features_for_run(cfg: Config, model, items, split: str, cache_dir=None):
         from edgecap.data.features import encode_images
 
         return encode_images(model.encoder, items, spec.image_size, desc=f"encoding {split}")
-    split_at = cfg.model.fine_tune_from  # the cache holds what the frozen layers give; the checkpoint's own layers do the rest
-    return cached_annotations(model, cached_features(lambda: frozen_encoder(model.encoder, split_at), frozen_output_name(spec.name, split_at), weights, spec.image_size, items, cache_dir, split))
+    split_at = (
+        cfg.model.fine_tune_from
+    )  # the cache holds what the frozen layers give; the checkpoint's own layers do the rest
+    return cached_annotations(
+        model,
+        cached_features(
+            lambda: frozen_encoder(model.encoder, split_at),
+            frozen_output_name(spec.name, split_at),
+            weights,
+            spec.image_size,
+            items,
+            cache_dir,
+            split,
+        ),
+    )
 
 
-def evaluate(source: str | Path, split: str = "test", beam_size: int | None = None, length_penalty: float | None = None, max_length: int | None = None, data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, spice: bool = False, no_repeat_ngram_size: int | None = None, reference_kernels: bool = False) -> dict:
+def evaluate(
+    source: str | Path,
+    split: str = "test",
+    beam_size: int | None = None,
+    length_penalty: float | None = None,
+    max_length: int | None = None,
+    data_root: str | None = None,
+    config: str | Path | None = None,
+    limit: int = 0,
+    num_threads: int | None = None,
+    spice: bool = False,
+    no_repeat_ngram_size: int | None = None,
+    reference_kernels: bool = False,
+) -> dict:
     """Caption every image of ``split`` and compute the COCO caption metrics (×100).
 
     Args:
@@ -52,20 +78,31 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int | None = No
     Returns:
         ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "metrics", "seconds", "captions"}``.
     """
-    from edgecap.training.trainer import read_splits
+    from edgecap.runs import read_splits
 
     source = Path(source)
     t0 = time.time()
     if source.is_dir():
-        from edgecap.training.keras_step import KerasStep, caption_features
-        from edgecap.training.trainer import load_run
+        from edgecap.models.keras_step import KerasStep, caption_features
+        from edgecap.runs import load_run
 
         cfg, vocab, model = load_run(source)
-        beam_size, length_penalty, max_length, no_repeat_ngram_size = _or_defaults(cfg.decode, beam_size, length_penalty, max_length, no_repeat_ngram_size)
+        beam_size, length_penalty, max_length, no_repeat_ngram_size = _or_defaults(
+            cfg.decode, beam_size, length_penalty, max_length, no_repeat_ngram_size
+        )
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
         feats = _features_for_run(cfg, model, items, split)
-        hyps = caption_features(KerasStep(model), feats, vocab, beam_size, length_penalty, max_length, progress=True, no_repeat_ngram_size=no_repeat_ngram_size)
+        hyps = caption_features(
+            KerasStep(model),
+            feats,
+            vocab,
+            beam_size,
+            length_penalty,
+            max_length,
+            progress=True,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+        )
         captions = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
     else:
         from edgecap.runtime import Captioner, CaptionerOptions
@@ -73,19 +110,49 @@ def evaluate(source: str | Path, split: str = "test", beam_size: int | None = No
         cfg = Config.load(config) if config else default_config()
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
-        captioner = Captioner.from_file(source, CaptionerOptions(beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, no_repeat_ngram_size=no_repeat_ngram_size, num_threads=num_threads, reference_kernels=reference_kernels))
-        beam_size, length_penalty, max_length, no_repeat_ngram_size = _or_defaults(captioner.metadata, beam_size, length_penalty, max_length, no_repeat_ngram_size)
-        captions = {it.image_id: captioner.caption(it.path).text for it in tqdm(items, desc=f"captioning {split} (beam {beam_size})", unit="img")}
+        captioner = Captioner.from_file(
+            source,
+            CaptionerOptions(
+                beam_size=beam_size,
+                length_penalty=length_penalty,
+                max_length=max_length,
+                no_repeat_ngram_size=no_repeat_ngram_size,
+                num_threads=num_threads,
+                reference_kernels=reference_kernels,
+            ),
+        )
+        beam_size, length_penalty, max_length, no_repeat_ngram_size = _or_defaults(
+            captioner.metadata, beam_size, length_penalty, max_length, no_repeat_ngram_size
+        )
+        captions = {
+            it.image_id: captioner.caption(it.path).text
+            for it in tqdm(items, desc=f"captioning {split} (beam {beam_size})", unit="img")
+        }
     refs = {it.image_id: it.captions for it in items}
     metrics = coco_caption_scores(refs, captions, spice=spice)
     return {
-        "source": str(source), "split": split, "images": len(items), "beam_size": beam_size, "length_penalty": length_penalty,
-        "no_repeat_ngram_size": no_repeat_ngram_size, "max_length": max_length, "metrics": metrics, "seconds": round(time.time() - t0, 1),
+        "source": str(source),
+        "split": split,
+        "images": len(items),
+        "beam_size": beam_size,
+        "length_penalty": length_penalty,
+        "no_repeat_ngram_size": no_repeat_ngram_size,
+        "max_length": max_length,
+        "metrics": metrics,
+        "seconds": round(time.time() - t0, 1),
         "captions": [{"image_id": k, "caption": v} for k, v in captions.items()],
     }
 
 
-def evaluate_retrieval(source: str | Path, split: str = "test", data_root: str | None = None, config: str | Path | None = None, limit: int = 0, num_threads: int | None = None, reference_kernels: bool = False) -> dict:
+def evaluate_retrieval(
+    source: str | Path,
+    split: str = "test",
+    data_root: str | None = None,
+    config: str | Path | None = None,
+    limit: int = 0,
+    num_threads: int | None = None,
+    reference_kernels: bool = False,
+) -> dict:
     """Image annotation and image search on ``split`` (Karpathy & Fei-Fei 2015, Table 1): every
     image against every reference sentence (1,000 × 5,000 on Flickr8k test), scored by eq. 8.
 
@@ -101,32 +168,47 @@ def evaluate_retrieval(source: str | Path, split: str = "test", data_root: str |
     import numpy as np
 
     from edgecap.evaluation.retrieval import PAPER_FLICKR8K_BRNN, recall_at_k
+    from edgecap.runs import read_splits
     from edgecap.runtime.alignment_scores import score_matrix
-    from edgecap.training.trainer import read_splits
 
     source = Path(source)
     t0 = time.time()
     if source.is_dir():
-        from edgecap.training.ranking import evaluate_split
-        from edgecap.training.trainer import SplitData, load_run
+        from edgecap.evaluation.retrieval import evaluate_split
+        from edgecap.runs import SplitData, load_run
 
         cfg, vocab, model = load_run(source)
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
-        metrics = evaluate_split(model, SplitData(items, _features_for_run(cfg, model, items, split)), vocab, progress=True)
+        metrics = evaluate_split(
+            model, SplitData(items, _features_for_run(cfg, model, items, split)), vocab, progress=True
+        )
     else:
         from edgecap.runtime import Retriever, RetrieverOptions
 
         cfg = Config.load(config) if config else default_config("visual_semantic_alignment_flickr8k.toml")
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
-        retriever = Retriever.from_file(source, RetrieverOptions(num_threads=num_threads, reference_kernels=reference_kernels))
-        regions = np.stack([retriever.embed_image(it.path) for it in tqdm(items, desc=f"embedding {split} photos", unit="img")])
+        retriever = Retriever.from_file(
+            source, RetrieverOptions(num_threads=num_threads, reference_kernels=reference_kernels)
+        )
+        regions = np.stack(
+            [retriever.embed_image(it.path) for it in tqdm(items, desc=f"embedding {split} photos", unit="img")]
+        )
         sentences = [c for it in items for c in it.captions]
         words = retriever.embed_sentences(sentences, strict=False)
-        metrics = recall_at_k(score_matrix(regions, words), np.repeat(np.arange(len(items)), [len(it.captions) for it in items]))
-    return {"source": str(source), "split": split, "images": len(items), "sentences": sum(len(it.captions) for it in items), "metrics": metrics,
-            "paper_flickr8k_brnn": PAPER_FLICKR8K_BRNN, "seconds": round(time.time() - t0, 1)}
+        metrics = recall_at_k(
+            score_matrix(regions, words), np.repeat(np.arange(len(items)), [len(it.captions) for it in items])
+        )
+    return {
+        "source": str(source),
+        "split": split,
+        "images": len(items),
+        "sentences": sum(len(it.captions) for it in items),
+        "metrics": metrics,
+        "paper_flickr8k_brnn": PAPER_FLICKR8K_BRNN,
+        "seconds": round(time.time() - t0, 1),
+    }
 
 
 def evaluate_attributes(source: str | Path, split: str = "test", data_root: str | None = None, limit: int = 0) -> dict:
@@ -137,10 +219,9 @@ def evaluate_attributes(source: str | Path, split: str = "test", data_root: str 
     Raises:
         RunError, AttributeVocabularyError, DatasetError: with the offending file named.
     """
-    from edgecap.evaluation.attributes import attribute_scores, frequency_baseline
+    from edgecap.evaluation.attributes import attribute_scores, detect, frequency_baseline, top_k
     from edgecap.models.semantic_attention.attributes import AttributeVocabulary
-    from edgecap.training.attributes import ATTRIBUTES, detect, top_k
-    from edgecap.training.trainer import load_run, read_splits
+    from edgecap.runs import ATTRIBUTES, load_run, read_splits
 
     source, t0 = Path(source), time.time()
     cfg, _, model = load_run(source)
@@ -151,13 +232,55 @@ def evaluate_attributes(source: str | Path, split: str = "test", data_root: str 
     probabilities = detect(model, _features_for_run(cfg, model, items, split))
     baseline = frequency_baseline(attributes.labels([it.captions for it in data["train"]]), len(items))
     k = top_k(len(attributes))
-    return {"source": str(source), "split": split, "images": len(items), "attributes": len(attributes), "k": k, "metrics": attribute_scores(probabilities, labels, k),
-            "frequency_baseline": attribute_scores(baseline, labels, k), "seconds": round(time.time() - t0, 1)}
+    return {
+        "source": str(source),
+        "split": split,
+        "images": len(items),
+        "attributes": len(attributes),
+        "k": k,
+        "metrics": attribute_scores(probabilities, labels, k),
+        "frequency_baseline": attribute_scores(baseline, labels, k),
+        "seconds": round(time.time() - t0, 1),
+    }
+
+
+def caption_report(r: dict) -> str:
+    """A captioning report (:func:`evaluate`) as ``edgecap evaluate`` prints it."""
+    return (
+        f"{r['source']} on {r['split']} ({r['images']} images, beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}):\n  "
+        + "  ".join(f"{k} {v:.2f}" for k, v in r["metrics"].items())
+    )
+
+
+def retrieval_report(r: dict) -> str:
+    """A retrieval report (:func:`evaluate_retrieval`) as ``edgecap evaluate`` prints it, the paper's figures beside."""
+    lines = [f"{r['source']} on {r['split']} ({r['images']} images, {r['sentences']} sentences):"]
+    for direction in ("annotation", "search"):
+        ours = "  ".join(f"{k.split(' ', 1)[1]} {v:.1f}" for k, v in r["metrics"].items() if k.startswith(direction))
+        paper = "  ".join(
+            f"{k.split(' ', 1)[1]} {v:.1f}" for k, v in r["paper_flickr8k_brnn"].items() if k.startswith(direction)
+        )
+        lines.append(f"  image {direction:10}  {ours}   (paper, Flickr8K BRNN: {paper})")
+    return "\n".join(lines)
+
+
+def attribute_report(r: dict) -> str:
+    """An attribute detector report (:func:`evaluate_attributes`) as ``edgecap evaluate`` prints it."""
+    k = r["k"]
+    lines = [f"{r['source']} on {r['split']} ({r['images']} images, {r['attributes']} attributes):"]
+    for name, m in (("detector", r["metrics"]), (f"{k} most frequent", r["frequency_baseline"])):
+        lines.append(f"  {name:18}  mAP {m['mAP']:.1f}  P@{k} {m[f'P@{k}']:.1f}  R@{k} {m[f'R@{k}']:.1f}")
+    return "\n".join(lines)
 
 
 def _or_defaults(defaults, beam_size, length_penalty, max_length, no_repeat_ngram_size) -> tuple:
     """The given decoding settings, each ``None`` replaced by the model's (``DecodeConfig`` or ``ModelMetadata``)."""
-    given = {"beam_size": beam_size, "length_penalty": length_penalty, "max_length": max_length, "no_repeat_ngram_size": no_repeat_ngram_size}
+    given = {
+        "beam_size": beam_size,
+        "length_penalty": length_penalty,
+        "max_length": max_length,
+        "no_repeat_ngram_size": no_repeat_ngram_size,
+    }
     return tuple(getattr(defaults, k) if v is None else v for k, v in given.items())
 
 
@@ -165,7 +288,14 @@ def write_report(report: dict, path: str | Path) -> None:
     atomic_write_text(path, json.dumps(report, indent=1, ensure_ascii=False))
 
 
-def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=(0.0, 0.25, 0.5, 0.75, 1.0), split: str = "dev", data_root: str | None = None, no_repeat_ngram_sizes=(0,)) -> dict:
+def select_decoding(
+    run_dir: str | Path,
+    beam_sizes=(1, 3, 5),
+    length_penalties=(0.0, 0.25, 0.5, 0.75, 1.0),
+    split: str = "dev",
+    data_root: str | None = None,
+    no_repeat_ngram_sizes=(0,),
+) -> dict:
     """Choose beam size, length penalty (and n-gram blocking) by CIDEr-D on the dev split; write ``decoding.json``.
 
     Every (beam size, length penalty, no-repeat n-gram size) is decoded with the run's best Keras checkpoint;
@@ -176,8 +306,8 @@ def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=
         ``{"beam_size", "length_penalty", "no_repeat_ngram_size", "table": [{"beam_size", "length_penalty", "no_repeat_ngram_size", "CIDEr-D", "BLEU-4", "mean_words"}]}``.
     """
     from edgecap.evaluation.metrics import bleu4, cider_d
-    from edgecap.training.keras_step import KerasStep, caption_features
-    from edgecap.training.trainer import DECODING, load_run, read_splits
+    from edgecap.models.keras_step import KerasStep, caption_features
+    from edgecap.runs import DECODING, load_run, read_splits
 
     run_dir = Path(run_dir)
     cfg, vocab, model = load_run(run_dir)
@@ -189,12 +319,30 @@ def select_decoding(run_dir: str | Path, beam_sizes=(1, 3, 5), length_penalties=
     for n in no_repeat_ngram_sizes:
         for k in beam_sizes:
             for lp in length_penalties if k > 1 else (0.0,):
-                hyps = caption_features(step, feats, vocab, k, lp, cfg.decode.max_length, progress=True, no_repeat_ngram_size=n)
+                hyps = caption_features(
+                    step, feats, vocab, k, lp, cfg.decode.max_length, progress=True, no_repeat_ngram_size=n
+                )
                 caps = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
-                row = {"beam_size": k, "length_penalty": lp, "no_repeat_ngram_size": n, "CIDEr-D": cider_d(refs, caps), "BLEU-4": bleu4(refs, caps), "mean_words": sum(len(h.tokens) for h in hyps) / len(hyps)}
+                row = {
+                    "beam_size": k,
+                    "length_penalty": lp,
+                    "no_repeat_ngram_size": n,
+                    "CIDEr-D": cider_d(refs, caps),
+                    "BLEU-4": bleu4(refs, caps),
+                    "mean_words": sum(len(h.tokens) for h in hyps) / len(hyps),
+                }
                 table.append(row)
-                print(f"beam {k} length penalty {lp} no-repeat n-gram {n}: dev CIDEr-D {row['CIDEr-D']:.2f}, BLEU-4 {row['BLEU-4']:.2f}, {row['mean_words']:.1f} words", flush=True)
+                print(
+                    f"beam {k} length penalty {lp} no-repeat n-gram {n}: dev CIDEr-D {row['CIDEr-D']:.2f}, BLEU-4 {row['BLEU-4']:.2f}, {row['mean_words']:.1f} words",
+                    flush=True,
+                )
     best = max(table, key=lambda r: r["CIDEr-D"])
-    out = {"beam_size": best["beam_size"], "length_penalty": best["length_penalty"], "no_repeat_ngram_size": best["no_repeat_ngram_size"], "selected_on": split, "table": table}
+    out = {
+        "beam_size": best["beam_size"],
+        "length_penalty": best["length_penalty"],
+        "no_repeat_ngram_size": best["no_repeat_ngram_size"],
+        "selected_on": split,
+        "table": table,
+    }
     atomic_write_text(run_dir / DECODING, json.dumps(out, indent=1))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping, Sequence
 
-from edgecap.data.vocabulary import tokenize
+from edgecap.runtime.vocabulary import tokenize
 
 
 class MetricsError(RuntimeError):
@@ -42,7 +42,7 @@ def _simply_tokenized(references: Mapping[str, Sequence[str]], hypotheses: Mappi
 def cider_d(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str]) -> float:
     """CIDEr-D ×100 (Vedantam et al. 2015; pycocoevalcap's ``Cider`` is the CIDEr-D variant).
 
-    Text is tokenised with :func:`edgecap.data.vocabulary.tokenize` (no Java needed).
+    Text is tokenised with :func:`edgecap.runtime.vocabulary.tokenize` (no Java needed).
 
     Raises:
         ValueError: no hypotheses, or a hypothesis without references.
@@ -65,7 +65,9 @@ def bleu4(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str]
     return 100.0 * float(score[3])
 
 
-def coco_caption_scores(references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str], spice: bool = False) -> dict[str, float]:
+def coco_caption_scores(
+    references: Mapping[str, Sequence[str]], hypotheses: Mapping[str, str], spice: bool = False
+) -> dict[str, float]:
     """All COCO caption metrics ×100, after PTB tokenisation (as the COCO evaluation server).
 
     Args:
@@ -105,4 +107,3 @@ def coco_caption_scores(references: Mapping[str, Sequence[str]], hypotheses: Map
 
         out["SPICE"] = 100.0 * Spice().compute_score(gts, res)[0]
     return out
-

@@ -70,6 +70,50 @@ def rsum(metrics: dict[str, float]) -> float:
 
 #: Karpathy & Fei-Fei (CVPR 2015), Table 1, Flickr8K, "Our model: BRNN".
 PAPER_FLICKR8K_BRNN = {
-    "annotation R@1": 16.5, "annotation R@5": 40.6, "annotation R@10": 54.2, "annotation med r": 7.6,
-    "search R@1": 11.8, "search R@5": 32.1, "search R@10": 44.7, "search med r": 12.4,
+    "annotation R@1": 16.5,
+    "annotation R@5": 40.6,
+    "annotation R@10": 54.2,
+    "annotation med r": 7.6,
+    "search R@1": 11.8,
+    "search R@5": 32.1,
+    "search R@10": 44.7,
+    "search med r": 12.4,
 }
+
+
+# --- a Keras alignment model on a split (imports TensorFlow when called) ---------------------
+def embed_split(
+    model, split, vocab, batch_size: int = 100, progress: bool = False
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Region and word vectors of a split (a :class:`~edgecap.data.features.SplitData`) under a
+    Keras alignment model, from its annotation vectors ``(N, L, D)``
+    (:func:`~edgecap.models.keras_step.cached_annotations` of the cache with ``fine_tune_from``).
+
+    Returns:
+        ``(regions float32 (N, R, h), word vectors per sentence [(T_m, h)], sentence_image int32 (M,))``
+        with the sentences in reading order (5 per Flickr8k image).
+    """
+    from tqdm.auto import tqdm
+
+    from edgecap.data.pipeline import encode_sentences
+    from edgecap.models.keras_step import batched, graph_function
+    from edgecap.runtime.alignment_scores import unit_vectors
+
+    words_fn = graph_function(model, "words")
+    unit = model.config.normalize
+    regions = unit_vectors(batched(model, "regions", split.features, batch_size), unit)
+    index, tokens = encode_sentences(split.items, vocab, model.config.max_words)
+    lengths = (tokens != vocab.pad_id).sum(axis=1)
+    words = []
+    for i in tqdm(range(0, len(tokens), batch_size), desc="embedding sentences", disable=not progress):
+        out = unit_vectors(words_fn(tokens[i : i + batch_size]).numpy(), unit)
+        words += [w[:n] for w, n in zip(out, lengths[i : i + batch_size])]
+    return regions, words, index
+
+
+def evaluate_split(model, split, vocab, progress: bool = False) -> dict[str, float]:
+    """R@1/5/10 and median rank in both directions on ``split`` (Keras model, cached features)."""
+    from edgecap.runtime.alignment_scores import score_matrix
+
+    regions, words, index = embed_split(model, split, vocab, progress=progress)
+    return recall_at_k(score_matrix(regions, words), index)

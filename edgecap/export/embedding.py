@@ -18,11 +18,8 @@ trained so); the signatures return the vectors before that.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,13 +28,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.retrieval import recall_at_k, rsum
-from edgecap.export.exporter import ExportError, convert, int8_float_layers
+from edgecap.export.exporter import convert, int8_float_layers
+from edgecap.export.staging import calibration_and_check, keep_if_verified
 from edgecap.runtime import metadata as md
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors
 from edgecap.runtime.preprocessing import load_image
-from edgecap.utils import atomic_write_bytes, atomic_write_text, work_dir
+from edgecap.runtime.vocabulary import Vocabulary
+from edgecap.utils import atomic_write_bytes, work_dir
 
 SIGNATURES = ("embed_image", "embed_sentence")
 IMAGE, TOKENS, REGIONS, WORDS = "image", "tokens", "regions", "words"
@@ -45,7 +43,15 @@ IMAGE, TOKENS, REGIONS, WORDS = "image", "tokens", "regions", "words"
 
 def embedding_contract(model) -> dict:
     """The ``contract`` metadata field of an alignment file."""
-    return {"embedding": {"regions": model.num_regions, "grid": model.spec.grid, "dim": model.config.hidden_dim, "max_words": model.config.max_words, "normalize": model.config.normalize}}
+    return {
+        "embedding": {
+            "regions": model.num_regions,
+            "grid": model.spec.grid,
+            "dim": model.config.hidden_dim,
+            "max_words": model.config.max_words,
+            "normalize": model.config.normalize,
+        }
+    }
 
 
 def saved_model(model, out_dir: str | Path) -> Path:
@@ -54,8 +60,16 @@ def saved_model(model, out_dir: str | Path) -> Path:
     S, T = model.spec.image_size, model.config.max_words
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("embed_image", lambda image: {REGIONS: model.embed_image(image)}, input_signature=[tf.TensorSpec((1, S, S, 3), tf.uint8, name=IMAGE)])
-    archive.add_endpoint("embed_sentence", lambda tokens: {WORDS: model.embed_sentence(tokens)}, input_signature=[tf.TensorSpec((None, T), tf.int32, name=TOKENS)])
+    archive.add_endpoint(
+        "embed_image",
+        lambda image: {REGIONS: model.embed_image(image)},
+        input_signature=[tf.TensorSpec((1, S, S, 3), tf.uint8, name=IMAGE)],
+    )
+    archive.add_endpoint(
+        "embed_sentence",
+        lambda tokens: {WORDS: model.embed_sentence(tokens)},
+        input_signature=[tf.TensorSpec((None, T), tf.int32, name=TOKENS)],
+    )
     archive.write_out(str(out_dir), verbose=False)
     return Path(out_dir)
 
@@ -66,7 +80,9 @@ def sentence_tokens(vocab: Vocabulary, sentences: Sequence[str], max_words: int)
     return np.asarray([r + [vocab.pad_id] * (max_words - len(r)) for r in rows], np.int32).reshape(-1, max_words)
 
 
-def representative_dataset(model, image_paths: Sequence[str | Path], sentences: Sequence[str], vocab: Vocabulary) -> Iterator[tuple[str, dict]]:
+def representative_dataset(
+    model, image_paths: Sequence[str | Path], sentences: Sequence[str], vocab: Vocabulary
+) -> Iterator[tuple[str, dict]]:
     """Calibration samples for full-integer quantization: real training photos for
     ``embed_image``, real training sentences (one at a time) for ``embed_sentence``."""
     S = model.spec.image_size
@@ -120,11 +136,15 @@ class EmbeddingReport:
         return asdict(self)
 
     def summary(self) -> str:
-        return (f"{self.mode}: {'PASSED' if self.passed else 'FAILED'} on {self.images} images / {self.sentences} sentences — region vectors relative |Δ| {self.regions_relative:.3f}, "
-                f"word vectors {self.words_relative:.3f}, R-sum Keras {self.rsum_keras:.1f} vs file {self.rsum_file:.1f}")
+        return (
+            f"{self.mode}: {'PASSED' if self.passed else 'FAILED'} on {self.images} images / {self.sentences} sentences — region vectors relative |Δ| {self.regions_relative:.3f}, "
+            f"word vectors {self.words_relative:.3f}, R-sum Keras {self.rsum_keras:.1f} vs file {self.rsum_file:.1f}"
+        )
 
 
-def verify_embedding(model, retriever, image_paths: Sequence, sentences: Sequence[Sequence[str]], mode: str) -> EmbeddingReport:
+def verify_embedding(
+    model, retriever, image_paths: Sequence, sentences: Sequence[Sequence[str]], mode: str
+) -> EmbeddingReport:
     """Compare the exported file (``retriever``, a :class:`edgecap.runtime.Retriever`) with
     ``model`` (Keras) on photos not used for calibration and their reference sentences."""
     S, T = model.spec.image_size, model.config.max_words
@@ -147,7 +167,11 @@ def verify_embedding(model, retriever, image_paths: Sequence, sentences: Sequenc
 
     def ranked(regions, words):  # the file's vectors as the runtime scores them
         u = model.config.normalize
-        return rsum(recall_at_k(score_matrix(unit_vectors(regions, u), [w[:n] for w, n in zip(unit_vectors(words, u), lengths)]), owner))
+        return rsum(
+            recall_at_k(
+                score_matrix(unit_vectors(regions, u), [w[:n] for w, n in zip(unit_vectors(words, u), lengths)]), owner
+            )
+        )
 
     rsum_k, rsum_f = ranked(k_regions, k_words), ranked(f_regions, f_words)
     tol = TOLERANCES[mode]
@@ -156,8 +180,19 @@ def verify_embedding(model, retriever, image_paths: Sequence, sentences: Sequenc
     return EmbeddingReport(mode, len(image_paths), len(flat), r_rel, w_rel, rsum_k, rsum_f, passed)
 
 
-def export_alignment(model, vocab: Vocabulary, out_path: str | Path, mode: str = "int8", calibration=None, name: str = "visual_semantic_alignment_flickr8k", version: str = "0",
-                     extra: dict | None = None, verified: bool = True, scratch_dir: str | Path | None = None, full_integer: bool = False) -> Path:
+def export_alignment(
+    model,
+    vocab: Vocabulary,
+    out_path: str | Path,
+    mode: str = "int8",
+    calibration=None,
+    name: str = "visual_semantic_alignment_flickr8k",
+    version: str = "0",
+    extra: dict | None = None,
+    verified: bool = True,
+    scratch_dir: str | Path | None = None,
+    full_integer: bool = False,
+) -> Path:
     """Convert ``model`` and write ``out_path`` atomically with the edgecap metadata (task ``"retrieval"``).
 
     ``full_integer``: as in :func:`edgecap.export.exporter.export_model`.
@@ -170,15 +205,35 @@ def export_alignment(model, vocab: Vocabulary, out_path: str | Path, mode: str =
         flatbuffer = convert(saved_model(model, Path(tmp) / "saved_model"), mode, calibration, SIGNATURES, float_layers)
     extra = {**(extra or {}), **({"int8_float_layers": float_layers} if mode == "int8" else {})}
     meta = md.ModelMetadata(
-        name=name, version=version, architecture="alignment", quantization=mode, vocabulary=list(vocab.words), image_size=model.spec.image_size,
-        normalization=model.spec.normalization, contract=embedding_contract(model), task="retrieval", max_length=model.config.max_words, extra=extra or {},
+        name=name,
+        version=version,
+        architecture="alignment",
+        quantization=mode,
+        vocabulary=list(vocab.words),
+        image_size=model.spec.image_size,
+        normalization=model.spec.normalization,
+        contract=embedding_contract(model),
+        task="retrieval",
+        max_length=model.config.max_words,
+        extra=extra or {},
     )
     atomic_write_bytes(out_path, md.pack(flatbuffer, meta, verified))
     return Path(out_path)
 
 
-def run_alignment_export(source: str | Path, cfg, vocab: Vocabulary, model, mode: str, output: str | Path | None, data_root: str | None = None, calibration_images: int = 300, verify_images: int = 100, version: str = "0",
-                         full_integer: bool = False):
+def run_alignment_export(
+    source: str | Path,
+    cfg,
+    vocab: Vocabulary,
+    model,
+    mode: str,
+    output: str | Path | None,
+    data_root: str | None = None,
+    calibration_images: int = 300,
+    verify_images: int = 100,
+    version: str = "0",
+    full_integer: bool = False,
+):
     """``edgecap export`` of an alignment run: convert, verify against Keras, then write ``output``.
 
     Calibration uses training photos and sentences, verification dev photos and their five
@@ -189,38 +244,39 @@ def run_alignment_export(source: str | Path, cfg, vocab: Vocabulary, model, mode
         ExportError: verification failed (the file is kept as ``<output>.rejected``, unverified).
 
     Returns:
-        :class:`edgecap.export.command.ExportResult`.
+        :class:`edgecap.export.staging.ExportResult`.
     """
-    from edgecap.data.readers import DatasetError
-    from edgecap.export.command import ExportResult, _example_items, _spread
     from edgecap.runtime.retriever import Retriever
-    from edgecap.training.trainer import read_splits
 
-    try:
-        splits = read_splits(cfg, ("train", "dev"), data_root)
-        calib, check = _spread(splits["train"], calibration_images), _spread(splits["dev"], verify_images)
-    except DatasetError as e:
-        warnings.warn(f"{e}; calibrating and verifying on the example photos instead (point --data-root or $EDGECAP_DATA_ROOT at the dataset)", stacklevel=2)
-        calib = check = _example_items()
+    calib, check = calibration_and_check(cfg, data_root, calibration_images, verify_images)
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     output = Path(output) if output else Path(f"{name}_{mode}.tflite")
 
     def calibration():
         return representative_dataset(model, [it.path for it in calib], [c for it in calib for c in it.captions], vocab)
 
-    extra = {"source_run": str(source), "dataset": cfg.data.dataset, "calibration_images": len(calib) if mode == "int8" else 0}
+    extra = {
+        "source_run": str(source),
+        "dataset": cfg.data.dataset,
+        "calibration_images": len(calib) if mode == "int8" else 0,
+    }
     scratch = work_dir(output.resolve().parent, f".{output.name}.export-")
     try:
-        staged = export_alignment(model, vocab, scratch / "staged.tflite", mode, calibration if mode == "int8" else None, name=name, version=version, extra=extra, verified=False, scratch_dir=scratch, full_integer=full_integer)
+        staged = export_alignment(
+            model,
+            vocab,
+            scratch / "staged.tflite",
+            mode,
+            calibration if mode == "int8" else None,
+            name=name,
+            version=version,
+            extra=extra,
+            verified=False,
+            scratch_dir=scratch,
+            full_integer=full_integer,
+        )
         retriever = Retriever.from_file(staged, allow_unverified=True)
         report = verify_embedding(model, retriever, [it.path for it in check], [it.captions for it in check], mode)
-        atomic_write_text(output.with_name(output.name + ".verify.json"), json.dumps(report.as_dict(), indent=1))
-        if not report.passed:
-            rejected = output.with_name(output.name + ".rejected")
-            os.replace(staged, rejected)
-            raise ExportError(f"{output}: verification failed; the file is kept as {rejected} (marked unverified)\n{report.summary()}")
-        data, meta = md.read_file(staged, allow_unverified=True)
-        atomic_write_bytes(output, md.pack(md.flatbuffer(data), meta, verified=True))
+        return keep_if_verified(staged, output, report)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return ExportResult(output, output.stat().st_size, report)

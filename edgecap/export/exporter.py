@@ -26,11 +26,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edgecap.data.vocabulary import Vocabulary
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import LOG_PROBS, TOKENS, StepContract
 from edgecap.runtime.ops import operators
 from edgecap.runtime.preprocessing import load_image
+from edgecap.runtime.vocabulary import Vocabulary
 from edgecap.utils import atomic_write_bytes
 
 MODES = ("float32", "float16", "dynamic", "int8")
@@ -46,7 +46,9 @@ def _spec(decl, batch) -> tf.TensorSpec:
 
 def step_input_signature(contract: StepContract) -> list[tf.TensorSpec]:
     """``decode_step``'s inputs: tokens, state (B rows), memory (1 row, or B when ``per_beam``)."""
-    return [tf.TensorSpec((None,), tf.int32, name=TOKENS)] + [_spec(t, None if t.role == "state" or t.per_beam else 1) for t in contract.tensors]
+    return [tf.TensorSpec((None,), tf.int32, name=TOKENS)] + [
+        _spec(t, None if t.role == "state" or t.per_beam else 1) for t in contract.tensors
+    ]
 
 
 def saved_model(model, out_dir: str | Path) -> Path:
@@ -77,7 +79,9 @@ def saved_model(model, out_dir: str | Path) -> Path:
     return Path(out_dir)
 
 
-def representative_dataset(model, image_paths: Sequence[str | Path], captions: Sequence[str], vocab: Vocabulary, steps_per_image: int = 6) -> Iterator[tuple[str, dict]]:
+def representative_dataset(
+    model, image_paths: Sequence[str | Path], captions: Sequence[str], vocab: Vocabulary, steps_per_image: int = 6
+) -> Iterator[tuple[str, dict]]:
     """Calibration samples for full-integer quantization, per signature.
 
     ``encode`` sees real training photos (pixels spanning 0..255); ``decode_step`` sees the
@@ -97,7 +101,10 @@ def representative_dataset(model, image_paths: Sequence[str | Path], captions: S
         state, memory = model.split(encode(pixels))
         memory_np = {n: v.numpy() for n, v in memory.items()}
         for token in vocab.encode(caption)[:-1][:steps_per_image]:
-            yield "decode_step", {TOKENS: np.array([token], np.int32), **{n: v.numpy() for n, v in state.items()}, **memory_np}
+            yield (
+                "decode_step",
+                {TOKENS: np.array([token], np.int32), **{n: v.numpy() for n, v in state.items()}, **memory_np},
+            )
             _, state, _ = step(tf.constant([token], tf.int32), state, memory)
 
 
@@ -108,14 +115,22 @@ def _int8_with_float_layers(converter, calibration, float_layers: str) -> bytes:
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=calibration)
     pattern = re.compile(float_layers)
     # the debugger's model also holds NumericVerify ops (custom), one per quantized op: skipped
-    nodes = sorted({n for op in operators(debugger.quant_model) if op.name != "CUSTOM" for n in op.outputs if pattern.search(n)})
+    nodes = sorted(
+        {n for op in operators(debugger.quant_model) if op.name != "CUSTOM" for n in op.outputs if pattern.search(n)}
+    )
     if not nodes:
         raise ExportError(f"no layer of the model matches the float32 layers {float_layers!r}")
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
     return debugger.get_nondebug_quantized_model()
 
 
-def convert(saved_model_dir: str | Path, mode: str = "float32", calibration=None, signature_keys: Sequence[str] = ("encode", "decode_step"), float_layers: str = "") -> bytes:
+def convert(
+    saved_model_dir: str | Path,
+    mode: str = "float32",
+    calibration=None,
+    signature_keys: Sequence[str] = ("encode", "decode_step"),
+    float_layers: str = "",
+) -> bytes:
     """SavedModel → TFLite flatbuffer in one of :data:`MODES`.
 
     Args:
@@ -163,14 +178,31 @@ def int8_float_layers(model, mode: str, full_integer: bool = False) -> str:
     return model.spec.int8_float_layers if mode == "int8" and not full_integer else ""
 
 
-def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "float32", calibration=None, name: str = "show_attend_tell_flickr8k", version: str = "0", max_length: int = 20, beam_size: int = 3, length_penalty: float = 0.0, extra: dict | None = None,
-                 no_repeat_ngram_size: int = 0, architecture: str = "show_attend_tell", verified: bool = True, scratch_dir: str | Path | None = None, full_integer: bool = False) -> Path:
+def export_model(
+    model,
+    vocab: Vocabulary,
+    out_path: str | Path,
+    mode: str = "float32",
+    calibration=None,
+    name: str | None = None,
+    version: str = "0",
+    max_length: int = 20,
+    beam_size: int = 3,
+    length_penalty: float = 0.0,
+    extra: dict | None = None,
+    no_repeat_ngram_size: int = 0,
+    architecture: str | None = None,
+    verified: bool = True,
+    scratch_dir: str | Path | None = None,
+    full_integer: bool = False,
+) -> Path:
     """Convert ``model`` and write ``out_path`` atomically with the edgecap metadata packed in.
 
     Args:
         model: a built :class:`edgecap.models.base.StepwiseCaptioner`; its step contract goes
             into the metadata.
-        architecture: the model family's registry name.
+        name: the model's name in the metadata (default: its architecture's).
+        architecture: the model family's registry name (default: ``model.config.architecture``).
         verified: False marks the file as not yet checked against Keras: the runtime refuses
             it until it is re-packed as verified (:func:`edgecap.export.command.run_export`).
         scratch_dir: where the intermediate SavedModel goes (default: the system's temp folder).
@@ -184,15 +216,32 @@ def export_model(model, vocab: Vocabulary, out_path: str | Path, mode: str = "fl
         ValueError, ExportError: see :func:`convert`.
     """
     spec = model.spec
+    architecture = architecture or getattr(getattr(model, "config", None), "architecture", None) or type(model).__name__
+    name = name or architecture
     with tempfile.TemporaryDirectory(prefix="saved-model-", dir=scratch_dir) as tmp:
         float_layers = int8_float_layers(model, mode, full_integer)
-        flatbuffer = convert(saved_model(model, Path(tmp) / "saved_model"), mode, calibration, float_layers=float_layers)
+        flatbuffer = convert(
+            saved_model(model, Path(tmp) / "saved_model"), mode, calibration, float_layers=float_layers
+        )
     extra = {**(extra or {}), **({"int8_float_layers": float_layers} if mode == "int8" else {})}
     meta = md.ModelMetadata(
-        name=name, version=version, architecture=architecture, quantization=mode, vocabulary=list(vocab.words),
-        image_size=spec.image_size, normalization=spec.normalization, contract=model.step_contract().to_dict(),
-        pad_id=vocab.pad_id, start_id=vocab.start_id, end_id=vocab.end_id, unk_id=vocab.unk_id,
-        max_length=max_length, beam_size=beam_size, length_penalty=length_penalty, no_repeat_ngram_size=no_repeat_ngram_size, extra=extra or {},
+        name=name,
+        version=version,
+        architecture=architecture,
+        quantization=mode,
+        vocabulary=list(vocab.words),
+        image_size=spec.image_size,
+        normalization=spec.normalization,
+        contract=model.step_contract().to_dict(),
+        pad_id=vocab.pad_id,
+        start_id=vocab.start_id,
+        end_id=vocab.end_id,
+        unk_id=vocab.unk_id,
+        max_length=max_length,
+        beam_size=beam_size,
+        length_penalty=length_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        extra=extra or {},
     )
     atomic_write_bytes(out_path, md.pack(flatbuffer, meta, verified))
     return Path(out_path)

@@ -17,6 +17,7 @@ from edgecap.decoding import greedy_search
 from edgecap.runtime.captioner import Captioner
 from edgecap.runtime.preprocessing import load_image
 
+
 @dataclass(frozen=True)
 class Tolerance:
     """Limits for one export mode.
@@ -89,23 +90,37 @@ class VerifyReport:
         return {**asdict(self), "bleu4_diff": self.bleu4_diff}
 
     def summary(self) -> str:
-        return (f"{self.mode}: {'PASSED' if self.passed else 'FAILED'} on {self.images} images — encode max|Δ| {self.encode_max_abs:.2e} (relative mean {self.encode_rel_mean:.3f}), "
-                f"log-prob max|Δ| {self.logprob_max_abs:.2e} (mean {self.logprob_mean_abs:.2e}), token agreement {self.token_agreement:.3f}, "
-                f"identical captions {self.exact_match:.3f}, BLEU-4 Keras {self.bleu4_keras:.2f} vs file {self.bleu4_tflite:.2f} (Δ {self.bleu4_diff:+.2f})"
-                + ("" if self.items_overlap is None else f", items overlap {self.items_overlap:.3f} (identical {self.items_identical:.3f})"))
+        return (
+            f"{self.mode}: {'PASSED' if self.passed else 'FAILED'} on {self.images} images — encode max|Δ| {self.encode_max_abs:.2e} (relative mean {self.encode_rel_mean:.3f}), "
+            f"log-prob max|Δ| {self.logprob_max_abs:.2e} (mean {self.logprob_mean_abs:.2e}), token agreement {self.token_agreement:.3f}, "
+            f"identical captions {self.exact_match:.3f}, BLEU-4 Keras {self.bleu4_keras:.2f} vs file {self.bleu4_tflite:.2f} (Δ {self.bleu4_diff:+.2f})"
+            + (
+                ""
+                if self.items_overlap is None
+                else f", items overlap {self.items_overlap:.3f} (identical {self.items_identical:.3f})"
+            )
+        )
 
 
 def _bleu4(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> float:
     from pycocoevalcap.bleu.bleu import Bleu
 
-    from edgecap.data.vocabulary import tokenize
+    from edgecap.runtime.vocabulary import tokenize
 
     gts = {i: [" ".join(tokenize(r)) for r in refs] for i, refs in enumerate(references)}
     res = {i: [h if h else "a"] for i, h in enumerate(hypotheses)}
     return 100.0 * Bleu(4).compute_score(gts, res, verbose=0)[0][3]
 
 
-def verify_export(model, captioner: Captioner, image_paths: Sequence, references: Sequence[Sequence[str]], mode: str, max_length: int = 20, tolerances: Mapping[str, Tolerance] = TOLERANCES) -> VerifyReport:
+def verify_export(
+    model,
+    captioner: Captioner,
+    image_paths: Sequence,
+    references: Sequence[Sequence[str]],
+    mode: str,
+    max_length: int = 20,
+    tolerances: Mapping[str, Tolerance] = TOLERANCES,
+) -> VerifyReport:
     """Compare ``captioner`` (the exported file) with ``model`` (Keras) on real images.
 
     Works from the step contract: every state and memory tensor of ``encode`` is compared,
@@ -122,7 +137,7 @@ def verify_export(model, captioner: Captioner, image_paths: Sequence, references
     Returns:
         a :class:`VerifyReport`; ``passed`` is False outside the tolerance.
     """
-    from edgecap.training.keras_step import KerasStep
+    from edgecap.models.keras_step import KerasStep
 
     keras_step = KerasStep(model)
     encode = tf.function(model.encode)
@@ -175,6 +190,24 @@ def verify_export(model, captioner: Captioner, image_paths: Sequence, references
     b_k, b_f = _bleu4(references, hyps_keras), _bleu4(references, hyps_file)
     tol = tolerances[mode]
     agreement = agree / max(total, 1)
-    passed = float(errs.max()) <= tol.logprob_max and float(errs.mean()) <= tol.logprob_mean and agreement >= tol.token_agreement and abs(b_f - b_k) <= tol.bleu4
+    passed = (
+        float(errs.max()) <= tol.logprob_max
+        and float(errs.mean()) <= tol.logprob_mean
+        and agreement >= tol.token_agreement
+        and abs(b_f - b_k) <= tol.bleu4
+    )
     items_stats = (float(np.mean(overlap)), float(np.mean(identical))) if items is not None else (None, None)
-    return VerifyReport(mode, len(image_paths), enc_err, float(np.mean(enc_rel)), float(errs.max()), float(errs.mean()), agreement, exact / len(image_paths), b_k, b_f, passed, *items_stats)
+    return VerifyReport(
+        mode,
+        len(image_paths),
+        enc_err,
+        float(np.mean(enc_rel)),
+        float(errs.max()),
+        float(errs.mean()),
+        agreement,
+        exact / len(image_paths),
+        b_k,
+        b_f,
+        passed,
+        *items_stats,
+    )

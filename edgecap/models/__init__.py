@@ -7,10 +7,15 @@ the registry work without TensorFlow.
 import importlib
 
 _LAZY = {
-    "BackboneSpec": "edgecap.models.backbones", "WeightsError": "edgecap.models.backbones", "build_encoder": "edgecap.models.backbones",
-    "get_backbone": "edgecap.models.backbones", "register_backbone": "edgecap.models.backbones",
-    "StepwiseCaptioner": "edgecap.models.base", "MultimodalRNN": "edgecap.models.multimodal_rnn.model",
-    "ShowAttendTell": "edgecap.models.show_attend_tell.model", "SoftAttentionDecoder": "edgecap.models.show_attend_tell.decoder",
+    "BackboneSpec": "edgecap.models.backbones",
+    "WeightsError": "edgecap.models.backbones",
+    "build_encoder": "edgecap.models.backbones",
+    "get_backbone": "edgecap.models.backbones",
+    "register_backbone": "edgecap.models.backbones",
+    "StepwiseCaptioner": "edgecap.models.base",
+    "MultimodalRNN": "edgecap.models.multimodal_rnn.model",
+    "ShowAttendTell": "edgecap.models.show_attend_tell.model",
+    "SoftAttentionDecoder": "edgecap.models.show_attend_tell.decoder",
 }
 
 __all__ = sorted(_LAZY)

@@ -88,7 +88,9 @@ def _mobilenet_v2(weights: str) -> keras.Model:
     inputs = keras.Input((224, 224, 3), dtype="float32", name="pixels")
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit_range")(inputs)  # mobilenet_v2.preprocess_input
     try:
-        base = keras.applications.MobileNetV2(include_top=False, alpha=1.0, input_shape=(224, 224, 3), weights=None if weights == "none" else weights)
+        base = keras.applications.MobileNetV2(
+            include_top=False, alpha=1.0, input_shape=(224, 224, 3), weights=None if weights == "none" else weights
+        )
     except (ValueError, OSError) as e:
         raise WeightsError(f"{weights}: cannot load as MobileNetV2 (alpha 1.0, 224, no top) weights: {e}") from e
     return keras.Model(inputs, base(x), name="mobilenet_v2")
@@ -103,7 +105,18 @@ def _mobilenet_v2(weights: str) -> keras.Model:
 # different ranges (Nagel et al. 2019, "Data-Free Quantization", use MobileNetV2 as the example).
 MOBILENET_V2_STEM = r"/(bn_)?(Conv1|expanded_conv|block_[123]_)"
 
-register_backbone(BackboneSpec("mobilenet_v2", 224, 7, 1280, "x / 127.5 - 1 (MobileNetV2 preprocess_input)", _mobilenet_v2, MOBILENET_V2_STEM, "MobileNetV2"))
+register_backbone(
+    BackboneSpec(
+        "mobilenet_v2",
+        224,
+        7,
+        1280,
+        "x / 127.5 - 1 (MobileNetV2 preprocess_input)",
+        _mobilenet_v2,
+        MOBILENET_V2_STEM,
+        "MobileNetV2",
+    )
+)
 
 
 def build_encoder(name: str = "mobilenet_v2", weights: str | None = "imagenet") -> keras.Model:
@@ -161,7 +174,9 @@ def encoder_head_layers(encoder: keras.Model, first_layer: str) -> list:
         raise ValueError(f"model.fine_tune_from: {first_layer!r} takes several inputs; choose a layer with one")
     for prev, layer in itertools.pairwise(head):
         if layer.input is not prev.output:
-            raise ValueError(f"model.fine_tune_from: {first_layer!r} cannot split {base.name}: {layer.name!r} does not take just the output of {prev.name!r} (choose a layer after which the network is a plain chain, e.g. 'block_16_expand' in MobileNetV2)")
+            raise ValueError(
+                f"model.fine_tune_from: {first_layer!r} cannot split {base.name}: {layer.name!r} does not take just the output of {prev.name!r} (choose a layer after which the network is a plain chain, e.g. 'block_16_expand' in MobileNetV2)"
+            )
     return head
 
 
@@ -216,7 +231,9 @@ class FineTunedEncoder:
             raise ValueError("; ".join(problems))
         self.config = config
         self.spec = get_backbone(config.backbone)
-        self.encoder = build_encoder(config.backbone, config.encoder_weights if encoder_weights is None else encoder_weights)
+        self.encoder = build_encoder(
+            config.backbone, config.encoder_weights if encoder_weights is None else encoder_weights
+        )
         self.encoder.trainable = False
         self.set_fine_tuning(config.fine_tune_from)
 
@@ -228,7 +245,9 @@ class FineTunedEncoder:
         """
         self.fine_tune_from = first_layer
         for layer in self._head_layers():
-            layer.trainable = True  # BatchNorm layers still normalise with their ImageNet statistics (called with training=False)
+            layer.trainable = (
+                True  # BatchNorm layers still normalise with their ImageNet statistics (called with training=False)
+            )
 
     def _head_layers(self) -> list:
         # Looked up on each use, not kept as an attribute: an attribute would save the encoder's

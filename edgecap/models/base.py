@@ -35,7 +35,14 @@ class StepwiseCaptioner(FineTunedEncoder, keras.Model):
         ValueError: unknown backbone, or a ``fine_tune_from`` that cannot split it.
     """
 
-    def __init__(self, vocab_size: int, backbone: str = "mobilenet_v2", encoder_weights: str | None = "imagenet", fine_tune_from: str = "", **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        backbone: str = "mobilenet_v2",
+        encoder_weights: str | None = "imagenet",
+        fine_tune_from: str = "",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.spec = get_backbone(backbone)
@@ -55,8 +62,11 @@ class StepwiseCaptioner(FineTunedEncoder, keras.Model):
         if problems:
             raise ValueError("; ".join(problems))
         weights = config.encoder_weights if encoder_weights is None else encoder_weights
-        return config, {"backbone": config.backbone, "encoder_weights": weights, "fine_tune_from": config.fine_tune_from}
-
+        return config, {
+            "backbone": config.backbone,
+            "encoder_weights": weights,
+            "fine_tune_from": config.fine_tune_from,
+        }
 
     # --- what a family implements --------------------------------------------------------------
     def step_contract(self) -> StepContract:
@@ -113,7 +123,11 @@ class StepwiseCaptioner(FineTunedEncoder, keras.Model):
         Returns:
             logits ``float32 (B, T, V)`` for ``captions[:, 1:]``.
         """
-        annotations = self.annotate(inputs["annotations"]) if "annotations" in inputs else self.encoder(inputs["images"], training=False)
+        annotations = (
+            self.annotate(inputs["annotations"])
+            if "annotations" in inputs
+            else self.encoder(inputs["images"], training=False)
+        )
         captions = ops.cast(inputs["captions"], "int32")  # (B, T+1)
         state, memory = self.split(self.start(annotations, training=training))  # memory: once per caption
         logits, attentions = [], []

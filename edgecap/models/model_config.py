@@ -40,7 +40,9 @@ class ModelConfig:
     def card_architecture(self) -> str:
         """The card's "Architecture" line: the paper and section, the pieces (with their equation
         numbers) and the sizes. A family overrides it; this default names the encoder only."""
-        return f"`{self.architecture}` over the annotation grid of {self.backbone_name()} ({self.encoder_description()})."
+        return (
+            f"`{self.architecture}` over the annotation grid of {self.backbone_name()} ({self.encoder_description()})."
+        )
 
     def card_training(self) -> str:
         """The training objective, for the card's "Training" line (a captioner: teacher-forced
@@ -69,10 +71,16 @@ class ModelConfig:
         or ``"frozen: the encoder of RUN"`` for another run's (``"export"``: the built-in captioner's)."""
         w = self.encoder_weights or "imagenet"
         if w == "none":
-            return "randomly initialised" + (f", trained from `{self.fine_tune_from}` on" if self.fine_tune_from else ", frozen")
+            return "randomly initialised" + (
+                f", trained from `{self.fine_tune_from}` on" if self.fine_tune_from else ", frozen"
+            )
         if w == "imagenet" or w.endswith(".h5"):
             layer = self.fine_tune_from
-            return f"ImageNet weights; frozen up to `{layer}`, trained from there on with the decoder" if layer else "ImageNet weights, frozen"
+            return (
+                f"ImageNet weights; frozen up to `{layer}`, trained from there on with the decoder"
+                if layer
+                else "ImageNet weights, frozen"
+            )
         if w == "export":
             return "frozen: the built-in captioner's encoder, its top block fine-tuned on the training captions"
         return f"frozen: the encoder of {w}"

@@ -4,7 +4,31 @@ from edgecap.runtime.captioner import Caption, Captioner, CaptionerOptions, Capt
 from edgecap.runtime.interpreter import NoInterpreterError
 from edgecap.runtime.metadata import ModelFileError, ModelMetadata
 from edgecap.runtime.preprocessing import ImageLoadError, load_image
-from edgecap.runtime.retriever import Alignment, Hit, PhotoIndex, PhotoIndexError, QueryError, Retriever, RetrieverOptions
+from edgecap.runtime.retriever import (
+    Alignment,
+    Hit,
+    PhotoIndex,
+    PhotoIndexError,
+    QueryError,
+    Retriever,
+    RetrieverOptions,
+)
 
-__all__ = ["Caption", "CaptionResult", "Captioner", "CaptionerOptions", "ImageLoadError", "ModelFileError", "ModelMetadata", "NoInterpreterError", "load_image",
-           "Alignment", "Hit", "PhotoIndex", "PhotoIndexError", "QueryError", "Retriever", "RetrieverOptions"]
+__all__ = [
+    "Caption",
+    "CaptionResult",
+    "Captioner",
+    "CaptionerOptions",
+    "ImageLoadError",
+    "ModelFileError",
+    "ModelMetadata",
+    "NoInterpreterError",
+    "load_image",
+    "Alignment",
+    "Hit",
+    "PhotoIndex",
+    "PhotoIndexError",
+    "QueryError",
+    "Retriever",
+    "RetrieverOptions",
+]

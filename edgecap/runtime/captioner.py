@@ -1,9 +1,9 @@
 """``Captioner``: caption photos with an edgecap ``.tflite`` file, without TensorFlow.
 
-    from edgecap.runtime import Captioner, CaptionerOptions
-    captioner = Captioner.from_file("model.tflite", CaptionerOptions(beam_size=3))
-    result = captioner.caption("photo.jpg")
-    print(result.text)
+from edgecap.runtime import Captioner, CaptionerOptions
+captioner = Captioner.from_file("model.tflite", CaptionerOptions(beam_size=3))
+result = captioner.caption("photo.jpg")
+print(result.text)
 """
 
 from __future__ import annotations
@@ -107,12 +107,16 @@ class CaptionResult:
         attributes: ``(word, probability)`` of the words the model detects in the photo before
             it writes (semantic attention's top-k visual attributes, most probable first; an
             ``over="items"`` attention weighs them in this order); empty for other models.
+        attention_over: what each word's ``attention`` weighs, as the model's step contract
+            declares it: ``"grid"`` (image locations), ``"items"`` (the ``attributes``), or
+            ``None`` when the model returns no attention.
     """
 
     best: Caption
     nbest: list[Caption] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     attributes: list[tuple[str, float]] = field(default_factory=list)
+    attention_over: str | None = None
 
     @property
     def text(self) -> str:
@@ -145,7 +149,9 @@ class TFLiteStep:
         attention: read the attention output back.
     """
 
-    def __init__(self, signature: Signature, contract: StepContract, memory: dict[str, np.ndarray], attention: bool = True):
+    def __init__(
+        self, signature: Signature, contract: StepContract, memory: dict[str, np.ndarray], attention: bool = True
+    ):
         self.signature = signature
         self.state_names = contract.state_names
         self.memory = memory
@@ -159,7 +165,9 @@ class TFLiteStep:
         inputs[TOKENS] = tokens
         if tokens.shape[0] != self._batch:  # first call, or another number of beams
             self._batch = tokens.shape[0]
-            inputs.update({n: np.repeat(v, self._batch, axis=0) if n in self.per_beam else v for n, v in self.memory.items()})
+            inputs.update(
+                {n: np.repeat(v, self._batch, axis=0) if n in self.per_beam else v for n, v in self.memory.items()}
+            )
         out = self.signature.run(inputs, self.outputs)
         return out[LOG_PROBS], tuple(out[n] for n in self.state_names), out[self.attention] if self.attention else None
 
@@ -175,23 +183,37 @@ class Captioner:
             :func:`edgecap.runtime.metadata.read` returns it, checked against its schema.
     """
 
-    def __init__(self, model_content: bytes, metadata: md.ModelMetadata, options: CaptionerOptions | None = None, source: str = "<model>"):
+    def __init__(
+        self,
+        model_content: bytes,
+        metadata: md.ModelMetadata,
+        options: CaptionerOptions | None = None,
+        source: str = "<model>",
+    ):
         self.options = options or CaptionerOptions()
         self.metadata = metadata
         self.source = source
         if metadata.task != "captioning":
-            raise md.ModelFileError(f"{source}: a {metadata.task} model ({metadata.architecture}), not a captioner; use it with 'edgecap search' or edgecap.runtime.Retriever")
+            raise md.ModelFileError(
+                f"{source}: a {metadata.task} model ({metadata.architecture}), not a captioner; use it with 'edgecap search' or edgecap.runtime.Retriever"
+            )
         try:
-            self.interpreter, self.backend = make_interpreter(model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels)
+            self.interpreter, self.backend = make_interpreter(
+                model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels
+            )
             self.encode_signature = Signature(self.interpreter, "encode")
             self.step_signature = Signature(self.interpreter, "decode_step")
         except (ValueError, RuntimeError, KeyError) as e:
-            raise md.ModelFileError(f"{source}: the interpreter cannot load this model ({type(e).__name__}: {e})") from e
+            raise md.ModelFileError(
+                f"{source}: the interpreter cannot load this model ({type(e).__name__}: {e})"
+            ) from e
         self._check_image_input()
         self.contract = self._contract()
         m = metadata
         self.vocabulary = m.vocabulary
-        no_repeat = m.no_repeat_ngram_size if self.options.no_repeat_ngram_size is None else self.options.no_repeat_ngram_size
+        no_repeat = (
+            m.no_repeat_ngram_size if self.options.no_repeat_ngram_size is None else self.options.no_repeat_ngram_size
+        )
         self.suppress = decoding_processors(m.pad_id, m.start_id, m.end_id, m.unk_id, no_repeat)
         self._warm_up()
 
@@ -202,31 +224,45 @@ class Captioner:
         try:
             with quiet_native_logs(self.options.quiet):
                 state, memory = self.encode(np.zeros((1, S, S, 3), np.uint8))
-                log_probs, _, _ = self.step_function(memory, attention=False)(np.full((1,), self.metadata.start_id, np.int32), state)
+                log_probs, _, _ = self.step_function(memory, attention=False)(
+                    np.full((1,), self.metadata.start_id, np.int32), state
+                )
         except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as e:
             raise md.ModelFileError(f"{self.source}: the model does not run ({type(e).__name__}: {e})") from e
         if log_probs.shape != (1, len(self.vocabulary)):
-            raise md.ModelFileError(f"{self.source}: decode_step gives {log_probs.shape[1]} log-probabilities for a vocabulary of {len(self.vocabulary)} words; re-export the model")
+            raise md.ModelFileError(
+                f"{self.source}: decode_step gives {log_probs.shape[1]} log-probabilities for a vocabulary of {len(self.vocabulary)} words; re-export the model"
+            )
 
     def _check_image_input(self) -> None:
         S = self.metadata.image_size
         shape = self.encode_signature.input_shapes.get(IMAGE)
         if shape is None or [int(d) for d in shape][1:] != [S, S, 3]:
-            raise md.ModelFileError(f"{self.source}: encode's {IMAGE!r} input has shape {shape}, the metadata says image_size {S} (expected [1, {S}, {S}, 3]); re-export the model")
+            raise md.ModelFileError(
+                f"{self.source}: encode's {IMAGE!r} input has shape {shape}, the metadata says image_size {S} (expected [1, {S}, {S}, 3]); re-export the model"
+            )
 
     def _contract(self) -> StepContract:
-        shapes = (self.encode_signature.output_shapes, self.step_signature.input_shapes, self.step_signature.output_shapes)
+        shapes = (
+            self.encode_signature.output_shapes,
+            self.step_signature.input_shapes,
+            self.step_signature.output_shapes,
+        )
         try:
             contract = self.metadata.step_contract(self.source)
             if contract is None:  # metadata format 1: read it off the signatures
                 contract = infer_contract(*shapes, grid=self.metadata.legacy_grid or None)
             contract.check_signatures(*shapes, source=self.source)
         except ContractError as e:
-            raise md.ModelFileError(str(e) if self.source in str(e) else f"{self.source}: {e}; re-export the model") from None
+            raise md.ModelFileError(
+                str(e) if self.source in str(e) else f"{self.source}: {e}; re-export the model"
+            ) from None
         return contract
 
     @classmethod
-    def from_file(cls, path: str | Path, options: CaptionerOptions | None = None, allow_unverified: bool = False) -> "Captioner":
+    def from_file(
+        cls, path: str | Path, options: CaptionerOptions | None = None, allow_unverified: bool = False
+    ) -> "Captioner":
         """Load a model file.
 
         Args:
@@ -266,16 +302,27 @@ class Captioner:
         state, memory, _ = self.encode_with_items(pixels)
         return state, memory
 
-    def encode_with_items(self, pixels: np.ndarray) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray], list[tuple[str, float]]]:
+    def encode_with_items(
+        self, pixels: np.ndarray
+    ) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray], list[tuple[str, float]]]:
         """:meth:`encode`, and the ``(word, score)`` items the contract declares (``[]`` if none)."""
         c = self.contract
         out = self.encode_signature(image=pixels)
-        items = [] if c.items is None else [(self.vocabulary[int(i)], float(p)) for i, p in zip(out[c.items.ids][0], out[c.items.scores][0])]
+        items = (
+            []
+            if c.items is None
+            else [(self.vocabulary[int(i)], float(p)) for i, p in zip(out[c.items.ids][0], out[c.items.scores][0])]
+        )
         return tuple(out[n] for n in c.state_names), {n: out[n] for n in c.memory_names}, items
 
     def step_function(self, memory: dict[str, np.ndarray], attention: bool | None = None) -> TFLiteStep:
         """The ``decode_step`` signature with one image's memory bound (attention: default from the options)."""
-        return TFLiteStep(self.step_signature, self.contract, memory, self.options.return_attention if attention is None else attention)
+        return TFLiteStep(
+            self.step_signature,
+            self.contract,
+            memory,
+            self.options.return_attention if attention is None else attention,
+        )
 
     def search(self, state: tuple, memory: dict[str, np.ndarray], beam_size: int | None = None) -> list[Hypothesis]:
         """Greedy (beam 1) or beam search from one image's encoded state; n-best hypotheses, best first."""
@@ -286,7 +333,9 @@ class Captioner:
         step = self.step_function(memory)
         if k == 1:
             return greedy_search(step, state, m.start_id, m.end_id, max_length, self.suppress)
-        return beam_search(step, state, m.start_id, m.end_id, k, max_length, length_penalty, min(o.num_results, k), self.suppress)
+        return beam_search(
+            step, state, m.start_id, m.end_id, k, max_length, length_penalty, min(o.num_results, k), self.suppress
+        )
 
     def _to_caption(self, hyp: Hypothesis) -> Caption:
         words = [self.vocabulary[i] for i in hyp.tokens]
@@ -317,4 +366,10 @@ class Captioner:
         t3 = time.perf_counter()
         captions = [self._to_caption(hy) for hy in hyps]
         timings = {"preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
-        return CaptionResult(captions[0], captions, timings, attributes)
+        return CaptionResult(
+            captions[0],
+            captions,
+            timings,
+            attributes,
+            self.contract.attention.over if self.contract.attention else None,
+        )

@@ -124,7 +124,9 @@ class ItemsDecl:
             if not name or name in RESERVED:
                 raise ContractError(f"items output name {name!r} is empty or reserved")
         if self.ids == self.scores or self.size < 1:
-            raise ContractError(f"items: ids and scores need two names and size >= 1, got {self.ids!r}, {self.scores!r}, {self.size}")
+            raise ContractError(
+                f"items: ids and scores need two names and size >= 1, got {self.ids!r}, {self.scores!r}, {self.size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -156,12 +158,16 @@ class StepContract:
         if self.attention is not None and self.attention.output in names:
             raise ContractError(f"attention output {self.attention.output!r} has the name of a state or memory tensor")
         if self.items is not None and {self.items.ids, self.items.scores} & set(names):
-            raise ContractError(f"items outputs {self.items.ids!r}, {self.items.scores!r}: one has the name of a state or memory tensor")
+            raise ContractError(
+                f"items outputs {self.items.ids!r}, {self.items.scores!r}: one has the name of a state or memory tensor"
+            )
         if self.items is not None:
             for name in self.items.rows:
                 t = next((t for t in self.tensors if t.name == name), None)
                 if t is None or t.role != "memory" or t.shape[:1] != (self.items.size,):
-                    raise ContractError(f"items rows: {name!r} is not a memory tensor of shape ({self.items.size}, ...)")
+                    raise ContractError(
+                        f"items rows: {name!r} is not a memory tensor of shape ({self.items.size}, ...)"
+                    )
         if self.attention is not None and self.attention.over == "items" and self.items is None:
             raise ContractError(f"attention {self.attention.output!r} is over items, but the contract declares none")
         self._by_name.update({t.name: t for t in self.tensors})
@@ -193,18 +199,43 @@ class StepContract:
 
     # --- metadata -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        out: dict = {"tensors": [{"name": t.name, "shape": list(t.shape), "role": t.role, "dtype": t.dtype, **({"per_beam": True} if t.per_beam else {})} for t in self.tensors]}
+        out: dict = {
+            "tensors": [
+                {
+                    "name": t.name,
+                    "shape": list(t.shape),
+                    "role": t.role,
+                    "dtype": t.dtype,
+                    **({"per_beam": True} if t.per_beam else {}),
+                }
+                for t in self.tensors
+            ]
+        }
         if self.attention is not None:
-            out["attention"] = {"output": self.attention.output, "shape": list(self.attention.shape), "over": self.attention.over}
+            out["attention"] = {
+                "output": self.attention.output,
+                "shape": list(self.attention.shape),
+                "over": self.attention.over,
+            }
         if self.items is not None:
-            out["items"] = {"ids": self.items.ids, "scores": self.items.scores, "size": self.items.size, "rows": list(self.items.rows)}
+            out["items"] = {
+                "ids": self.items.ids,
+                "scores": self.items.scores,
+                "size": self.items.size,
+                "rows": list(self.items.rows),
+            }
         return out
 
     @classmethod
     def from_dict(cls, raw: Mapping, source: str = "<contract>") -> "StepContract":
         """Raises: ContractError naming ``source`` for a malformed declaration."""
         try:
-            tensors = tuple(TensorDecl(t["name"], tuple(t["shape"]), t["role"], t.get("dtype", "float32"), bool(t.get("per_beam", False))) for t in raw["tensors"])
+            tensors = tuple(
+                TensorDecl(
+                    t["name"], tuple(t["shape"]), t["role"], t.get("dtype", "float32"), bool(t.get("per_beam", False))
+                )
+                for t in raw["tensors"]
+            )
             att = raw.get("attention")
             attention = AttentionDecl(att["output"], tuple(att["shape"]), att.get("over", "grid")) if att else None
             it = raw.get("items")
@@ -216,7 +247,13 @@ class StepContract:
             raise ContractError(f"{source}: malformed step contract ({type(e).__name__}: {e})") from None
 
     # --- checking a file's signatures against the declaration ------------------------------------
-    def check_signatures(self, encode_outputs: Mapping[str, Sequence[int]], step_inputs: Mapping[str, Sequence[int]], step_outputs: Mapping[str, Sequence[int]], source: str = "<model>") -> None:
+    def check_signatures(
+        self,
+        encode_outputs: Mapping[str, Sequence[int]],
+        step_inputs: Mapping[str, Sequence[int]],
+        step_outputs: Mapping[str, Sequence[int]],
+        source: str = "<model>",
+    ) -> None:
         """Check that the signatures carry every declared tensor with its shape.
 
         Args:
@@ -226,12 +263,17 @@ class StepContract:
         Raises:
             ContractError: naming ``source`` and the first tensor that is absent or of another shape.
         """
+
         def expect(where: str, table: Mapping, name: str, shape: tuple, batch_free: bool) -> None:
             if name not in table:
-                raise ContractError(f"{source}: the metadata declares {name!r}, but the {where} has no such tensor (it has {sorted(table)}); re-export the model")
+                raise ContractError(
+                    f"{source}: the metadata declares {name!r}, but the {where} has no such tensor (it has {sorted(table)}); re-export the model"
+                )
             got = tuple(int(d) for d in table[name])
             if len(got) != len(shape) + 1 or got[1:] != shape or (not batch_free and got[0] not in (-1, 1)):
-                raise ContractError(f"{source}: {where} tensor {name!r} has shape {list(got)}, the metadata declares {['B', *shape]}; re-export the model")
+                raise ContractError(
+                    f"{source}: {where} tensor {name!r} has shape {list(got)}, the metadata declares {['B', *shape]}; re-export the model"
+                )
 
         for t in self.tensors:
             expect("encode output", encode_outputs, t.name, t.shape, False)
@@ -239,10 +281,14 @@ class StepContract:
             if t.role == "state":
                 expect("decode_step output", step_outputs, t.name, t.shape, True)
         if TOKENS not in step_inputs or LOG_PROBS not in step_outputs:
-            raise ContractError(f"{source}: decode_step must take {TOKENS!r} and return {LOG_PROBS!r}; re-export the model")
+            raise ContractError(
+                f"{source}: decode_step must take {TOKENS!r} and return {LOG_PROBS!r}; re-export the model"
+            )
         extra = set(step_inputs) - {TOKENS, *(t.name for t in self.tensors)}
         if extra:
-            raise ContractError(f"{source}: decode_step takes {sorted(extra)}, which the metadata does not declare; re-export the model")
+            raise ContractError(
+                f"{source}: decode_step takes {sorted(extra)}, which the metadata does not declare; re-export the model"
+            )
         if self.attention is not None:
             expect("decode_step output", step_outputs, self.attention.output, (self.attention.size,), True)
         if self.items is not None:
@@ -250,7 +296,12 @@ class StepContract:
             expect("encode output", encode_outputs, self.items.scores, (self.items.size,), False)
 
 
-def infer_contract(encode_outputs: Mapping[str, Sequence[int]], step_inputs: Mapping[str, Sequence[int]], step_outputs: Mapping[str, Sequence[int]], grid: int | None = None) -> StepContract:
+def infer_contract(
+    encode_outputs: Mapping[str, Sequence[int]],
+    step_inputs: Mapping[str, Sequence[int]],
+    step_outputs: Mapping[str, Sequence[int]],
+    grid: int | None = None,
+) -> StepContract:
     """The contract of a file exported before contracts were declared (metadata format 1).
 
     Those files' ``decode_step`` took every ``encode`` output: the ones it also returns are
@@ -269,5 +320,9 @@ def infer_contract(encode_outputs: Mapping[str, Sequence[int]], step_inputs: Map
         tensors.append(TensorDecl(name, shape, role, per_beam=role == "memory"))
     tensors.sort(key=lambda t: t.role != "state")
     extra = [n for n in step_outputs if n != LOG_PROBS and n not in encode_outputs]
-    attention = AttentionDecl(extra[0], (grid, grid) if grid else tuple(int(d) for d in step_outputs[extra[0]])[1:]) if len(extra) == 1 else None
+    attention = (
+        AttentionDecl(extra[0], (grid, grid) if grid else tuple(int(d) for d in step_outputs[extra[0]])[1:])
+        if len(extra) == 1
+        else None
+    )
     return StepContract(tuple(tensors), attention)

@@ -31,11 +31,18 @@ def _interpreter_module(backend: str):
         return importlib.import_module("tflite_runtime.interpreter")
     if backend == "tensorflow":
         tf = importlib.import_module("tensorflow")
-        return types.SimpleNamespace(Interpreter=tf.lite.Interpreter, OpResolverType=tf.lite.experimental.OpResolverType)
+        return types.SimpleNamespace(
+            Interpreter=tf.lite.Interpreter, OpResolverType=tf.lite.experimental.OpResolverType
+        )
     raise ValueError(f"unknown interpreter backend {backend!r}; choose from {BACKENDS}")
 
 
-def make_interpreter(model_content: bytes, num_threads: int | None = None, backends: Sequence[str] = BACKENDS, reference_kernels: bool = False):
+def make_interpreter(
+    model_content: bytes,
+    num_threads: int | None = None,
+    backends: Sequence[str] = BACKENDS,
+    reference_kernels: bool = False,
+):
     """Build an interpreter from the first importable backend.
 
     Args:
@@ -62,8 +69,12 @@ def make_interpreter(model_content: bytes, num_threads: int | None = None, backe
             errors.append(f"{backend}: {e}")
             continue
         resolver = module.OpResolverType.BUILTIN_REF if reference_kernels else module.OpResolverType.AUTO
-        return module.Interpreter(model_content=model_content, num_threads=num_threads, experimental_op_resolver_type=resolver), backend
-    raise NoInterpreterError("no TFLite interpreter found; pip install ai-edge-litert (or tflite-runtime). Tried: " + "; ".join(errors))
+        return module.Interpreter(
+            model_content=model_content, num_threads=num_threads, experimental_op_resolver_type=resolver
+        ), backend
+    raise NoInterpreterError(
+        "no TFLite interpreter found; pip install ai-edge-litert (or tflite-runtime). Tried: " + "; ".join(errors)
+    )
 
 
 @contextlib.contextmanager

@@ -163,7 +163,11 @@ _SCHEMA = {
     "no_repeat_ngram_size": (_INT, lambda v: v == 0 or 2 <= v <= 100, "0 or an integer in 2..100"),
     "format_version": (_INT, None, "an integer"),
     "extra": ((dict,), None, "an object"),
-    "flatbuffer_sha256": ((str,), lambda v: v == "" or (len(v) == 64 and all(c in "0123456789abcdef" for c in v)), "64 hex digits"),
+    "flatbuffer_sha256": (
+        (str,),
+        lambda v: v == "" or (len(v) == 64 and all(c in "0123456789abcdef" for c in v)),
+        "64 hex digits",
+    ),
     "verified": ((bool,), None, "true or false"),
     "legacy_grid": (_INT, lambda v: 0 <= v <= 1000, "an integer in 0..1000"),
 }
@@ -177,17 +181,25 @@ def validate(meta: ModelMetadata, source: str = "<model>") -> None:
     """
     for name, (types, ok, expected) in _SCHEMA.items():
         value = getattr(meta, name)
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types) or (ok is not None and not ok(value)):
+        if (
+            not isinstance(value, types)
+            or (isinstance(value, bool) and bool not in types)
+            or (ok is not None and not ok(value))
+        ):
             raise ModelFileError(f"{source}: metadata field {name!r} must be {expected}, got {value!r:.80}")
     if not all(isinstance(w, str) and w for w in meta.vocabulary):
         raise ModelFileError(f"{source}: metadata field 'vocabulary' must hold non-empty strings")
     n = len(meta.vocabulary)
     for special in ("pad_id", "start_id", "end_id", "unk_id"):
         if getattr(meta, special) >= n:
-            raise ModelFileError(f"{source}: metadata field {special!r} is {getattr(meta, special)}, outside the vocabulary of {n} words")
+            raise ModelFileError(
+                f"{source}: metadata field {special!r} is {getattr(meta, special)}, outside the vocabulary of {n} words"
+            )
 
 
-def read(data: bytes, source: str = "<model>", check_digest: bool = True, allow_unverified: bool = False) -> ModelMetadata:
+def read(
+    data: bytes, source: str = "<model>", check_digest: bool = True, allow_unverified: bool = False
+) -> ModelMetadata:
     """Metadata of a packed model file's bytes, validated (:func:`validate`).
 
     Args:
@@ -209,19 +221,27 @@ def read(data: bytes, source: str = "<model>", check_digest: bool = True, allow_
             model_end = _archive_start(zf)
             raw = json.loads(zf.read(METADATA_NAME).decode("utf-8"))
     except KeyError:
-        raise ModelFileError(f"{source}: a TFLite model without edgecap metadata ({METADATA_NAME}); export it with 'edgecap export'") from None
+        raise ModelFileError(
+            f"{source}: a TFLite model without edgecap metadata ({METADATA_NAME}); export it with 'edgecap export'"
+        ) from None
     except zipfile.BadZipFile as e:
         if b"PK\x05\x06" not in data[-65_557:]:  # no end-of-archive record: nothing was appended
-            raise ModelFileError(f"{source}: a TFLite model without edgecap metadata ({METADATA_NAME}); export it with 'edgecap export'") from None
+            raise ModelFileError(
+                f"{source}: a TFLite model without edgecap metadata ({METADATA_NAME}); export it with 'edgecap export'"
+            ) from None
         raise ModelFileError(f"{source}: damaged edgecap metadata ({e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError, zlib.error, ValueError, EOFError, OSError) as e:
         raise ModelFileError(f"{source}: damaged edgecap metadata ({type(e).__name__}: {e})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("format_version", 0), int):
         raise ModelFileError(f"{source}: damaged edgecap metadata (not an object with an integer format_version)")
     if raw.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{source}: metadata format {raw.get('format_version')} is newer than this edgecap understands ({FORMAT_VERSION}); upgrade edgecap")
+        raise ModelFileError(
+            f"{source}: metadata format {raw.get('format_version')} is newer than this edgecap understands ({FORMAT_VERSION}); upgrade edgecap"
+        )
     if raw.get("format_version", 0) >= 2 and not isinstance(raw.get("contract"), dict):
-        raise ModelFileError(f"{source}: edgecap metadata without a step contract; re-export the model with 'edgecap export'")
+        raise ModelFileError(
+            f"{source}: edgecap metadata without a step contract; re-export the model with 'edgecap export'"
+        )
     try:
         if raw.get("format_version", 0) < 2:  # exported before the step contract
             legacy = {k: raw.pop(k, None) for k in _FORMAT1_ONLY}
@@ -231,15 +251,23 @@ def read(data: bytes, source: str = "<model>", check_digest: bool = True, allow_
         raise ModelFileError(f"{source}: edgecap metadata has missing or unknown fields ({e})") from e
     validate(meta, source)
     if meta.format_version >= 3 and not meta.flatbuffer_sha256:
-        raise ModelFileError(f"{source}: metadata format {meta.format_version} without the flatbuffer's digest; the file is damaged or was not written by edgecap")
+        raise ModelFileError(
+            f"{source}: metadata format {meta.format_version} without the flatbuffer's digest; the file is damaged or was not written by edgecap"
+        )
     if check_digest and meta.flatbuffer_sha256 and digest(data[:model_end]) != meta.flatbuffer_sha256:
-        raise ModelFileError(f"{source}: the model's weights do not match their SHA-256 digest: the file is damaged (a bad download or copy?); download or export it again")
+        raise ModelFileError(
+            f"{source}: the model's weights do not match their SHA-256 digest: the file is damaged (a bad download or copy?); download or export it again"
+        )
     if not meta.verified and not allow_unverified:
-        raise ModelFileError(f"{source}: this export was not verified against Keras (an interrupted or rejected 'edgecap export'); export it again")
+        raise ModelFileError(
+            f"{source}: this export was not verified against Keras (an interrupted or rejected 'edgecap export'); export it again"
+        )
     return meta
 
 
-def read_file(path: str | Path, check_digest: bool = True, allow_unverified: bool = False) -> tuple[bytes, ModelMetadata]:
+def read_file(
+    path: str | Path, check_digest: bool = True, allow_unverified: bool = False
+) -> tuple[bytes, ModelMetadata]:
     """``(file bytes, metadata)`` of a model file.
 
     Args:

@@ -22,7 +22,11 @@ from math import prod
 
 
 def _schema():
-    for module in ("ai_edge_litert.schema_py_generated", "tflite_runtime.schema_py_generated", "tensorflow.lite.python.schema_py_generated"):
+    for module in (
+        "ai_edge_litert.schema_py_generated",
+        "tflite_runtime.schema_py_generated",
+        "tensorflow.lite.python.schema_py_generated",
+    ):
         try:
             return importlib.import_module(module)
         except ImportError:
@@ -83,7 +87,9 @@ def operators(model_bytes: bytes) -> list[Operator]:
 INTEGER_TYPES = ("INT8", "UINT8", "INT16")
 
 
-def signature_macs_by_kind(model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]) -> dict[str, int]:
+def signature_macs_by_kind(
+    model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]
+) -> dict[str, int]:
     """MACs of one call of signature ``signature_key``, split by the arithmetic that runs them.
 
     An operator counts as ``"int8"`` when its input or its weights are integer (full-integer
@@ -137,4 +143,3 @@ def signature_macs_by_kind(model_bytes: bytes, signature_key: str, tensor_shape:
         types = {type_names.get(graph.Tensors(j).Type(), "") for j in ins[:2] if j >= 0}
         total["int8" if types & set(INTEGER_TYPES) else "float"] += macs
     return total
-

@@ -22,7 +22,13 @@ ImageInput = Union[str, Path, bytes, "Image.Image", np.ndarray]
 #: Default limit on the pixels of a photo once decoded (JPEGs after reduced-size decoding):
 #: 40 MP is about 120 MB of RGB.
 DEFAULT_MAX_PIXELS = 40_000_000
-_FILE_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+_FILE_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 class ImageLoadError(ValueError):
@@ -83,7 +89,9 @@ def _decode(fp, name: str, size: int | None, max_pixels: int) -> Image.Image:
             if size is not None and img.format == "JPEG":
                 img.draft("RGB", (size, size))  # DCT scaling: never below the requested size
             if img.width * img.height > max_pixels:
-                raise ImageLoadError(f"{name}: {img.width}x{img.height} pixels is over the limit of {max_pixels} (--max-pixels)")
+                raise ImageLoadError(
+                    f"{name}: {img.width}x{img.height} pixels is over the limit of {max_pixels} (--max-pixels)"
+                )
             img.load()
     except ImageLoadError:
         raise

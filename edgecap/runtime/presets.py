@@ -52,7 +52,9 @@ def preset_path(name: str) -> Path:
     """
     path = released_dir() / f"{name}{SUFFIX}"
     if not path.is_file():
-        raise ValueError(f"{name!r} is not a built-in model; built-in models: {', '.join(preset_names()) or 'none installed'}")
+        raise ValueError(
+            f"{name!r} is not a built-in model; built-in models: {', '.join(preset_names()) or 'none installed'}"
+        )
     return path
 
 
@@ -71,7 +73,16 @@ def list_presets() -> list[Preset]:
             _, meta = read_file(path)
         except ModelFileError:
             continue
-        out.append(Preset(name, path, meta.task, meta.architecture, path.stat().st_size / 1e6, dict(meta.extra.get("test_scores", {}))))
+        out.append(
+            Preset(
+                name,
+                path,
+                meta.task,
+                meta.architecture,
+                path.stat().st_size / 1e6,
+                dict(meta.extra.get("test_scores", {})),
+            )
+        )
     return out
 
 
@@ -87,8 +98,12 @@ def resolve_model(name_or_path: str | Path | None) -> Path:
     if path.is_file():
         return path
     if path.suffix == ".tflite" or path.parent != Path("."):
-        raise ValueError(f"{name_or_path}: no such model file (built-in models: {', '.join(preset_names()) or 'none installed'})")
+        raise ValueError(
+            f"{name_or_path}: no such model file (built-in models: {', '.join(preset_names()) or 'none installed'})"
+        )
     try:
         return preset_path(str(name_or_path))
     except ValueError:
-        raise ValueError(f"{name_or_path!r} is neither a model file nor a built-in model; built-in models: {', '.join(preset_names()) or 'none installed'}") from None
+        raise ValueError(
+            f"{name_or_path!r} is neither a model file nor a built-in model; built-in models: {', '.join(preset_names()) or 'none installed'}"
+        ) from None

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecap.data.vocabulary import Vocabulary
 from edgecap.runtime import metadata as md
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors, word_alignment
 from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from edgecap.runtime.vocabulary import Vocabulary
 
 INDEX_FORMAT = 1
 
@@ -145,7 +145,9 @@ class PhotoIndex:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
             raise PhotoIndexError(f"{path}: not an edgecap photo index ({type(e).__name__}: {e})") from None
         if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
-            raise PhotoIndexError(f"{path}: unknown index format {header.get('format') if isinstance(header, dict) else header!r}")
+            raise PhotoIndexError(
+                f"{path}: unknown index format {header.get('format') if isinstance(header, dict) else header!r}"
+            )
         if regions.ndim != 3 or len(regions) != len(header["paths"]):
             raise PhotoIndexError(f"{path}: {len(header['paths'])} photos but region vectors of shape {regions.shape}")
         return cls(list(header["paths"]), regions, str(header["model_digest"]))
@@ -161,19 +163,37 @@ class Retriever:
         ModelFileError: not a retrieval model, or the interpreter cannot run it (names ``source``).
     """
 
-    def __init__(self, model_content: bytes, metadata: md.ModelMetadata, options: RetrieverOptions | None = None, source: str = "<model>"):
+    def __init__(
+        self,
+        model_content: bytes,
+        metadata: md.ModelMetadata,
+        options: RetrieverOptions | None = None,
+        source: str = "<model>",
+    ):
         self.options = options or RetrieverOptions()
         self.metadata = metadata
         self.source = source
         decl = (metadata.contract or {}).get("embedding") if metadata.task == "retrieval" else None
-        if not isinstance(decl, dict) or not all(isinstance(decl.get(k), int) and decl[k] > 0 for k in ("regions", "grid", "dim", "max_words")):
-            raise md.ModelFileError(f"{source}: a {metadata.task} model ({metadata.architecture}), not an image–sentence alignment model; use 'edgecap caption' for captioners"
-                                    if metadata.task != "retrieval" else f"{source}: retrieval metadata without a valid 'embedding' declaration; re-export the model")
-        self.num_regions, self.grid, self.dim, self.max_words = decl["regions"], decl["grid"], decl["dim"], decl["max_words"]
+        if not isinstance(decl, dict) or not all(
+            isinstance(decl.get(k), int) and decl[k] > 0 for k in ("regions", "grid", "dim", "max_words")
+        ):
+            raise md.ModelFileError(
+                f"{source}: a {metadata.task} model ({metadata.architecture}), not an image–sentence alignment model; use 'edgecap caption' for captioners"
+                if metadata.task != "retrieval"
+                else f"{source}: retrieval metadata without a valid 'embedding' declaration; re-export the model"
+            )
+        self.num_regions, self.grid, self.dim, self.max_words = (
+            decl["regions"],
+            decl["grid"],
+            decl["dim"],
+            decl["max_words"],
+        )
         self.normalize = bool(decl.get("normalize", False))
         self.vocab = Vocabulary(list(metadata.vocabulary))
         try:
-            self.interpreter, self.backend = make_interpreter(model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels)
+            self.interpreter, self.backend = make_interpreter(
+                model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels
+            )
             self.image_signature = Signature(self.interpreter, "embed_image")
             self.sentence_signature = Signature(self.interpreter, "embed_sentence")
             with quiet_native_logs(self.options.quiet):
@@ -183,11 +203,16 @@ class Retriever:
         except (ValueError, RuntimeError, KeyError, IndexError) as e:
             raise md.ModelFileError(f"{source}: the interpreter cannot run this model ({type(e).__name__}: {e})") from e
         if regions.shape != (self.num_regions, self.dim) or words.shape != (1, self.max_words, self.dim):
-            raise md.ModelFileError(f"{source}: signatures give regions {regions.shape} and words {words.shape}, the metadata declares ({self.num_regions}, {self.dim}) and (1, {self.max_words}, {self.dim}); re-export the model")
+            raise md.ModelFileError(
+                f"{source}: signatures give regions {regions.shape} and words {words.shape}, the metadata declares ({self.num_regions}, {self.dim}) and (1, {self.max_words}, {self.dim}); re-export the model"
+            )
         self.photo_index: PhotoIndex | None = None
+        self._regions32: np.ndarray | None = None  # the index as float32, made once per index
 
     @classmethod
-    def from_file(cls, path: str | Path, options: RetrieverOptions | None = None, allow_unverified: bool = False) -> "Retriever":
+    def from_file(
+        cls, path: str | Path, options: RetrieverOptions | None = None, allow_unverified: bool = False
+    ) -> "Retriever":
         """Load an alignment model file.
 
         Raises:
@@ -199,7 +224,9 @@ class Retriever:
         return cls(data, meta, options, str(path))
 
     @classmethod
-    def from_preset(cls, name: str = "visual_semantic_alignment_flickr8k", options: RetrieverOptions | None = None) -> "Retriever":
+    def from_preset(
+        cls, name: str = "visual_semantic_alignment_flickr8k", options: RetrieverOptions | None = None
+    ) -> "Retriever":
         """A built-in model by name (``edgecap models``). Raises: ValueError naming the built-in models."""
         from edgecap.runtime.presets import preset_path
 
@@ -218,7 +245,9 @@ class Retriever:
     def embed_tokens(self, tokens: np.ndarray, unit: bool = True) -> np.ndarray:
         """``int32 (B, T)`` word ids (T = ``max_words``, ``<pad>`` after the words) → ``float32 (B, T, h)``
         (unit length when the model was trained so, unless ``unit=False``; 0 at padding)."""
-        words = self.sentence_signature(tokens=np.asarray(tokens, np.int32))["words"]  # 0 at padding (the model's own mask)
+        words = self.sentence_signature(tokens=np.asarray(tokens, np.int32))[
+            "words"
+        ]  # 0 at padding (the model's own mask)
         return unit_vectors(words, unit and self.normalize)
 
     def tokens(self, text: str) -> list[int]:
@@ -231,7 +260,9 @@ class Retriever:
         if not ids:
             raise QueryError(f"query {text!r} has no words")
         if all(i == self.vocab.unk_id for i in ids):
-            raise QueryError(f"query {text!r}: none of its words is in the model's vocabulary of {len(self.vocab) - 4} words")
+            raise QueryError(
+                f"query {text!r}: none of its words is in the model's vocabulary of {len(self.vocab) - 4} words"
+            )
         return ids
 
     def embed_sentences(self, texts: Sequence[str], batch_size: int = 64, strict: bool = True) -> list[np.ndarray]:
@@ -280,15 +311,20 @@ class Retriever:
             PhotoIndexError: damaged, or built with another model (names ``path``).
         """
         index = PhotoIndex.load(path)
-        if index.model_digest != self.metadata.flatbuffer_sha256 or index.regions.shape[1:] != (self.num_regions, self.dim):
-            raise PhotoIndexError(f"{path}: this index was built with another model than {self.source}; build it again with this model")
+        if index.model_digest != self.metadata.flatbuffer_sha256 or index.regions.shape[1:] != (
+            self.num_regions,
+            self.dim,
+        ):
+            raise PhotoIndexError(
+                f"{path}: this index was built with another model than {self.source}; build it again with this model"
+            )
         self.photo_index, self._regions32 = index, None
         return index
 
     def _regions(self) -> np.ndarray:
         if self.photo_index is None:
             raise ValueError("no photos indexed: call index(photos) or load_index(path) first")
-        if getattr(self, "_regions32", None) is None:
+        if self._regions32 is None:
             self._regions32 = self.photo_index.regions.astype(np.float32)
         return self._regions32
 
@@ -308,6 +344,7 @@ class Retriever:
             QueryError: see :meth:`tokens`. ValueError: nothing indexed.
         """
         s = self.scores([text])[:, 0]
+        assert self.photo_index is not None  # scores() raised otherwise
         order = np.argsort(-s, kind="stable")[:k]
         return [Hit(int(i), float(s[i]), path=self.photo_index.paths[i]) for i in order]
 

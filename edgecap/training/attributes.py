@@ -9,28 +9,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from edgecap.config import Config, ConfigError
 from edgecap.data.pipeline import image_dataset
-from edgecap.evaluation.attributes import attribute_scores
+from edgecap.evaluation.attributes import attribute_scores, detect, top_k
+from edgecap.models.keras_step import cached_annotations
 from edgecap.models.semantic_attention.attributes import AttributeVocabulary
-from edgecap.training.keras_step import batched, cached_annotations
-from edgecap.training.trainer import SelectionCheckpoint, SplitData, _optimizer, _strategy, build_model, fit_run, load_split_features, run_state, start_run, steps_per_epoch
-
-ATTRIBUTES = "attributes.json"
-
-
-def top_k(num_attributes: int) -> int:
-    """How many top attributes are scored: 10 (what ``edgecap caption --attributes`` shows), or all of
-    a smaller vocabulary."""
-    return min(10, num_attributes)
-
-
-def detect(model, annotations: np.ndarray) -> np.ndarray:
-    """Noisy-OR probabilities ``float32 (N, A)`` of annotation vectors ``(N, L, D)``."""
-    return batched(model, "probabilities", annotations)
+from edgecap.runs import ATTRIBUTES, SplitData, build_model, load_split_features
+from edgecap.training.trainer import (
+    SelectionCheckpoint,
+    _optimizer,
+    _strategy,
+    fit_run,
+    run_state,
+    start_run,
+    steps_per_epoch,
+)
 
 
 class AttributeCheckpoint(SelectionCheckpoint):
@@ -48,7 +43,9 @@ class AttributeCheckpoint(SelectionCheckpoint):
         return m["mAP"], {"dev_map": m["mAP"], **m}, f" — P@{k} {m[f'P@{k}']:.1f}, R@{k} {m[f'R@{k}']:.1f}"
 
 
-def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
+def train(
+    cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None
+) -> Path:
     """Train (or resume) the attribute detector; returns the best checkpoint's path.
 
     The attribute vocabulary (``model.num_attributes`` words) is built from the training
@@ -60,7 +57,9 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     run_dir, cfg, resuming = start_run(run_dir, cfg)
     t, m = cfg.train, cfg.model
     if t.objective != "cross_entropy" or t.init_from:
-        raise ConfigError("the attribute detector trains with its noisy-OR loss from scratch: leave train.objective and train.init_from at their defaults")
+        raise ConfigError(
+            "the attribute detector trains with its noisy-OR loss from scratch: leave train.objective and train.init_from at their defaults"
+        )
     strategy = _strategy(cfg)
     data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir)
     train_split, dev = data["train"], data["dev"]
@@ -71,10 +70,22 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
         attributes = AttributeVocabulary.from_captions([it.captions for it in train_split.items], m.num_attributes)
         attributes.save(run_dir / ATTRIBUTES)
     labels = tf.constant(attributes.labels([it.captions for it in train_split.items]))  # (N, A) uint8
-    dataset = image_dataset(train_split.features, t.batch_size, shuffle=True, seed=t.seed + state["epoch"]).map(lambda f, idx: ({"annotations": f}, tf.gather(labels, idx)))
+    dataset = image_dataset(train_split.features, t.batch_size, shuffle=True, seed=t.seed + state["epoch"]).map(
+        lambda f, idx: ({"annotations": f}, tf.gather(labels, idx))
+    )
     steps = steps_per_epoch(len(train_split.items), t)
     with strategy.scope():
         model = build_model(cfg, 0, cache_dir=cache_dir)
         model.compile(optimizer=_optimizer(cfg, steps), jit_compile=t.jit_compile)
         model.optimizer.build(model.trainable_variables)
-    return fit_run(model, dataset, steps, run_dir, cfg, state, resuming, AttributeCheckpoint(run_dir, dev, attributes, cfg, state), callbacks)
+    return fit_run(
+        model,
+        dataset,
+        steps,
+        run_dir,
+        cfg,
+        state,
+        resuming,
+        AttributeCheckpoint(run_dir, dev, attributes, cfg, state),
+        callbacks,
+    )

@@ -11,42 +11,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from tqdm.auto import tqdm
-
 from edgecap.config import Config, ConfigError
 from edgecap.data.pipeline import encode_sentences, sentence_dataset
-from edgecap.data.vocabulary import Vocabulary
-from edgecap.evaluation.retrieval import recall_at_k, rsum
-from edgecap.runtime.alignment_scores import score_matrix, unit_vectors
-from edgecap.training.keras_step import batched, cached_annotations, graph_function
-from edgecap.training.trainer import BEST, SelectionCheckpoint, SplitData, _initial_run, _optimizer, _strategy, build_model, fit_run, load_split_features, run_state, start_run, steps_per_epoch, warm_start
-
-
-def embed_split(model, split: SplitData, vocab: Vocabulary, batch_size: int = 100, progress: bool = False) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Region and word vectors of a split, from its annotation vectors ``(N, L, D)``
-    (:func:`~edgecap.training.keras_step.cached_annotations` of the cache with ``fine_tune_from``).
-
-    Returns:
-        ``(regions float32 (N, R, h), word vectors per sentence [(T_m, h)], sentence_image int32 (M,))``
-        with the sentences in reading order (5 per Flickr8k image).
-    """
-    words_fn = graph_function(model, "words")
-    unit = model.config.normalize
-    regions = unit_vectors(batched(model, "regions", split.features, batch_size), unit)
-    index, tokens = encode_sentences(split.items, vocab, model.config.max_words)
-    lengths = (tokens != vocab.pad_id).sum(axis=1)
-    words = []
-    for i in tqdm(range(0, len(tokens), batch_size), desc="embedding sentences", disable=not progress):
-        out = unit_vectors(words_fn(tokens[i : i + batch_size]).numpy(), unit)
-        words += [w[:n] for w, n in zip(out, lengths[i : i + batch_size])]
-    return regions, words, index
-
-
-def evaluate_split(model, split: SplitData, vocab: Vocabulary, progress: bool = False) -> dict[str, float]:
-    """R@1/5/10 and median rank in both directions on ``split`` (Keras model, cached features)."""
-    regions, words, index = embed_split(model, split, vocab, progress=progress)
-    return recall_at_k(score_matrix(regions, words), index)
+from edgecap.evaluation.retrieval import evaluate_split, rsum
+from edgecap.models.keras_step import cached_annotations
+from edgecap.runs import BEST, SplitData, build_model, load_split_features
+from edgecap.training.trainer import (
+    SelectionCheckpoint,
+    _initial_run,
+    _optimizer,
+    _strategy,
+    fit_run,
+    run_state,
+    start_run,
+    steps_per_epoch,
+    warm_start,
+)
 
 
 class RecallCheckpoint(SelectionCheckpoint):
@@ -55,12 +35,19 @@ class RecallCheckpoint(SelectionCheckpoint):
     best_key, label = "best_rsum", "dev R-sum"
 
     def measure(self) -> tuple[float, dict, str]:
-        m = evaluate_split(self.model, SplitData(self.dev.items, cached_annotations(self.model, self.dev.features)), self.vocab)
-        detail = " — " + ", ".join(f"{d} R@1/5/10 {m[f'{d} R@1']:.1f}/{m[f'{d} R@5']:.1f}/{m[f'{d} R@10']:.1f}" for d in ("annotation", "search"))
+        m = evaluate_split(
+            self.model, SplitData(self.dev.items, cached_annotations(self.model, self.dev.features)), self.vocab
+        )
+        detail = " — " + ", ".join(
+            f"{d} R@1/5/10 {m[f'{d} R@1']:.1f}/{m[f'{d} R@5']:.1f}/{m[f'{d} R@10']:.1f}"
+            for d in ("annotation", "search")
+        )
         return rsum(m), {"dev_rsum": rsum(m), **m}, detail
 
 
-def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
+def train(
+    cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None
+) -> Path:
     """Train (or resume) the alignment model with the ranking loss of eq. 9; returns the best checkpoint's path.
 
     ``train.init_from`` starts from another alignment run's best checkpoint and vocabulary
@@ -77,13 +64,17 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
     t, m = cfg.train, cfg.model
     if t.objective != "cross_entropy":
         raise ConfigError("the alignment model trains with its ranking loss only: leave train.objective at its default")
-    init = None if resuming else _initial_run(cfg)  # train.init_from: continue another alignment run (e.g. with model.loss = "hardest")
+    init = (
+        None if resuming else _initial_run(cfg)
+    )  # train.init_from: continue another alignment run (e.g. with model.loss = "hardest")
     strategy = _strategy(cfg)
     data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir)
     train_split, dev = data["train"], data["dev"]
     state, vocab = run_state(run_dir, cfg, resuming, init, train_split, RecallCheckpoint.best_key)
     index, tokens = encode_sentences(train_split.items, vocab, m.max_words)
-    dataset = sentence_dataset(train_split.features, index, tokens, t.batch_size, shuffle=True, seed=t.seed + state["epoch"])
+    dataset = sentence_dataset(
+        train_split.features, index, tokens, t.batch_size, shuffle=True, seed=t.seed + state["epoch"]
+    )
     steps = steps_per_epoch(len(index), t)
     with strategy.scope():
         model = build_model(cfg, len(vocab), cache_dir=cache_dir)
@@ -99,4 +90,14 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
         model.hardest_from_step = m.warmup_epochs * steps
         model.compile(optimizer=_optimizer(cfg, steps), jit_compile=t.jit_compile)
         model.optimizer.build(model.trainable_variables)
-    return fit_run(model, dataset, steps, run_dir, cfg, state, resuming, RecallCheckpoint(run_dir, dev, vocab, cfg, state), callbacks)
+    return fit_run(
+        model,
+        dataset,
+        steps,
+        run_dir,
+        cfg,
+        state,
+        resuming,
+        RecallCheckpoint(run_dir, dev, vocab, cfg, state),
+        callbacks,
+    )

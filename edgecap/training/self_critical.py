@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from edgecap.data.vocabulary import Vocabulary, tokenize
+from edgecap.runtime.vocabulary import Vocabulary, tokenize
 
 
 class _Frequencies(dict):
@@ -55,7 +55,7 @@ class CorpusCiderD:
 
     Args:
         references: per training image, its reference captions (raw text; tokenised with
-            :func:`edgecap.data.vocabulary.tokenize`).
+            :func:`edgecap.runtime.vocabulary.tokenize`).
 
     Raises:
         ValueError: no references, or an image without any.
@@ -124,7 +124,9 @@ class SelfCritical:
     fails (shape mismatch), so :func:`edgecap.training.trainer.train` refuses it.
     """
 
-    def configure_self_critical(self, vocab: Vocabulary, reward: CorpusCiderD, num_samples: int = 5, max_length: int = 20, seed: int = 0) -> None:
+    def configure_self_critical(
+        self, vocab: Vocabulary, reward: CorpusCiderD, num_samples: int = 5, max_length: int = 20, seed: int = 0
+    ) -> None:
         """Args:
         vocab: the run's vocabulary.
         reward: CIDEr-D scorer over the training images (indexed like the dataset).
@@ -181,4 +183,8 @@ class SelfCritical:
             scaled = self.optimizer.scale_loss(loss / tf.distribute.get_strategy().num_replicas_in_sync)
         grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply(grads, self.trainable_variables)
-        return {"loss": loss, "reward": tf.reduce_mean(rewards), "words": tf.reduce_sum(mask) / tf.cast(tf.shape(mask)[0], tf.float32)}
+        return {
+            "loss": loss,
+            "reward": tf.reduce_mean(rewards),
+            "words": tf.reduce_sum(mask) / tf.cast(tf.shape(mask)[0], tf.float32),
+        }

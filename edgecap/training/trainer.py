@@ -1,13 +1,5 @@
-"""``edgecap train``: teacher-forced training on cached features, with resumable checkpoints.
-
-A run directory holds::
-
-    config.toml          the full configuration of the run
-    vocab.json           the vocabulary built from the training captions
-    last.weights.h5      model + optimizer after the last finished epoch
-    state.json           epoch, best dev CIDEr-D, early-stopping counter, history
-    best.weights.h5      model of the epoch with the best dev CIDEr-D (what export uses)
-    logs/                TensorBoard
+"""``edgecap train`` for captioners: teacher-forced training on cached features, with
+resumable checkpoints (the run directory's files: :mod:`edgecap.runs`).
 
 Every file is written atomically; killed at any point, the next ``edgecap train`` on the
 same directory continues from the last finished epoch.
@@ -18,145 +10,43 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from edgecap.config import Config, ConfigError, TrainConfig
-from edgecap.data.features import cached_features
 from edgecap.data.pipeline import caption_dataset, encode_captions, image_dataset, mirror_token_map
-from edgecap.data.readers import CaptionedImage, read_dataset
-from edgecap.data.vocabulary import Vocabulary
 from edgecap.evaluation.metrics import cider_d
-from edgecap.paths import resolve_data_root
-from edgecap.training.keras_step import KerasStep, cached_annotations, caption_features
+from edgecap.models.keras_step import KerasStep, cached_annotations, caption_features
+from edgecap.runs import (
+    BEST,
+    CONFIG,
+    LAST,
+    STATE,
+    VOCAB,
+    RunError,
+    SplitData,
+    build_model,
+    load_run,
+    load_split_features,
+)
+from edgecap.runtime.vocabulary import Vocabulary
 from edgecap.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-CONFIG, VOCAB, LAST, STATE, BEST = "config.toml", "vocab.json", "last.weights.h5", "state.json", "best.weights.h5"
-DECODING = "decoding.json"  #: beam size and length penalty chosen on dev (edgecap select-decoding)
-
-
-class RunError(ValueError):
-    """A run directory is inconsistent (config or vocabulary mismatch, missing files)."""
-
-
-@dataclass
-class SplitData:
-    items: list[CaptionedImage]
-    features: np.ndarray  # (N, L, D) float16 annotation vectors, or with model.fine_tune_from (N, g, g, C) (see ShowAttendTell.annotate)
-
-    @property
-    def references(self) -> dict[str, list[str]]:
-        return {it.image_id: it.captions for it in self.items}
-
-
-def run_encoder_weights(weights: str | None, backbone: str, cache_dir=None) -> str | None:
-    """``model.encoder_weights`` as :func:`~edgecap.models.backbones.build_encoder` takes it.
-
-    An edgecap run directory (say, the built-in captioner's ``export/``) stands for the encoder
-    of its best checkpoint, fine-tuned layers included: it is written once as a backbone
-    weights file, ``<cache>/encoders/<backbone>-<sha256 of the checkpoint>.weights.h5``, and
-    that file's path is returned (so the feature cache is keyed by what the encoder holds).
-    Anything else is returned unchanged.
-
-    Raises:
-        RunError: the directory is not a run, or its model has another backbone.
-    """
-    if not weights or not Path(weights).is_dir():
-        return weights
-    run = Path(weights)
-    if not (run / CONFIG).is_file() or not (run / BEST).is_file():
-        raise RunError(f"{run}: model.encoder_weights names a directory that is not an edgecap run (no {CONFIG} and {BEST})")
-    theirs = Config.load(run / CONFIG).model.backbone
-    if theirs != backbone:
-        raise RunError(f"{run / CONFIG}: its encoder is a {theirs}, this model's a {backbone}")
-    from edgecap.data.features import default_cache_dir
-    from edgecap.models.backbones import backbone_network
-    from edgecap.utils import sha256_file
-
-    out = (Path(cache_dir) if cache_dir else default_cache_dir()) / "encoders" / f"{backbone}-{sha256_file(run / BEST)[:24]}.weights.h5"
-    if not out.is_file():
-        with atomic_path(out) as tmp:
-            backbone_network(load_run(run)[2].encoder).save_weights(tmp)
-    return str(out)
-
-
-def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None, objective: str = "cross_entropy", cache_dir=None):
-    """The configured captioner (``model.architecture`` from the registry), built; for
-    ``objective="self_critical"`` its SCST variant, with the same weights.
-
-    ``encoder_weights`` overrides ``model.encoder_weights`` (see :func:`run_encoder_weights`)."""
-    from edgecap.models import registry
-
-    try:
-        arch = registry.get(cfg.model.architecture)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    weights = run_encoder_weights(cfg.model.encoder_weights if encoder_weights is None else encoder_weights, cfg.model.backbone, cache_dir)
-    model = arch.build(cfg.model, vocab_size, weights, cfg.train)
-    if objective == "self_critical":
-        from edgecap.training.self_critical import self_critical
-
-        model = self_critical(model)
-    return model
-
-
-def read_splits(cfg: Config, splits: tuple[str, ...], data_root: str | None = None) -> dict[str, list[CaptionedImage]]:
-    """The configured dataset's ``splits`` (train/dev cut to ``data.train_limit``/``dev_limit``)."""
-    d = cfg.data
-    root = resolve_data_root(d.root, data_root)
-    data = read_dataset(d.dataset, root, splits, resolve_data_root(d.karpathy_json) if d.karpathy_json else None)
-    if d.train_limit and "train" in data:
-        data["train"] = data["train"][: d.train_limit]
-    if d.dev_limit and "dev" in data:
-        data["dev"] = data["dev"][: d.dev_limit]
-    return data
-
-
-def load_split_features(cfg: Config, splits: tuple[str, ...], data_root: str | None = None, cache_dir=None, mirrored: tuple[str, ...] = ()) -> dict[str, SplitData]:
-    """Read the dataset and the cached annotation vectors of ``splits``.
-
-    With ``model.fine_tune_from`` the cache holds the output of the frozen layers before it
-    instead (:func:`edgecap.models.backbones.encoder_stem`), in a cache of its own.
-
-    Args:
-        mirrored: splits whose photos are also encoded flipped left to right; the result then
-            holds them under ``"<split>-mirrored"`` too.
-    """
-    from edgecap.models.backbones import build_encoder, frozen_encoder, frozen_output_name, get_backbone, resolve_weights
-
-    data = read_splits(cfg, splits, data_root)
-    weights = resolve_weights(run_encoder_weights(cfg.model.encoder_weights, cfg.model.backbone, cache_dir))
-    spec = get_backbone(cfg.model.backbone)
-    split_at = cfg.model.fine_tune_from
-    encoders: list = []
-
-    def make_encoder():  # built once, and only when a split is not cached yet
-        if not encoders:
-            encoders.append(frozen_encoder(build_encoder(cfg.model.backbone, weights), split_at))
-        return encoders[0]
-
-    name = frozen_output_name(spec.name, split_at)
-
-    def split_data(s: str, mirror: bool = False) -> SplitData:
-        return SplitData(data[s], cached_features(make_encoder, name, weights, spec.image_size, data[s], cache_dir, s, mirror))
-
-    out = {s: split_data(s) for s in data}
-    out.update({f"{s}-mirrored": split_data(s, True) for s in mirrored})
-    return out
-
-
-
 
 def _dev_cider(model, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
     d = cfg.decode
-    k, lp, n = (1, 0.0, 0) if cfg.train.selection_decoding == "greedy" else (d.beam_size, d.length_penalty, d.no_repeat_ngram_size)
-    hyps = caption_features(KerasStep(model), cached_annotations(model, dev.features), vocab, k, lp, d.max_length, no_repeat_ngram_size=n)
+    k, lp, n = (
+        (1, 0.0, 0)
+        if cfg.train.selection_decoding == "greedy"
+        else (d.beam_size, d.length_penalty, d.no_repeat_ngram_size)
+    )
+    hyps = caption_features(
+        KerasStep(model), cached_annotations(model, dev.features), vocab, k, lp, d.max_length, no_repeat_ngram_size=n
+    )
     return cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, hyps)})
 
 
@@ -193,7 +83,10 @@ class SelectionCheckpoint(keras.callbacks.Callback):
         with atomic_path(self.run_dir / LAST) as tmp:
             self.model.save_weights(tmp)
         atomic_write_text(self.run_dir / STATE, json.dumps(st, indent=1))
-        print(f"epoch {epoch + 1}: {self.label} {score:.2f}{detail} (best {st[self.best_key]:.2f} at epoch {st['best_epoch']}, selection {time.time() - t0:.0f}s)", flush=True)
+        print(
+            f"epoch {epoch + 1}: {self.label} {score:.2f}{detail} (best {st[self.best_key]:.2f} at epoch {st['best_epoch']}, selection {time.time() - t0:.0f}s)",
+            flush=True,
+        )
         if st["wait"] >= self.cfg.train.patience:
             print(f"early stopping: no better {self.label} for {st['wait']} epochs")
             self.model.stop_training = True
@@ -213,7 +106,13 @@ def _optimizer(cfg: Config, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     total = max(1, t.epochs * steps_per_epoch)
     if t.lr_decay == "cosine":
         warmup = min(t.warmup_steps, total // 2)
-        lr = keras.optimizers.schedules.CosineDecay(0.0 if warmup else t.learning_rate, max(1, total - warmup), alpha=t.min_lr_ratio, warmup_target=t.learning_rate if warmup else None, warmup_steps=warmup)
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else t.learning_rate,
+            max(1, total - warmup),
+            alpha=t.min_lr_ratio,
+            warmup_target=t.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
     else:  # "constant" (Config.validate knows no other)
         lr = t.learning_rate
     ema = {"use_ema": True, "ema_momentum": t.ema_momentum} if t.ema_momentum else {}
@@ -237,7 +136,9 @@ class AveragedWeights(keras.callbacks.SwapEMAWeights):
 def _check_resume(run_dir: Path, cfg: Config) -> Config:
     saved = Config.load(run_dir / CONFIG)
     if saved.to_toml() != cfg.to_toml():
-        raise RunError(f"{run_dir / CONFIG}: the run directory was started with a different configuration; resume it without changes or choose a new --run-dir")
+        raise RunError(
+            f"{run_dir / CONFIG}: the run directory was started with a different configuration; resume it without changes or choose a new --run-dir"
+        )
     return saved
 
 
@@ -257,13 +158,19 @@ def start_run(run_dir: str | Path, cfg: Config) -> tuple[Path, Config, bool]:
     return run_dir, cfg, resuming
 
 
-def run_state(run_dir: Path, cfg: Config, resuming: bool, init: Path | None, train_split: SplitData, best_key: str) -> tuple[dict, Vocabulary]:
+def run_state(
+    run_dir: Path, cfg: Config, resuming: bool, init: Path | None, train_split: SplitData, best_key: str
+) -> tuple[dict, Vocabulary]:
     """``(state, vocabulary)`` of a run: read back when resuming; else a fresh state (``best_key``
     the selection score's name) and the vocabulary of ``init`` or of the training captions,
     saved with the config into a new ``run_dir``."""
     if resuming:
         return json.loads((run_dir / STATE).read_text()), Vocabulary.load(run_dir / VOCAB)
-    vocab = Vocabulary.load(init / VOCAB) if init else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
+    vocab = (
+        Vocabulary.load(init / VOCAB)
+        if init
+        else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / CONFIG)
     vocab.save(run_dir / VOCAB)
@@ -292,14 +199,18 @@ def _initial_run(cfg: Config) -> Path | None:
     """
     if not cfg.train.init_from:
         if cfg.train.objective == "self_critical":
-            raise ConfigError("train.objective = 'self_critical' starts from a trained run: set train.init_from to its run directory")
+            raise ConfigError(
+                "train.objective = 'self_critical' starts from a trained run: set train.init_from to its run directory"
+            )
         return None
     init = Path(cfg.train.init_from)
     for name in (CONFIG, VOCAB, BEST):
         if not (init / name).is_file():
             raise RunError(f"{init / name}: missing; train.init_from must be an edgecap run directory")
     if Config.load(init / CONFIG).model.architecture != cfg.model.architecture:
-        raise RunError(f"{init / CONFIG}: another model.architecture than this run's; train.init_from needs the same family")
+        raise RunError(
+            f"{init / CONFIG}: another model.architecture than this run's; train.init_from needs the same family"
+        )
     return init
 
 
@@ -316,17 +227,25 @@ def warm_start(model, init: Path) -> None:
     """
     _, _, source = load_run(init)
     if [type(x).__name__ for x in model.layers] != [type(x).__name__ for x in source.layers]:
-        raise RunError(f"{init / BEST}: its layers {[x.name for x in source.layers]} differ from this model's {[x.name for x in model.layers]}")
+        raise RunError(
+            f"{init / BEST}: its layers {[x.name for x in source.layers]} differ from this model's {[x.name for x in model.layers]}"
+        )
     for ours, theirs in zip(model.layers, source.layers):
         if len(ours.weights) != len(theirs.weights):
-            raise RunError(f"{init / BEST}: layer {theirs.name} has {len(theirs.weights)} weights, this model's {len(ours.weights)}; train.init_from needs a run of the same sizes")
+            raise RunError(
+                f"{init / BEST}: layer {theirs.name} has {len(theirs.weights)} weights, this model's {len(ours.weights)}; train.init_from needs a run of the same sizes"
+            )
         for v, w in zip(ours.weights, theirs.weights):
             if tuple(v.shape) != tuple(w.shape):
-                raise RunError(f"{init / BEST}: weight {w.path} has shape {tuple(w.shape)}, this model's {tuple(v.shape)}; train.init_from needs a run of the same sizes")
+                raise RunError(
+                    f"{init / BEST}: weight {w.path} has shape {tuple(w.shape)}, this model's {tuple(v.shape)}; train.init_from needs a run of the same sizes"
+                )
             v.assign(w.value)
 
 
-def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None) -> Path:
+def train(
+    cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_dir=None, callbacks: list | None = None
+) -> Path:
     """Train (or resume) a captioner; returns the path of the best checkpoint.
 
     ``train.objective`` picks teacher-forced cross-entropy (Xu et al. 2015) or self-critical
@@ -368,10 +287,18 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
         index, captions = encode_captions(train_split.items, vocab, cfg.data.max_length)
         examples = len(index)
         mirrored = dict(mirrored=data["train-mirrored"].features, mirror_ids=mirror_token_map(vocab)) if flip else {}
-        dataset = caption_dataset(train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed, **mirrored)
+        dataset = caption_dataset(
+            train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed, **mirrored
+        )
     steps = steps_per_epoch(examples, t)
     with strategy.scope():
-        model = build_model(cfg, len(vocab), objective=t.objective, cache_dir=cache_dir)  # frozen encoder layers: training reads their cached output
+        model = build_model(
+            cfg, len(vocab), cache_dir=cache_dir
+        )  # frozen encoder layers: training reads their cached output
+        if self_critical:  # the same weights, trained on sampled captions
+            from edgecap.training.self_critical import self_critical as scst_variant
+
+            model = scst_variant(model)
         if not resuming:
             model.prepare(vocab)
         if init:  # before compiling: the optimizer starts afresh
@@ -389,23 +316,59 @@ def train(cfg: Config, run_dir: str | Path, data_root: str | None = None, cache_
                 loss = _smoothed_loss(t.label_smoothing, vocab.pad_id)
             model.compile(optimizer=_optimizer(cfg, steps), loss=loss, jit_compile=t.jit_compile)
         model.optimizer.build(model.trainable_variables)
-    return fit_run(model, dataset, steps, run_dir, cfg, state, resuming, SelectionCheckpoint(run_dir, dev, vocab, cfg, state), callbacks)
+    return fit_run(
+        model,
+        dataset,
+        steps,
+        run_dir,
+        cfg,
+        state,
+        resuming,
+        SelectionCheckpoint(run_dir, dev, vocab, cfg, state),
+        callbacks,
+    )
 
 
-def fit_run(model, dataset, steps: int, run_dir: Path, cfg: Config, state: dict, resuming: bool, selection: SelectionCheckpoint, callbacks: list | None = None) -> Path:
+def fit_run(
+    model,
+    dataset,
+    steps: int,
+    run_dir: Path,
+    cfg: Config,
+    state: dict,
+    resuming: bool,
+    selection: SelectionCheckpoint,
+    callbacks: list | None = None,
+) -> Path:
     """Fit a compiled model epoch by epoch, from the last checkpoint when ``resuming``, with
     weight averaging (``train.ema_momentum``), ``selection`` and TensorBoard; returns the best
     checkpoint's path."""
     t = cfg.train
     if resuming:
         model.load_weights(run_dir / LAST)
-        print(f"resuming {run_dir} after epoch {state['epoch']} (best {selection.label} {state[selection.best_key]:.2f})")
+        print(
+            f"resuming {run_dir} after epoch {state['epoch']} (best {selection.label} {state[selection.best_key]:.2f})"
+        )
         if state["wait"] >= t.patience or state["epoch"] >= t.epochs:
             print("training had already finished")
             return run_dir / BEST
     averaging = [AveragedWeights(resumed=resuming)] if t.ema_momentum else []  # must run before the selection
-    callbacks = [keras.callbacks.TerminateOnNaN(), *averaging, selection, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False), *(callbacks or [])]
-    model.fit(dataset.repeat(), epochs=t.epochs, initial_epoch=state["epoch"], steps_per_epoch=steps, callbacks=callbacks, shuffle=False, verbose=1 if _interactive() else 2)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        *averaging,
+        selection,
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
+        *(callbacks or []),
+    ]
+    model.fit(
+        dataset.repeat(),
+        epochs=t.epochs,
+        initial_epoch=state["epoch"],
+        steps_per_epoch=steps,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=1 if _interactive() else 2,
+    )
     return run_dir / BEST
 
 
@@ -414,7 +377,9 @@ def _smoothed_loss(smoothing: float, pad_id: int):
         y_true = tf.cast(y_true, tf.int32)
         vocab = tf.shape(logits)[-1]
         onehot = tf.one_hot(y_true, vocab)
-        per_token = keras.losses.categorical_crossentropy(onehot, tf.cast(logits, tf.float32), from_logits=True, label_smoothing=smoothing)
+        per_token = keras.losses.categorical_crossentropy(
+            onehot, tf.cast(logits, tf.float32), from_logits=True, label_smoothing=smoothing
+        )
         mask = tf.cast(y_true != pad_id, tf.float32)
         return tf.reduce_sum(per_token * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
@@ -425,31 +390,3 @@ def _interactive() -> bool:
     import sys
 
     return sys.stdout.isatty()
-
-
-def load_run(run_dir: str | Path, which: str = BEST):
-    """``(config, vocabulary, model)`` of a run directory, weights from ``which`` (best by default).
-
-    The decoding chosen on dev (``decoding.json``), when present, replaces ``config.decode``.
-
-    The encoder is built without downloading anything: its weights come from the checkpoint.
-
-    Raises:
-        RunError: files missing, or the checkpoint does not fit the vocabulary/config.
-    """
-    run_dir = Path(run_dir)
-    for name in (CONFIG, VOCAB, which):
-        if not (run_dir / name).is_file():
-            raise RunError(f"{run_dir / name}: missing; is {run_dir} an edgecap run directory?")
-    cfg = Config.load(run_dir / CONFIG)
-    if (run_dir / DECODING).is_file():
-        chosen = json.loads((run_dir / DECODING).read_text())
-        cfg.decode.beam_size, cfg.decode.length_penalty = chosen["beam_size"], chosen["length_penalty"]
-        cfg.decode.no_repeat_ngram_size = chosen.get("no_repeat_ngram_size", 0)
-    vocab = Vocabulary.load(run_dir / VOCAB)
-    model = build_model(cfg, len(vocab), encoder_weights="none")
-    try:
-        model.load_weights(run_dir / which)
-    except (ValueError, KeyError) as e:
-        raise RunError(f"{run_dir / which}: does not fit the model of {run_dir / CONFIG} with {len(vocab)} words in {run_dir / VOCAB} ({e})") from e
-    return cfg, vocab, model

@@ -10,14 +10,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import HAVE_SHARED, tiny_config
 from edgecap.models.alignment.config import AlignmentConfig
 from edgecap.models.alignment.model import VisualSemanticAlignment, pair_scores, ranking_loss
+
+from conftest import HAVE_SHARED, tiny_config
 
 
 def _tiny(vocab_size=20, seed=0, **kw) -> VisualSemanticAlignment:
     keras.utils.set_random_seed(seed)
-    model = VisualSemanticAlignment(vocab_size, AlignmentConfig(encoder_weights="none", embedding_dim=8, hidden_dim=12, max_words=6, **kw))
+    model = VisualSemanticAlignment(
+        vocab_size, AlignmentConfig(encoder_weights="none", embedding_dim=8, hidden_dim=12, max_words=6, **kw)
+    )
     model.build()
     return model
 
@@ -40,15 +43,32 @@ def test_scores_and_loss_are_eq8_and_eq9():
     regions, words = rng.normal(size=(3, 4, 5)).astype(np.float32), rng.normal(size=(3, 2, 5)).astype(np.float32)
     mask = np.array([[1, 1], [1, 0], [1, 1]], np.float32)
     S = np.asarray(pair_scores(regions, words, mask))
-    expected = np.array([[sum((regions[k] @ words[l, t]).max() for t in range(2) if mask[l, t]) for l in range(3)] for k in range(3)])
+    expected = np.array(
+        [[sum((regions[k] @ words[m, t]).max() for t in range(2) if mask[m, t]) for m in range(3)] for k in range(3)]
+    )
     np.testing.assert_allclose(S, expected, rtol=1e-5)
     same = np.eye(3, dtype=bool)
     same[0, 1] = same[1, 0] = True  # sentences 0 and 1 describe the same photo: not negatives of each other
     loss = float(ranking_loss(S, same, margin=1.0))
-    by_hand = sum(max(0, S[k, l] - S[k, k] + 1) + max(0, S[l, k] - S[k, k] + 1) for k in range(3) for l in range(3) if not same[k, l]) / 3
+    by_hand = (
+        sum(
+            max(0, S[k, m] - S[k, k] + 1) + max(0, S[m, k] - S[k, k] + 1)
+            for k in range(3)
+            for m in range(3)
+            if not same[k, m]
+        )
+        / 3
+    )
     assert loss == pytest.approx(by_hand, rel=1e-5)
     hardest = float(ranking_loss(S, same, margin=1.0, hardest=True))
-    by_hand = sum(max([0] + [max(0, S[k, l] - S[k, k] + 1) for l in range(3) if not same[k, l]]) + max([0] + [max(0, S[l, k] - S[k, k] + 1) for l in range(3) if not same[l, k]]) for k in range(3)) / 3
+    by_hand = (
+        sum(
+            max([0] + [max(0, S[k, m] - S[k, k] + 1) for m in range(3) if not same[k, m]])
+            + max([0] + [max(0, S[m, k] - S[k, k] + 1) for m in range(3) if not same[m, k]])
+            for k in range(3)
+        )
+        / 3
+    )
     assert hardest == pytest.approx(by_hand, rel=1e-5)
     with pytest.raises(ValueError, match="model.loss"):
         VisualSemanticAlignment(20, AlignmentConfig(encoder_weights="none", loss="triplet"))
@@ -75,7 +95,15 @@ def alignment_run(tmp_path_factory):
 
     run = tmp_path_factory.mktemp("alignment_run")
     cfg = tiny_config(run, HAVE_SHARED, max_steps_per_epoch=12, epochs=3, learning_rate=2e-3)
-    cfg.model = AlignmentConfig(encoder_weights=cfg.model.encoder_weights, embedding_dim=16, hidden_dim=24, max_words=12, normalize=True, margin=0.2, fine_tune_from="block_16_expand")
+    cfg.model = AlignmentConfig(
+        encoder_weights=cfg.model.encoder_weights,
+        embedding_dim=16,
+        hidden_dim=24,
+        max_words=12,
+        normalize=True,
+        margin=0.2,
+        fine_tune_from="block_16_expand",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train(cfg, run)
@@ -136,8 +164,14 @@ def test_index_search_annotate_align(exported, examples, tmp_path):
     assert sorted(h.index for h in ranked) == [0, 1, 2] and ranked[0].score >= ranked[-1].score
     alignment = retriever.align(photos[1], "a cat on a table")
     known = set(retriever.vocab.words)
-    assert alignment.words == [w if w in known else "<unk>" for w in "a cat on a table".split()] and alignment.regions.shape == (5,) and alignment.dots.shape == (5, 50)
-    assert alignment.score == pytest.approx(float(retriever.annotate(photos[1], ["a cat on a table"], 1)[0].score), rel=1e-4)
+    assert (
+        alignment.words == [w if w in known else "<unk>" for w in "a cat on a table".split()]
+        and alignment.regions.shape == (5,)
+        and alignment.dots.shape == (5, 50)
+    )
+    assert alignment.score == pytest.approx(
+        float(retriever.annotate(photos[1], ["a cat on a table"], 1)[0].score), rel=1e-4
+    )
     with pytest.raises(QueryError, match="vocabulary"):
         retriever.search("zzzqx qqqzz")
     with pytest.raises(QueryError, match="no words"):
@@ -160,27 +194,82 @@ def test_search_command_writes_the_score_matrix(exported, examples, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("a cat\n\na cup of coffee\na man in a space suit\n")
     runner = CliRunner()
-    out = runner.invoke(main, ["search", "--model", str(exported.path), "--images", str(examples), "--texts", str(texts), "--scores", str(tmp_path / "s.npy")])
+    out = runner.invoke(
+        main,
+        [
+            "search",
+            "--model",
+            str(exported.path),
+            "--images",
+            str(examples),
+            "--texts",
+            str(texts),
+            "--scores",
+            str(tmp_path / "s.npy"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     matrix = np.load(tmp_path / "s.npy")
     retriever = Retriever.from_file(exported.path)
     retriever.index(sorted(examples.glob("*.jpg")))
-    np.testing.assert_allclose(matrix, retriever.scores(["a cat", "a cup of coffee", "a man in a space suit"]), rtol=1e-5)
-    out = runner.invoke(main, ["search", "--model", str(exported.path), "--images", str(examples), "--index", str(tmp_path / "i.npz"), "a cat", "-k", "1", "--json"])
-    assert out.exit_code == 0 and json.loads(out.output[out.output.index('{"query"') :].splitlines()[0])["results"][0]["path"].endswith(".jpg")
+    np.testing.assert_allclose(
+        matrix, retriever.scores(["a cat", "a cup of coffee", "a man in a space suit"]), rtol=1e-5
+    )
+    out = runner.invoke(
+        main,
+        [
+            "search",
+            "--model",
+            str(exported.path),
+            "--images",
+            str(examples),
+            "--index",
+            str(tmp_path / "i.npz"),
+            "a cat",
+            "-k",
+            "1",
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0 and json.loads(out.output[out.output.index('{"query"') :].splitlines()[0])["results"][0][
+        "path"
+    ].endswith(".jpg")
     out = runner.invoke(main, ["search", "--model", str(exported.path), "--index", str(tmp_path / "i.npz"), "a cat"])
     assert out.exit_code == 0 and "a cat" in out.output
-    out = runner.invoke(main, ["search", "--model", str(exported.path), "--images", str(examples), "--index", str(tmp_path / "only.npz")])  # index only
+    out = runner.invoke(
+        main,
+        ["search", "--model", str(exported.path), "--images", str(examples), "--index", str(tmp_path / "only.npz")],
+    )  # index only
     assert out.exit_code == 0 and (tmp_path / "only.npz").is_file()
-    texts.write_text("a cat\nzzzqx qqqzz\n")  # a score matrix keeps a text of unknown words (its column scores it as <unk>)
-    out = runner.invoke(main, ["search", "--model", str(exported.path), "--index", str(tmp_path / "only.npz"), "--texts", str(texts), "--scores", str(tmp_path / "s2.npy")])
+    texts.write_text(
+        "a cat\nzzzqx qqqzz\n"
+    )  # a score matrix keeps a text of unknown words (its column scores it as <unk>)
+    out = runner.invoke(
+        main,
+        [
+            "search",
+            "--model",
+            str(exported.path),
+            "--index",
+            str(tmp_path / "only.npz"),
+            "--texts",
+            str(texts),
+            "--scores",
+            str(tmp_path / "s2.npy"),
+        ],
+    )
     assert out.exit_code == 0 and np.load(tmp_path / "s2.npy").shape == (3, 2)
     empty = tmp_path / "empty"
     empty.mkdir()
-    for args, message in [(["--images", str(empty), "a cat"], "no images in this folder"),
-                          (["--images", str(examples), "--texts", str(texts), "--scores", str(tmp_path / "nope" / "s.npy")], "cannot be written"),
-                          (["--images", str(examples), "qqqzz"], "vocabulary"),
-                          (["--index", str(tmp_path / "missing.npz"), "a cat"], "missing.npz")]:
+    for args, message in [
+        (["--images", str(empty), "a cat"], "no images in this folder"),
+        (
+            ["--images", str(examples), "--texts", str(texts), "--scores", str(tmp_path / "nope" / "s.npy")],
+            "cannot be written",
+        ),
+        (["--images", str(examples), "qqqzz"], "vocabulary"),
+        (["--index", str(tmp_path / "missing.npz"), "a cat"], "missing.npz"),
+    ]:
         out = runner.invoke(main, ["search", "--model", str(exported.path), *args])
         assert out.exit_code == 1 and message in out.output, (args, out.output)
 

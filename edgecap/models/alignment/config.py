@@ -52,18 +52,28 @@ class AlignmentConfig(ModelConfig):
         return "image–sentence alignment (Karpathy & Fei-Fei)"
 
     def card_architecture(self) -> str:
-        return (f"Karpathy & Fei-Fei 2015, §3.1. Regions: {self.backbone_name()}'s 7×7 grid cells ({self.encoder_description()}) plus the whole image (their mean), "
-                f"each mapped to the {self.hidden_dim}-d multimodal space by one linear map (grid cells stand in for the paper's 19 RCNN detections). "
-                f"Words: {self.embedding_dim}-d learned word vectors, a bidirectional ReLU RNN (§3.1.2), up to {self.max_words} words. Score: eq. 8, Σ_t max_i v_iᵀ s_t.")
+        return (
+            f"Karpathy & Fei-Fei 2015, §3.1. Regions: {self.backbone_name()}'s 7×7 grid cells ({self.encoder_description()}) plus the whole image (their mean), "
+            f"each mapped to the {self.hidden_dim}-d multimodal space by one linear map (grid cells stand in for the paper's 19 RCNN detections). "
+            f"Words: {self.embedding_dim}-d learned word vectors, a bidirectional ReLU RNN (§3.1.2), up to {self.max_words} words. Score: eq. 8, Σ_t max_i v_iᵀ s_t."
+        )
 
     def card_training(self) -> str:
         loss = "summed over negatives" if self.loss == "sum" else "hardest negative (VSE++) after a summed warm-up"
-        normalize = "; region and word vectors scaled to unit length before eq. 8 (cosines, as in VSE)" if self.normalize else ""
+        normalize = (
+            "; region and word vectors scaled to unit length before eq. 8 (cosines, as in VSE)"
+            if self.normalize
+            else ""
+        )
         dropout = f"; dropout {self.dropout} on the word and region vectors" if self.dropout else ""
         return f"the max-margin loss of eq. 9 in both directions ({loss}, margin {self.margin}){normalize}{dropout}"
 
     def validate(self) -> list[str]:
-        problems = [f"model.{k} must be >= 1, got {getattr(self, k)}" for k in ("embedding_dim", "hidden_dim", "max_words") if getattr(self, k) < 1]
+        problems = [
+            f"model.{k} must be >= 1, got {getattr(self, k)}"
+            for k in ("embedding_dim", "hidden_dim", "max_words")
+            if getattr(self, k) < 1
+        ]
         if self.loss not in LOSSES:
             problems.append(f"model.loss must be one of {LOSSES}, got {self.loss!r}")
         if not self.margin > 0:

@@ -113,7 +113,9 @@ def load_word_vectors(path: str | Path, words: list[str], dim: int) -> tuple[np.
             if parts[0] not in index:
                 continue
             if len(parts) != dim + 1:
-                raise ValueError(f"{path}:{n}: {len(parts) - 1} values for {parts[0]!r}, expected model.embedding_dim = {dim}")
+                raise ValueError(
+                    f"{path}:{n}: {len(parts) - 1} values for {parts[0]!r}, expected model.embedding_dim = {dim}"
+                )
             matrix[index[parts[0]]] = np.asarray(parts[1:], np.float32)
             found += 1
     return matrix, found
@@ -132,9 +134,13 @@ class VisualSemanticAlignment(FineTunedEncoder, keras.Model):
             cannot split it.
     """
 
-    def __init__(self, vocab_size: int, config: AlignmentConfig | None = None, encoder_weights: str | None = None, **kwargs):
+    def __init__(
+        self, vocab_size: int, config: AlignmentConfig | None = None, encoder_weights: str | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.init_encoder(config or AlignmentConfig(), encoder_weights)  # frozen, or trained from config.fine_tune_from on
+        self.init_encoder(
+            config or AlignmentConfig(), encoder_weights
+        )  # frozen, or trained from config.fine_tune_from on
         config = self.config
         self.vocab_size = vocab_size
         h, dense = config.hidden_dim, keras.layers.Dense
@@ -146,9 +152,13 @@ class VisualSemanticAlignment(FineTunedEncoder, keras.Model):
         self.output_proj = dense(h, activation="relu", name="output_proj")  # s_t = f(W_d (h^f_t + h^b_t) + b_d)
         # 1 for every word, 0 for <pad>: a table lookup rather than a comparison, so that the
         # mask is an ordinary quantizable tensor in the int8 file.
-        self.word_keep = keras.layers.Embedding(vocab_size, 1, trainable=False, name="word_keep", embeddings_initializer=_keep_initializer)
+        self.word_keep = keras.layers.Embedding(
+            vocab_size, 1, trainable=False, name="word_keep", embeddings_initializer=_keep_initializer
+        )
         self.drop = keras.layers.Dropout(config.dropout)
-        self.hardest_from_step = -1  #: with loss "hardest": the optimizer step from which it applies (set by the trainer)
+        self.hardest_from_step = (
+            -1
+        )  #: with loss "hardest": the optimizer step from which it applies (set by the trainer)
 
     @property
     def num_regions(self) -> int:
@@ -232,7 +242,9 @@ def _keep_initializer(shape, dtype=None):
     return ops.convert_to_tensor(keep, dtype=dtype or "float32")
 
 
-def build(config: AlignmentConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None) -> VisualSemanticAlignment:
+def build(
+    config: AlignmentConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None
+) -> VisualSemanticAlignment:
     """Registry builder: the model, built (variables created)."""
     model = VisualSemanticAlignment(vocab_size, config, encoder_weights)
     model.build()

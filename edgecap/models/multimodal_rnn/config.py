@@ -33,15 +33,21 @@ class MultimodalRNNConfig(ModelConfig):
 
     def card_architecture(self) -> str:
         cell = "the paper's ReLU RNN" if self.cell == "rnn" else "an LSTM"
-        return (f"Karpathy & Fei-Fei 2015 multimodal RNN generator (§3.2, eq. 13): {self.backbone_name()} ({self.encoder_description()}) annotation grid "
-                f"average-pooled to one 1280-d image vector, entering the recurrence once, as a bias at the first step; {cell}. "
-                f"Embedding {self.embedding_dim}, hidden size {self.hidden_dim}.")
+        return (
+            f"Karpathy & Fei-Fei 2015 multimodal RNN generator (§3.2, eq. 13): {self.backbone_name()} ({self.encoder_description()}) annotation grid "
+            f"average-pooled to one 1280-d image vector, entering the recurrence once, as a bias at the first step; {cell}. "
+            f"Embedding {self.embedding_dim}, hidden size {self.hidden_dim}."
+        )
 
     def card_paper(self) -> str:
         return "Paper (Karpathy & Fei-Fei 2015, Flickr8k generation; also in Xu et al. 2015, Table 1): BLEU-1 57.9, BLEU-4 16.0."
 
     def validate(self) -> list[str]:
-        problems = [f"model.{k} must be >= 1, got {getattr(self, k)}" for k in ("embedding_dim", "hidden_dim") if getattr(self, k) < 1]
+        problems = [
+            f"model.{k} must be >= 1, got {getattr(self, k)}"
+            for k in ("embedding_dim", "hidden_dim")
+            if getattr(self, k) < 1
+        ]
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.cell not in CELLS:

@@ -43,7 +43,9 @@ class MultimodalRNN(StepwiseCaptioner):
         ValueError: unknown backbone, a ``fine_tune_from`` that cannot split it, or a bad config value.
     """
 
-    def __init__(self, vocab_size: int, config: MultimodalRNNConfig | None = None, encoder_weights: str | None = None, **kwargs):
+    def __init__(
+        self, vocab_size: int, config: MultimodalRNNConfig | None = None, encoder_weights: str | None = None, **kwargs
+    ):
         config, encoder = self.checked(config or MultimodalRNNConfig(), encoder_weights)
         super().__init__(vocab_size, **encoder, **kwargs)
         self.config = config
@@ -86,7 +88,9 @@ class MultimodalRNN(StepwiseCaptioner):
         return logits, new, None
 
 
-def build(model_config: MultimodalRNNConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None) -> MultimodalRNN:
+def build(
+    model_config: MultimodalRNNConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None
+) -> MultimodalRNN:
     """The registry's builder: a built :class:`MultimodalRNN`."""
     model = MultimodalRNN(vocab_size, model_config, encoder_weights)
     model.build()

@@ -5,15 +5,17 @@ import keras
 import numpy as np
 import pytest
 
-from edgecap.data.vocabulary import Vocabulary
 from edgecap.models.multimodal_rnn.config import MultimodalRNNConfig
 from edgecap.models.multimodal_rnn.model import MultimodalRNN
 from edgecap.runtime import Captioner
+from edgecap.runtime.vocabulary import Vocabulary
 
 
 def _tiny(vocab_size, cell="rnn", seed=0) -> MultimodalRNN:
     keras.utils.set_random_seed(seed)
-    model = MultimodalRNN(vocab_size, MultimodalRNNConfig(encoder_weights="none", embedding_dim=16, hidden_dim=24, cell=cell))
+    model = MultimodalRNN(
+        vocab_size, MultimodalRNNConfig(encoder_weights="none", embedding_dim=16, hidden_dim=24, cell=cell)
+    )
     model.build()
     return model
 
@@ -45,11 +47,19 @@ def test_exports_with_its_weights_and_captions_through_the_runtime(tmp_path, exa
 
     vocab = Vocabulary.build(["a dog runs", "a cat sits", "two dogs play"], 1)
     model = _tiny(len(vocab), "lstm")
-    captioner = Captioner.from_file(export_model(model, vocab, tmp_path / "m.tflite", "float32", name="multimodal_rnn_test", architecture="multimodal_rnn"))
+    captioner = Captioner.from_file(
+        export_model(
+            model, vocab, tmp_path / "m.tflite", "float32", name="multimodal_rnn_test", architecture="multimodal_rnn"
+        )
+    )
     assert captioner.contract.memory_names == () and captioner.contract.state_names == ("h", "c", "image_bias")
     pixels = captioner.preprocess(examples / "chelsea.jpg")
     k_state = model.encode(pixels)
     state, memory = captioner.encode(pixels)
     np.testing.assert_allclose(state[2], k_state["image_bias"].numpy(), atol=1e-4, rtol=1e-4)
     result = captioner.caption(examples / "chelsea.jpg")
-    assert result.tokens and all(t in vocab.words for t in result.tokens) and result.attention.shape == (len(result.tokens), 0)
+    assert (
+        result.tokens
+        and all(t in vocab.words for t in result.tokens)
+        and result.attention.shape == (len(result.tokens), 0)
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecap.data.vocabulary import SPECIAL_TOKENS, tokenize
+from edgecap.runtime.vocabulary import SPECIAL_TOKENS, tokenize
 from edgecap.utils import atomic_write_text
 
 
@@ -53,7 +53,9 @@ class AttributeVocabulary:
         return len(self.words)
 
     @classmethod
-    def from_captions(cls, captions_per_image: Iterable[Sequence[str]], size: int, exclude: frozenset[str] | None = None) -> "AttributeVocabulary":
+    def from_captions(
+        cls, captions_per_image: Iterable[Sequence[str]], size: int, exclude: frozenset[str] | None = None
+    ) -> "AttributeVocabulary":
         """The ``size`` words found in the captions of the most images, stop words excluded
         (ties: alphabetical order).
 
@@ -72,7 +74,9 @@ class AttributeVocabulary:
         for captions in captions_per_image:
             images.update({w for c in captions for w in tokenize(c) if w not in exclude and not w.isdigit()})
         if len(images) < size:
-            raise ValueError(f"the captions hold {len(images)} content words, fewer than the {size} attributes asked for")
+            raise ValueError(
+                f"the captions hold {len(images)} content words, fewer than the {size} attributes asked for"
+            )
         return cls(tuple(sorted(images, key=lambda w: (-images[w], w))[:size]))
 
     def labels(self, captions_per_image: Sequence[Sequence[str]]) -> np.ndarray:
@@ -108,5 +112,7 @@ class AttributeVocabulary:
         except (ValueError, KeyError, TypeError) as e:
             raise AttributeVocabularyError(f"{path}: not an attribute vocabulary ({e})") from None
         if size is not None and len(vocab) != size:
-            raise AttributeVocabularyError(f"{path}: {len(vocab)} attributes, but the model has {size}; the vocabulary and the checkpoint come from different runs")
+            raise AttributeVocabularyError(
+                f"{path}: {len(vocab)} attributes, but the model has {size}; the vocabulary and the checkpoint come from different runs"
+            )
         return vocab

@@ -27,7 +27,11 @@ class AttributeDetectorConfig(ModelConfig):
     dropout: float = 0.3
 
     def validate(self) -> list[str]:
-        problems = [f"model.{k} must be >= 1, got {getattr(self, k)}" for k in ("num_attributes", "hidden_dim") if getattr(self, k) < 1]
+        problems = [
+            f"model.{k} must be >= 1, got {getattr(self, k)}"
+            for k in ("num_attributes", "hidden_dim")
+            if getattr(self, k) < 1
+        ]
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"model.dropout must be in [0, 1), got {self.dropout}")
         return problems
@@ -88,32 +92,56 @@ class SemanticAttentionConfig(ModelConfig):
         return "semantic attention (You et al.)"
 
     def card_architecture(self) -> str:
-        parts = [name for flag, name in ((self.input_attention, "input attention φ (eq. 4–5)"), (self.output_attention, "output attention ψ (eq. 6–7, E tied)")) if flag]
+        parts = [
+            name
+            for flag, name in (
+                (self.input_attention, "input attention φ (eq. 4–5)"),
+                (self.output_attention, "output attention ψ (eq. 6–7, E tied)"),
+            )
+            if flag
+        ]
         extra = ""
         if self.visual_attention:
-            extra += (f" Beside them, not in the paper: Xu et al.'s soft attention over the 7×7 grid (annotation vectors projected 1280 → {self.projection_dim}, "
-                      f"attention MLP {self.attention_dim}), its context added to each LSTM input and to the output layer's input.")
+            extra += (
+                f" Beside them, not in the paper: Xu et al.'s soft attention over the 7×7 grid (annotation vectors projected 1280 → {self.projection_dim}, "
+                f"attention MLP {self.attention_dim}), its context added to each LSTM input and to the output layer's input."
+            )
         if self.image_every_step:
             extra += " Not in the paper: the image vector also added to every LSTM input."
-        return (f"You et al. 2016 semantic attention (§3): {self.backbone_name()} ({self.encoder_description()}) annotation grid; the global image vector enters the LSTM once (eq. 1); "
-                f"{' and '.join(parts) or 'no attention'} over the top {self.top_k} of {self.num_attributes} attributes found by a noisy-OR "
-                f"multiple-instance detector (Fang et al. 2015) over the grid cells, frozen, its top-k selection inside `encode`; "
-                f"embedding and LSTM {self.hidden_dim}; attention regulariser λ {self.attention_regularization} (§3.4, p {self.norm_p}, q {self.norm_q})." + extra)
+        return (
+            f"You et al. 2016 semantic attention (§3): {self.backbone_name()} ({self.encoder_description()}) annotation grid; the global image vector enters the LSTM once (eq. 1); "
+            f"{' and '.join(parts) or 'no attention'} over the top {self.top_k} of {self.num_attributes} attributes found by a noisy-OR "
+            f"multiple-instance detector (Fang et al. 2015) over the grid cells, frozen, its top-k selection inside `encode`; "
+            f"embedding and LSTM {self.hidden_dim}; attention regulariser λ {self.attention_regularization} (§3.4, p {self.norm_p}, q {self.norm_q})."
+            + extra
+        )
 
     def card_paper(self) -> str:
-        return ("Paper (You et al. 2016): no Flickr8k figures; on Flickr30k BLEU-4 23.0, METEOR 18.9. "
-                "The built-in soft-attention model `show_attend_tell_flickr8k` (its card) is the comparison on Flickr8k.")
+        return (
+            "Paper (You et al. 2016): no Flickr8k figures; on Flickr30k BLEU-4 23.0, METEOR 18.9. "
+            "The built-in soft-attention model `show_attend_tell_flickr8k` (its card) is the comparison on Flickr8k."
+        )
 
     def validate(self) -> list[str]:
-        problems = [f"model.{k} must be >= 1, got {getattr(self, k)}" for k in ("num_attributes", "detector_hidden_dim", "top_k", "hidden_dim", "projection_dim", "attention_dim") if getattr(self, k) < 1]
+        problems = [
+            f"model.{k} must be >= 1, got {getattr(self, k)}"
+            for k in ("num_attributes", "detector_hidden_dim", "top_k", "hidden_dim", "projection_dim", "attention_dim")
+            if getattr(self, k) < 1
+        ]
         if self.top_k > self.num_attributes:
-            problems.append(f"model.top_k ({self.top_k}) is larger than the detector's {self.num_attributes} attributes")
+            problems.append(
+                f"model.top_k ({self.top_k}) is larger than the detector's {self.num_attributes} attributes"
+            )
         if not 0.0 <= self.dropout < 1.0:
             problems.append(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.attention_regularization < 0:
             problems.append(f"model.attention_regularization must be >= 0, got {self.attention_regularization}")
         if not (self.norm_p > 1.0 and 0.0 < self.norm_q < 1.0):
-            problems.append(f"model.norm_p must be > 1 and model.norm_q in (0, 1) (You et al. §3.4), got {self.norm_p}, {self.norm_q}")
+            problems.append(
+                f"model.norm_p must be > 1 and model.norm_q in (0, 1) (You et al. §3.4), got {self.norm_p}, {self.norm_q}"
+            )
         if self.fine_tune_from:
-            problems.append("model.fine_tune_from must stay empty: the attribute detector was trained on the frozen encoder's features")
+            problems.append(
+                "model.fine_tune_from must stay empty: the attribute detector was trained on the frozen encoder's features"
+            )
         return problems

@@ -50,7 +50,12 @@ def head_layers(hidden_dim: int, num_attributes: int, num_locations: int, traina
     :class:`AttributeDetector` and the semantic attention captioner, which copies it."""
     prior_bias = float(np.log(np.expm1(-np.log1p(-PRIOR) / num_locations)))
     hidden = keras.layers.Dense(hidden_dim, activation="relu", name="cell_hidden", trainable=trainable)  # φ(a_i)
-    logits = keras.layers.Dense(num_attributes, bias_initializer=keras.initializers.Constant(prior_bias), name="attribute_logits", trainable=trainable)  # w_j, b_j
+    logits = keras.layers.Dense(
+        num_attributes,
+        bias_initializer=keras.initializers.Constant(prior_bias),
+        name="attribute_logits",
+        trainable=trainable,
+    )  # w_j, b_j
     return hidden, logits
 
 
@@ -86,9 +91,13 @@ class AttributeDetector(FineTunedEncoder, keras.Model):
 
     def __init__(self, config: AttributeDetectorConfig | None = None, encoder_weights: str | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.init_encoder(config or AttributeDetectorConfig(), encoder_weights)  # frozen, or trained from config.fine_tune_from on
+        self.init_encoder(
+            config or AttributeDetectorConfig(), encoder_weights
+        )  # frozen, or trained from config.fine_tune_from on
         config = self.config
-        self.cell_hidden, self.attribute_logits = head_layers(config.hidden_dim, config.num_attributes, self.spec.num_locations)
+        self.cell_hidden, self.attribute_logits = head_layers(
+            config.hidden_dim, config.num_attributes, self.spec.num_locations
+        )
         self.drop = keras.layers.Dropout(config.dropout)
 
     def cell_logits(self, annotations, training: bool = False):
@@ -113,7 +122,9 @@ class AttributeDetector(FineTunedEncoder, keras.Model):
         return loss + ops.sum(self.losses) if self.losses else loss
 
 
-def build(config: AttributeDetectorConfig, vocab_size: int = 0, encoder_weights: str | None = None, train_config=None) -> AttributeDetector:
+def build(
+    config: AttributeDetectorConfig, vocab_size: int = 0, encoder_weights: str | None = None, train_config=None
+) -> AttributeDetector:
     """Registry builder: the detector, built (``vocab_size`` is unused: its outputs are attributes, not words)."""
     model = AttributeDetector(config, encoder_weights)
     model.build()

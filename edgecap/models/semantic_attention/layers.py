@@ -49,14 +49,18 @@ class TiedEmbedding(keras.layers.Layer):
         self.vocab_size, self.dim = vocab_size, dim
 
     def build(self, input_shape=None) -> None:
-        self.embeddings = self.add_weight(shape=(self.vocab_size, self.dim), initializer="uniform", name="embeddings")  # E  (V, d)
+        self.embeddings = self.add_weight(
+            shape=(self.vocab_size, self.dim), initializer="uniform", name="embeddings"
+        )  # E  (V, d)
         self.output_bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="output_bias")  # b  (V,)
 
     def call(self, inputs, reverse: bool = False):
         if not reverse:
             return ops.take(self.embeddings, ops.cast(inputs, "int32"), axis=0)  # (..., d)
         z = ops.cast(inputs, "float32")  # (..., d)
-        return ops.matmul(z, ops.transpose(ops.cast(self.embeddings, "float32"))) + ops.cast(self.output_bias, "float32")  # (..., V)
+        return ops.matmul(z, ops.transpose(ops.cast(self.embeddings, "float32"))) + ops.cast(
+            self.output_bias, "float32"
+        )  # (..., V)
 
     def compute_output_shape(self, input_shape, reverse: bool = False):
         return (*input_shape[:-1], self.vocab_size) if reverse else (*input_shape, self.dim)

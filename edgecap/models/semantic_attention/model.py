@@ -85,16 +85,28 @@ class SemanticAttention(StepwiseCaptioner):
         ValueError: a bad config value, an unknown backbone.
     """
 
-    def __init__(self, vocab_size: int, config: SemanticAttentionConfig | None = None, encoder_weights: str | None = None, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        config: SemanticAttentionConfig | None = None,
+        encoder_weights: str | None = None,
+        **kwargs,
+    ):
         config, encoder = self.checked(config or SemanticAttentionConfig(), encoder_weights)
         super().__init__(vocab_size, **encoder, **kwargs)
         self.config = c = config
         d, A = c.hidden_dim, c.num_attributes
         dense = keras.layers.Dense
         # The detector (Fang et al. 2015), frozen: the same layers as AttributeDetector's.
-        self.cell_hidden, self.attribute_logits = head_layers(c.detector_hidden_dim, A, self.spec.num_locations, trainable=False)
-        self.attribute_word_ids = self.add_weight(shape=(A,), dtype="int32", initializer="zeros", trainable=False, name="attribute_word_ids")  # attribute j → vocabulary id
-        self.embedding = TiedEmbedding(vocab_size, d, name="embedding")  # E, and the output layer with its bias b (eq. 7)
+        self.cell_hidden, self.attribute_logits = head_layers(
+            c.detector_hidden_dim, A, self.spec.num_locations, trainable=False
+        )
+        self.attribute_word_ids = self.add_weight(
+            shape=(A,), dtype="int32", initializer="zeros", trainable=False, name="attribute_word_ids"
+        )  # attribute j → vocabulary id
+        self.embedding = TiedEmbedding(
+            vocab_size, d, name="embedding"
+        )  # E, and the output layer with its bias b (eq. 7)
         self.image_input = dense(d, name="image_input")  # W^{x,v}  (eq. 1)
         self.input_bilinear = dense(d, use_bias=False, name="input_bilinear")  # U  (eq. 4)
         self.input_mix = DiagonalScale(name="input_mix")  # diag(w^{x,A})  (eq. 5)
@@ -123,14 +135,23 @@ class SemanticAttention(StepwiseCaptioner):
             per_attribute += ["attribute_embeddings", "input_keys"]
         if c.output_attention:
             per_attribute += ["output_values", "output_keys"]
-        tensors = [TensorDecl("h", (d,), "state"), TensorDecl("c", (d,), "state")] + [TensorDecl(n, (k, d), "memory") for n in per_attribute]
+        tensors = [TensorDecl("h", (d,), "state"), TensorDecl("c", (d,), "state")] + [
+            TensorDecl(n, (k, d), "memory") for n in per_attribute
+        ]
         if c.image_every_step:
             tensors.append(TensorDecl("image_context", (d,), "memory"))
         if c.visual_attention:
             L = self.spec.num_locations
-            tensors += [TensorDecl("features", (L, c.projection_dim), "memory"), TensorDecl("keys", (L, c.attention_dim), "memory")]
-        attention = AttentionDecl("attribute_attention", (2, k), "items") if c.input_attention or c.output_attention else None
-        return StepContract(tuple(tensors), attention, ItemsDecl("attribute_words", "attribute_probs", k, tuple(per_attribute)))
+            tensors += [
+                TensorDecl("features", (L, c.projection_dim), "memory"),
+                TensorDecl("keys", (L, c.attention_dim), "memory"),
+            ]
+        attention = (
+            AttentionDecl("attribute_attention", (2, k), "items") if c.input_attention or c.output_attention else None
+        )
+        return StepContract(
+            tuple(tensors), attention, ItemsDecl("attribute_words", "attribute_probs", k, tuple(per_attribute))
+        )
 
     def detect(self, annotations):
         """Annotation vectors ``(B, L, D)`` → ``(attribute indices int32 (B, k), probabilities float32 (B, k))``
@@ -193,8 +214,12 @@ class SemanticAttention(StepwiseCaptioner):
         if cfg.output_attention:
             beta = ops.softmax(ops.sum(h[:, None, :] * memory["output_keys"], axis=-1), axis=-1)  # eq. 6  (B, k)
             out = out + self.output_mix(ops.sum(beta[..., None] * memory["output_values"], axis=1))  # eq. 7
-        logits = self.embedding(self.output_proj(self.drop(out, training=training)), reverse=True)  # E W^{Y,h}(…) + b  float32 (B, V)
-        attention = ops.concatenate([alpha, beta], axis=-1) if cfg.input_attention or cfg.output_attention else None  # (B, 2k)
+        logits = self.embedding(
+            self.output_proj(self.drop(out, training=training)), reverse=True
+        )  # E W^{Y,h}(…) + b  float32 (B, V)
+        attention = (
+            ops.concatenate([alpha, beta], axis=-1) if cfg.input_attention or cfg.output_attention else None
+        )  # (B, 2k)
         return logits, {"h": h, "c": c}, attention
 
     def sequence_loss(self, logits, attentions: list, captions) -> None:
@@ -204,7 +229,9 @@ class SemanticAttention(StepwiseCaptioner):
             return
         mask = ops.cast(captions[:, 1:] != 0, "float32")  # (B, T)
         weights = ops.stack(attentions, axis=1)  # (B, T, 2k)
-        parts = ([weights[..., : cfg.top_k]] if cfg.input_attention else []) + ([weights[..., cfg.top_k :]] if cfg.output_attention else [])
+        parts = ([weights[..., : cfg.top_k]] if cfg.input_attention else []) + (
+            [weights[..., cfg.top_k :]] if cfg.output_attention else []
+        )
         penalty = sum(attention_regularizer(w, mask, cfg.norm_p, cfg.norm_q) for w in parts)
         self.add_loss(cfg.attention_regularization * penalty / ops.maximum(ops.sum(mask), 1.0))
 
@@ -218,7 +245,7 @@ class SemanticAttention(StepwiseCaptioner):
                 attribute vocabulary that does not fit its checkpoint, or an attribute word
                 missing from the caption vocabulary (each names the file).
         """
-        from edgecap.config import Config
+        from edgecap.models import registry
         from edgecap.models.semantic_attention.attributes import AttributeVocabulary, AttributeVocabularyError
         from edgecap.models.semantic_attention.detector import AttributeDetector
 
@@ -226,15 +253,28 @@ class SemanticAttention(StepwiseCaptioner):
         run = Path(c.detector)
         config_path, checkpoint = run / "config.toml", run / "best.weights.h5"
         if not c.detector or not config_path.is_file() or not checkpoint.is_file():
-            raise DetectorError(f"{run}: model.detector must be the run directory of a trained attribute detector (with config.toml and best.weights.h5)")
-        theirs = Config.load(config_path).model
+            raise DetectorError(
+                f"{run}: model.detector must be the run directory of a trained attribute detector (with config.toml and best.weights.h5)"
+            )
+        try:
+            theirs = registry.read_model_config(config_path)
+        except ValueError as e:
+            raise DetectorError(str(e)) from None
         if not isinstance(theirs, AttributeDetectorConfig):
             raise DetectorError(f"{config_path}: a {theirs.architecture} run, not an attribute detector")
-        if (theirs.backbone, _weights_key(theirs.encoder_weights), theirs.fine_tune_from) != (c.backbone, _weights_key(c.encoder_weights), ""):
-            raise DetectorError(f"{config_path}: the detector reads the features of encoder {theirs.backbone} {theirs.encoder_weights!r} (fine-tuned from {theirs.fine_tune_from!r}), "
-                                f"this captioner those of {c.backbone} {c.encoder_weights!r}; train both on one frozen encoder")
+        if (theirs.backbone, _weights_key(theirs.encoder_weights), theirs.fine_tune_from) != (
+            c.backbone,
+            _weights_key(c.encoder_weights),
+            "",
+        ):
+            raise DetectorError(
+                f"{config_path}: the detector reads the features of encoder {theirs.backbone} {theirs.encoder_weights!r} (fine-tuned from {theirs.fine_tune_from!r}), "
+                f"this captioner those of {c.backbone} {c.encoder_weights!r}; train both on one frozen encoder"
+            )
         if (theirs.num_attributes, theirs.hidden_dim) != (c.num_attributes, c.detector_hidden_dim):
-            raise DetectorError(f"{config_path}: {theirs.num_attributes} attributes and hidden_dim {theirs.hidden_dim}; set model.num_attributes and model.detector_hidden_dim to these")
+            raise DetectorError(
+                f"{config_path}: {theirs.num_attributes} attributes and hidden_dim {theirs.hidden_dim}; set model.num_attributes and model.detector_hidden_dim to these"
+            )
         try:
             attributes = AttributeVocabulary.load(run / "attributes.json", c.num_attributes)
         except AttributeVocabularyError as e:
@@ -242,14 +282,19 @@ class SemanticAttention(StepwiseCaptioner):
         ids = [vocab.id_of(w) for w in attributes.words]
         missing = [w for w, i in zip(attributes.words, ids) if i is None]
         if missing:
-            raise DetectorError(f"{run / 'attributes.json'}: attribute words not in the caption vocabulary: {missing[:10]}; the detector was trained on other captions")
+            raise DetectorError(
+                f"{run / 'attributes.json'}: attribute words not in the caption vocabulary: {missing[:10]}; the detector was trained on other captions"
+            )
         detector = AttributeDetector(theirs, encoder_weights="none")
         detector.build()
         try:
             detector.load_weights(checkpoint)
         except (ValueError, KeyError) as e:
             raise DetectorError(f"{checkpoint}: does not fit the detector of {config_path} ({e})") from e
-        for ours, source in ((self.cell_hidden, detector.cell_hidden), (self.attribute_logits, detector.attribute_logits)):
+        for ours, source in (
+            (self.cell_hidden, detector.cell_hidden),
+            (self.attribute_logits, detector.attribute_logits),
+        ):
             for v, w in zip(ours.weights, source.weights):
                 v.assign(w.value)
         self.attribute_word_ids.assign(np.array(ids, np.int32))
@@ -260,7 +305,9 @@ def _weights_key(weights: str) -> str:
     return str(Path(weights).resolve()) if weights not in ("", "imagenet", "none") else weights
 
 
-def build(model_config: SemanticAttentionConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None) -> SemanticAttention:
+def build(
+    model_config: SemanticAttentionConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None
+) -> SemanticAttention:
     """The registry's builder: a built :class:`SemanticAttention` (the detector is copied in by :meth:`SemanticAttention.prepare`)."""
     model = SemanticAttention(vocab_size, model_config, encoder_weights)
     model.build()

@@ -9,16 +9,26 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import HAVE_SHARED, tiny_config
 from edgecap.evaluation.attributes import attribute_scores, frequency_baseline
 from edgecap.models.semantic_attention.attributes import AttributeVocabulary, AttributeVocabularyError
 from edgecap.models.semantic_attention.config import AttributeDetectorConfig
 
+from conftest import HAVE_SHARED, tiny_config
+
 
 def test_attributes_are_frequent_content_words_and_label_each_image(tmp_path):
-    captions = [["A dog runs on the grass .", "The brown dog is running"], ["A man rides a bike on the road", "a man cycling"], ["Two dogs and a dog play in the snow"]]
+    captions = [
+        ["A dog runs on the grass .", "The brown dog is running"],
+        ["A man rides a bike on the road", "a man cycling"],
+        ["Two dogs and a dog play in the snow"],
+    ]
     vocab = AttributeVocabulary.from_captions(captions, 4)
-    assert vocab.words == ("dog", "bike", "brown", "cycling")  # "dog" in 2 photos; "a", "the", "on", "two" are stop words; ties alphabetical
+    assert vocab.words == (
+        "dog",
+        "bike",
+        "brown",
+        "cycling",
+    )  # "dog" in 2 photos; "a", "the", "on", "two" are stop words; ties alphabetical
     np.testing.assert_array_equal(vocab.labels(captions), [[1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 0, 0]])
     vocab.save(tmp_path / "attributes.json")
     assert AttributeVocabulary.load(tmp_path / "attributes.json", 4) == vocab
@@ -81,7 +91,9 @@ def detector_run(tmp_path_factory):
     cfg = tiny_config(run, HAVE_SHARED, epochs=4, learning_rate=2e-3)
     if HAVE_SHARED:
         cfg.data.train_limit, cfg.data.dev_limit, cfg.train.batch_size = 600, 200, 32
-    cfg.model = AttributeDetectorConfig(encoder_weights=cfg.model.encoder_weights, num_attributes=64 if HAVE_SHARED else 8, hidden_dim=64)
+    cfg.model = AttributeDetectorConfig(
+        encoder_weights=cfg.model.encoder_weights, num_attributes=64 if HAVE_SHARED else 8, hidden_dim=64
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         train(cfg, run)
@@ -92,10 +104,14 @@ def test_the_detector_learns(detector_run):
     history = json.loads((detector_run / "state.json").read_text())["history"]
     assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
     assert len(AttributeVocabulary.load(detector_run / "attributes.json").words) == (64 if HAVE_SHARED else 8)
-    assert "P@10" in history[-1] if HAVE_SHARED else "P@8" in history[-1]  # 10, or every attribute of a smaller vocabulary
+    assert (
+        "P@10" in history[-1] if HAVE_SHARED else "P@8" in history[-1]
+    )  # 10, or every attribute of a smaller vocabulary
 
 
-@pytest.mark.skipif(not HAVE_SHARED, reason="needs ../shared: 12 photos of 3 scenes cannot tell a detector from word frequency")
+@pytest.mark.skipif(
+    not HAVE_SHARED, reason="needs ../shared: 12 photos of 3 scenes cannot tell a detector from word frequency"
+)
 def test_the_detector_beats_the_most_frequent_attributes(detector_run):
     from edgecap.evaluation.evaluate import evaluate_attributes
 
@@ -126,7 +142,9 @@ def _captioner_config(cfg, detector: str, **model):
     from edgecap.models.semantic_attention.config import SemanticAttentionConfig
 
     sizes = dict(num_attributes=64 if HAVE_SHARED else 8, detector_hidden_dim=64, top_k=5, hidden_dim=32)
-    cfg.model = SemanticAttentionConfig(encoder_weights=cfg.model.encoder_weights, detector=detector, **{**sizes, **model})
+    cfg.model = SemanticAttentionConfig(
+        encoder_weights=cfg.model.encoder_weights, detector=detector, **{**sizes, **model}
+    )
     return cfg
 
 
@@ -138,7 +156,18 @@ def test_the_photo_enters_at_the_first_step_only_unless_image_every_step_or_visu
     from edgecap.models.semantic_attention.model import SemanticAttention
 
     keras.utils.set_random_seed(0)
-    model = SemanticAttention(12, SemanticAttentionConfig(encoder_weights="none", num_attributes=8, detector_hidden_dim=16, top_k=3, hidden_dim=16, input_attention=False, output_attention=False))
+    model = SemanticAttention(
+        12,
+        SemanticAttentionConfig(
+            encoder_weights="none",
+            num_attributes=8,
+            detector_hidden_dim=16,
+            top_k=3,
+            hidden_dim=16,
+            input_attention=False,
+            output_attention=False,
+        ),
+    )
     model.build()
     annotations = np.random.default_rng(0).uniform(0, 6, (2, 49, 1280)).astype(np.float32)
     state, memory = model.split(model.start(annotations))
@@ -148,21 +177,58 @@ def test_the_photo_enters_at_the_first_step_only_unless_image_every_step_or_visu
     log_probs, _, _ = model.decode_step(np.array([1, 1], np.int32), same, memory)
     np.testing.assert_allclose(log_probs[0], log_probs[1], atol=1e-6)
     # model.image_every_step (not the paper's): the photo reaches every step through the memory
-    model = SemanticAttention(12, SemanticAttentionConfig(encoder_weights="none", num_attributes=8, detector_hidden_dim=16, top_k=3, hidden_dim=16, input_attention=False, output_attention=False, image_every_step=True))
+    model = SemanticAttention(
+        12,
+        SemanticAttentionConfig(
+            encoder_weights="none",
+            num_attributes=8,
+            detector_hidden_dim=16,
+            top_k=3,
+            hidden_dim=16,
+            input_attention=False,
+            output_attention=False,
+            image_every_step=True,
+        ),
+    )
     model.build()
     state, memory = model.split(model.start(annotations))
     assert set(memory) == {"image_context"}
-    log_probs, _, _ = model.decode_step(np.array([1, 1], np.int32), {n: np.repeat(np.asarray(v)[:1], 2, 0) for n, v in state.items()}, memory)
+    log_probs, _, _ = model.decode_step(
+        np.array([1, 1], np.int32), {n: np.repeat(np.asarray(v)[:1], 2, 0) for n, v in state.items()}, memory
+    )
     assert not np.allclose(log_probs[0], log_probs[1], atol=1e-4)
     # model.visual_attention (not the paper's either): Xu et al.'s attention over the grid, from the memory
-    model = SemanticAttention(12, SemanticAttentionConfig(encoder_weights="none", num_attributes=8, detector_hidden_dim=16, top_k=3, hidden_dim=16, visual_attention=True, projection_dim=8, attention_dim=6))
+    model = SemanticAttention(
+        12,
+        SemanticAttentionConfig(
+            encoder_weights="none",
+            num_attributes=8,
+            detector_hidden_dim=16,
+            top_k=3,
+            hidden_dim=16,
+            visual_attention=True,
+            projection_dim=8,
+            attention_dim=6,
+        ),
+    )
     model.build()
     state, memory = model.split(model.start(annotations))
     assert memory["features"].shape == (2, 49, 8) and memory["keys"].shape == (2, 49, 6)
-    assert model.step_contract().items.rows == ("attribute_embeddings", "input_keys", "output_values", "output_keys")  # the grid's memory has a row per cell, not per attribute
+    assert model.step_contract().items.rows == (
+        "attribute_embeddings",
+        "input_keys",
+        "output_values",
+        "output_keys",
+    )  # the grid's memory has a row per cell, not per attribute
     same = {n: np.repeat(np.asarray(v)[:1], 2, 0) for n, v in state.items()}
-    log_probs, _, attention = model.decode_step(np.array([1, 1], np.int32), same, {n: np.repeat(np.asarray(v)[:1], 2, 0) if n not in ("features", "keys") else v for n, v in memory.items()})
-    assert attention.shape == (2, 6) and not np.allclose(log_probs[0], log_probs[1], atol=1e-4)  # the attributes alike, the grids not
+    log_probs, _, attention = model.decode_step(
+        np.array([1, 1], np.int32),
+        same,
+        {n: np.repeat(np.asarray(v)[:1], 2, 0) if n not in ("features", "keys") else v for n, v in memory.items()},
+    )
+    assert attention.shape == (2, 6) and not np.allclose(
+        log_probs[0], log_probs[1], atol=1e-4
+    )  # the attributes alike, the grids not
 
 
 @pytest.fixture(scope="module")
@@ -182,20 +248,23 @@ def captioner_run(detector_run, tmp_path_factory):
 
 def test_the_captioner_trains_on_the_detected_attributes(captioner_run, detector_run):
     from edgecap.models.semantic_attention.model import SemanticAttention
-    from edgecap.training.trainer import load_run
+    from edgecap.runs import load_run
 
     history = json.loads((captioner_run / "state.json").read_text())["history"]
     assert len(history) == 2 and history[-1]["loss"] < history[0]["loss"]
     _, vocab, model = load_run(captioner_run)
     assert isinstance(model, SemanticAttention)
     words = vocab.decode(np.asarray(model.attribute_word_ids))
-    assert tuple(words) == AttributeVocabulary.load(detector_run / "attributes.json").words  # the checkpoint holds the detector's attributes
+    assert (
+        tuple(words) == AttributeVocabulary.load(detector_run / "attributes.json").words
+    )  # the checkpoint holds the detector's attributes
 
 
 def test_a_warm_start_copies_every_trained_weight(captioner_run):
     """``train.init_from`` (e.g. for self-critical training) takes every trained weight, the
     attention mixes and the output bias included."""
-    from edgecap.training.trainer import build_model, load_run, warm_start
+    from edgecap.runs import build_model, load_run
+    from edgecap.training.trainer import warm_start
 
     cfg, vocab, trained = load_run(captioner_run)
     fresh = build_model(cfg, len(vocab), encoder_weights="none")
@@ -207,23 +276,31 @@ def test_a_warm_start_copies_every_trained_weight(captioner_run):
 
 def test_exports_with_the_top_k_inside_encode_and_captions_through_the_runtime(captioner_run, tmp_path, examples):
     from edgecap.export.command import run_export
+    from edgecap.runs import load_run
     from edgecap.runtime import Captioner, CaptionerOptions
-    from edgecap.training.trainer import load_run
 
     result = run_export(captioner_run, "float32", tmp_path / "sa.tflite", verify_images=8)
-    assert result.report.passed and result.report.items_overlap == 1.0 and result.report.items_identical == 1.0, result.report.summary()
+    assert result.report.passed and result.report.items_overlap == 1.0 and result.report.items_identical == 1.0, (
+        result.report.summary()
+    )
     _, vocab, model = load_run(captioner_run)
     captioner = Captioner.from_file(result.path, CaptionerOptions(beam_size=2))
     for photo in sorted(examples.glob("*.jpg")):
         pixels = captioner.preprocess(photo)
         keras_out = model.encode(pixels)
         _, _, items = captioner.encode_with_items(pixels)
-        assert [w for w, _ in items] == vocab.decode(np.asarray(keras_out["attribute_words"])[0])  # the same top-k, in the same order
-        np.testing.assert_allclose([p for _, p in items], np.asarray(keras_out["attribute_probs"])[0], rtol=1e-4, atol=1e-5)  # their noisy-OR probabilities (float32 rounding: ~1e-5 relative)
+        assert [w for w, _ in items] == vocab.decode(
+            np.asarray(keras_out["attribute_words"])[0]
+        )  # the same top-k, in the same order
+        np.testing.assert_allclose(
+            [p for _, p in items], np.asarray(keras_out["attribute_probs"])[0], rtol=1e-4, atol=1e-5
+        )  # their noisy-OR probabilities (float32 rounding: ~1e-5 relative)
         assert all(0.0 < p < 1.0 for _, p in items)
     caption = captioner.caption(examples / "chelsea.jpg")
     assert len(caption.attributes) == 5 and caption.attention.shape == (len(caption.tokens), 2, 5)
-    np.testing.assert_allclose(caption.attention.sum(axis=-1), 1.0, atol=1e-4)  # α_t and β_t are distributions over the 5 attributes
+    np.testing.assert_allclose(
+        caption.attention.sum(axis=-1), 1.0, atol=1e-4
+    )  # α_t and β_t are distributions over the 5 attributes
 
 
 def test_caption_attributes_json_and_figure(captioner_run, tmp_path, examples):
@@ -232,7 +309,9 @@ def test_caption_attributes_json_and_figure(captioner_run, tmp_path, examples):
 
     path = run_export(captioner_run, "float32", tmp_path / "sa.tflite", verify_images=4).path
     photo = str(examples / "chelsea.jpg")
-    out = _run_cli(main, ["caption", "--model", str(path), "--attributes", "--attention-dir", str(tmp_path / "figs"), photo])
+    out = _run_cli(
+        main, ["caption", "--model", str(path), "--attributes", "--attention-dir", str(tmp_path / "figs"), photo]
+    )
     assert out.count("attributes: ") == 1 and (tmp_path / "figs" / "chelsea_attention.png").stat().st_size > 0
     record = json.loads(_run_cli(main, ["caption", "--model", str(path), "--json", photo]))
     assert len(record["attributes"]) == 5 and set(record["attributes"][0]) == {"word", "probability"}
@@ -248,15 +327,22 @@ def _run_cli(main, args) -> str:
 
 def test_a_detector_that_does_not_fit_is_named(detector_run, tmp_path):
     from edgecap.config import Config
-    from edgecap.data.vocabulary import Vocabulary
     from edgecap.models.semantic_attention.config import SemanticAttentionConfig
     from edgecap.models.semantic_attention.model import DetectorError, SemanticAttention
+    from edgecap.runtime.vocabulary import Vocabulary
 
     vocab = Vocabulary.build([" ".join(AttributeVocabulary.load(detector_run / "attributes.json").words)], 1)
     detector_cfg = Config.load(detector_run / "config.toml").model
 
     def prepare(**changes):
-        c = dict(encoder_weights=detector_cfg.encoder_weights, detector=str(detector_run), num_attributes=detector_cfg.num_attributes, detector_hidden_dim=64, top_k=2, hidden_dim=8)
+        c = dict(
+            encoder_weights=detector_cfg.encoder_weights,
+            detector=str(detector_run),
+            num_attributes=detector_cfg.num_attributes,
+            detector_hidden_dim=64,
+            top_k=2,
+            hidden_dim=8,
+        )
         model = SemanticAttention(len(vocab), SemanticAttentionConfig(**{**c, **changes}), encoder_weights="none")
         model.build()
         model.prepare(vocab)
@@ -266,7 +352,9 @@ def test_a_detector_that_does_not_fit_is_named(detector_run, tmp_path):
         prepare(encoder_weights="imagenet")
     with pytest.raises(DetectorError, match="set model.num_attributes"):
         prepare(num_attributes=detector_cfg.num_attributes + 1)
-    with pytest.raises(DetectorError, match="not the run directory of a trained attribute detector|must be the run directory"):
+    with pytest.raises(
+        DetectorError, match="not the run directory of a trained attribute detector|must be the run directory"
+    ):
         prepare(detector=str(tmp_path))
     with pytest.raises(ValueError, match="top_k .* is larger than"):
         SemanticAttention(10, SemanticAttentionConfig(num_attributes=4, top_k=10), encoder_weights="none")
@@ -279,25 +367,44 @@ def test_a_detector_that_does_not_fit_is_named(detector_run, tmp_path):
         prepare(detector=str(broken))
 
 
-def test_the_release_card_names_the_papers_pieces_and_scores_the_detector_beside_the_baseline(captioner_run, detector_run, tmp_path):
+def test_the_release_card_names_the_papers_pieces_and_scores_the_detector_beside_the_baseline(
+    captioner_run, detector_run, tmp_path
+):
     """``edgecap release`` of a semantic attention run: the card says which of You et al.'s
     pieces the model has and gives its detector's test mAP, P@k and R@k beside the frequency baseline."""
     import dataclasses
 
     from edgecap.release import _detector_scores, model_card_markdown
-    from edgecap.training.trainer import load_run
+    from edgecap.runs import load_run
 
     cfg, _, _ = load_run(captioner_run)
     detector = _detector_scores(cfg, None, tmp_path / "no_previous.card.json")
     assert detector["run"] == str(detector_run) and detector["attributes"] == cfg.model.num_attributes
     assert 0 < detector["metrics"]["mAP"] <= 100 and set(detector["frequency_baseline"]) == set(detector["metrics"])
     metrics = dict.fromkeys(("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"), 1.0)
-    card = {"name": "semantic_attention_flickr8k", "command": "", "version": "0", "model": dataclasses.asdict(cfg.model), "beam_size": 3, "length_penalty": 0.0,
-            "results": {"keras float32": metrics}, "sizes_mb": {}, "verify": {}, "bench_text": "", "detector": detector}
+    card = {
+        "name": "semantic_attention_flickr8k",
+        "command": "",
+        "version": "0",
+        "model": dataclasses.asdict(cfg.model),
+        "beam_size": 3,
+        "length_penalty": 0.0,
+        "results": {"keras float32": metrics},
+        "sizes_mb": {},
+        "verify": {},
+        "bench_text": "",
+        "detector": detector,
+    }
     text = model_card_markdown(card)
-    assert "You et al. 2016 semantic attention" in text and "input attention φ (eq. 4–5) and output attention ψ" in text and "Xu et al.'s soft attention" not in text
+    assert (
+        "You et al. 2016 semantic attention" in text
+        and "input attention φ (eq. 4–5) and output attention ψ" in text
+        and "Xu et al.'s soft attention" not in text
+    )
     k = detector["k"]
     rows = [line for line in text.splitlines() if line.startswith("| always the") or line.startswith("| noisy-OR")]
-    assert len(rows) == 2 and rows[1].endswith(" | ".join(f"{detector['metrics'][m]:.1f}" for m in ("mAP", f"P@{k}", f"R@{k}")) + " |")
+    assert len(rows) == 2 and rows[1].endswith(
+        " | ".join(f"{detector['metrics'][m]:.1f}" for m in ("mAP", f"P@{k}", f"R@{k}")) + " |"
+    )
     card["model"]["visual_attention"] = True
     assert "Xu et al.'s soft attention over the 7×7 grid" in model_card_markdown(card)

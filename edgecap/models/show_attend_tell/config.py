@@ -20,6 +20,8 @@ class ShowAttendTellConfig(ModelConfig):
         attention_dim: the attention MLP's hidden size.
         dropout: rate on the deep-output layer while training.
         context_dropout: rate on the context vector ẑ_t while training.
+        doubly_stochastic: λ of the doubly stochastic attention penalty (eq. 14, soft
+            attention), per target word like the cross-entropy; 0 turns it off.
         projection_dim: 0 = annotation vectors as they are (the paper); P = one shared linear
             map D → P first (see ``SoftAttentionDecoder``).
         attention: ``"soft"`` (deterministic, eq. 13-14) or ``"hard"`` (stochastic, eq. 8-12).
@@ -38,6 +40,7 @@ class ShowAttendTellConfig(ModelConfig):
     attention_dim: int = 256
     dropout: float = 0.5
     context_dropout: float = 0.5
+    doubly_stochastic: float = 1.0
     projection_dim: int = 0
     attention: str = "soft"
     hard_decoding: str = "expected"
@@ -56,16 +59,24 @@ class ShowAttendTellConfig(ModelConfig):
         hard = ""
         if self.attention == "hard":
             decoding = "expected context" if self.hard_decoding == "expected" else "arg-max location"
-            hard = (f" (REINFORCE with a moving-average baseline, λ_r {self.reward_weight}, entropy bonus λ_e {self.entropy_weight}, expected context for an image with probability "
-                    f"{self.expected_context_prob}; decoded with the {decoding})")
+            hard = (
+                f" (REINFORCE with a moving-average baseline, λ_r {self.reward_weight}, entropy bonus λ_e {self.entropy_weight}, expected context for an image with probability "
+                f"{self.expected_context_prob}; decoded with the {decoding})"
+            )
         sizes = f" Embedding {self.embedding_dim}, LSTM {self.hidden_dim}, attention MLP {self.attention_dim}"
         if self.projection_dim:
             sizes += f", annotation vectors projected 1280 → {self.projection_dim} by one shared linear map"
-        return (f"Xu et al. 2015 {self.attention} attention{hard}; {self.backbone_name()} ({self.encoder_description()}) annotation grid 7×7×1280; "
-                f"LSTM decoder, deep output layer, doubly stochastic attention penalty.{sizes}.")
+        return (
+            f"Xu et al. 2015 {self.attention} attention{hard}; {self.backbone_name()} ({self.encoder_description()}) annotation grid 7×7×1280; "
+            f"LSTM decoder, deep output layer, doubly stochastic attention penalty.{sizes}."
+        )
 
     def card_training(self) -> str:
-        reinforce = " plus the REINFORCE terms of Xu et al. eq. 12 for the sampled locations" if self.attention == "hard" else ""
+        reinforce = (
+            " plus the REINFORCE terms of Xu et al. eq. 12 for the sampled locations"
+            if self.attention == "hard"
+            else ""
+        )
         return super().card_training() + reinforce
 
     def card_paper(self) -> str:
@@ -85,6 +96,8 @@ class ShowAttendTellConfig(ModelConfig):
             problems.append(f"model.expected_context_prob must be in [0, 1], got {self.expected_context_prob}")
         if self.reward_weight < 0 or self.entropy_weight < 0:
             problems.append("model.reward_weight and model.entropy_weight must be >= 0")
+        if self.doubly_stochastic < 0:
+            problems.append(f"model.doubly_stochastic must be >= 0, got {self.doubly_stochastic}")
         if self.attention not in ATTENTIONS:
             problems.append(f"model.attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.hard_decoding not in HARD_DECODINGS:

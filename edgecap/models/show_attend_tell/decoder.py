@@ -42,17 +42,36 @@ class SoftAttentionDecoder(keras.layers.Layer):
         ValueError: a size < 1 or a rate outside [0, 1).
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_dim: int = 352, attention_dim: int = 256, dropout: float = 0.5, context_dropout: float = 0.0, projection_dim: int = 0, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 128,
+        hidden_dim: int = 352,
+        attention_dim: int = 256,
+        dropout: float = 0.5,
+        context_dropout: float = 0.0,
+        projection_dim: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if min(vocab_size, embedding_dim, hidden_dim, attention_dim) < 1 or projection_dim < 0:
-            raise ValueError("vocab_size, embedding_dim, hidden_dim and attention_dim must be positive, projection_dim >= 0")
+            raise ValueError(
+                "vocab_size, embedding_dim, hidden_dim and attention_dim must be positive, projection_dim >= 0"
+            )
         if not (0.0 <= dropout < 1.0 and 0.0 <= context_dropout < 1.0):
             raise ValueError(f"dropout rates must be in [0, 1), got {dropout}, {context_dropout}")
-        self.vocab_size, self.embedding_dim, self.hidden_dim, self.attention_dim = vocab_size, embedding_dim, hidden_dim, attention_dim
+        self.vocab_size, self.embedding_dim, self.hidden_dim, self.attention_dim = (
+            vocab_size,
+            embedding_dim,
+            hidden_dim,
+            attention_dim,
+        )
         self.dropout_rate, self.context_dropout_rate, self.projection_dim = dropout, context_dropout, projection_dim
         H, m, A = hidden_dim, embedding_dim, attention_dim
         dense = keras.layers.Dense
-        self.projection = dense(projection_dim, use_bias=False, name="annotation_projection") if projection_dim else None  # P
+        self.projection = (
+            dense(projection_dim, use_bias=False, name="annotation_projection") if projection_dim else None
+        )  # P
         self.embedding = keras.layers.Embedding(vocab_size, m, name="embedding")  # E
         # Initial state: c0 = f_init,c(mean a), h0 = f_init,h(mean a)  (§3.1.2)
         self.init_h = dense(H, activation="tanh", name="init_h")
@@ -75,7 +94,16 @@ class SoftAttentionDecoder(keras.layers.Layer):
         self.context_drop = keras.layers.Dropout(context_dropout)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim, "hidden_dim": self.hidden_dim, "attention_dim": self.attention_dim, "dropout": self.dropout_rate, "context_dropout": self.context_dropout_rate, "projection_dim": self.projection_dim}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "hidden_dim": self.hidden_dim,
+            "attention_dim": self.attention_dim,
+            "dropout": self.dropout_rate,
+            "context_dropout": self.context_dropout_rate,
+            "projection_dim": self.projection_dim,
+        }
 
     @property
     def feature_dim(self) -> int | None:

@@ -42,26 +42,54 @@ class ShowAttendTell(StepwiseCaptioner):
         ValueError: unknown backbone, a ``fine_tune_from`` that cannot split it, or a bad config value.
     """
 
-    def __init__(self, vocab_size: int, config: ShowAttendTellConfig | None = None, encoder_weights: str | None = None, doubly_stochastic: float = 1.0, **kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        config: ShowAttendTellConfig | None = None,
+        encoder_weights: str | None = None,
+        doubly_stochastic: float = 1.0,
+        **kwargs,
+    ):
         config, encoder = self.checked(config or ShowAttendTellConfig(), encoder_weights)
         super().__init__(vocab_size, **encoder, **kwargs)
         self.config = config
         c = config
-        self.decoder = SoftAttentionDecoder(vocab_size, c.embedding_dim, c.hidden_dim, c.attention_dim, c.dropout, c.context_dropout, c.projection_dim, name="decoder")
+        self.decoder = SoftAttentionDecoder(
+            vocab_size,
+            c.embedding_dim,
+            c.hidden_dim,
+            c.attention_dim,
+            c.dropout,
+            c.context_dropout,
+            c.projection_dim,
+            name="decoder",
+        )
         self.doubly_stochastic = doubly_stochastic
         self.hard = c.attention == "hard"
         if self.hard:
             self.seeds = keras.random.SeedGenerator(0, name="location_sampler")
             # Moving average of log p(y|s,a) and the number of updates (for the bias correction).
-            self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False, name="reinforce_baseline", aggregation="mean")
-            self.baseline_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, name="reinforce_baseline_updates", aggregation="only_first_replica")
+            self.baseline = self.add_weight(
+                shape=(), initializer="zeros", trainable=False, name="reinforce_baseline", aggregation="mean"
+            )
+            self.baseline_updates = self.add_weight(
+                shape=(),
+                initializer="zeros",
+                trainable=False,
+                name="reinforce_baseline_updates",
+                aggregation="only_first_replica",
+            )
 
     def step_contract(self) -> StepContract:
         d, s = self.decoder, self.spec
         F = d.projection_dim or s.dim
         return StepContract(
-            (TensorDecl("h", (d.hidden_dim,), "state"), TensorDecl("c", (d.hidden_dim,), "state"),
-             TensorDecl("features", (s.num_locations, F), "memory"), TensorDecl("keys", (s.num_locations, d.attention_dim), "memory")),
+            (
+                TensorDecl("h", (d.hidden_dim,), "state"),
+                TensorDecl("c", (d.hidden_dim,), "state"),
+                TensorDecl("features", (s.num_locations, F), "memory"),
+                TensorDecl("keys", (s.num_locations, d.attention_dim), "memory"),
+            ),
             AttentionDecl("alpha", (s.grid, s.grid), "grid"),
         )
 
@@ -71,7 +99,9 @@ class ShowAttendTell(StepwiseCaptioner):
 
     def step(self, tokens, state: dict, memory: dict, training: bool = False):
         weights = self._argmax_location if self.hard and self.config.hard_decoding == "argmax" else None
-        logits, h, c, alpha, used = self.decoder.step(tokens, state["h"], state["c"], memory["features"], memory["keys"], weights, training=training)
+        logits, h, c, alpha, used = self.decoder.step(
+            tokens, state["h"], state["c"], memory["features"], memory["keys"], weights, training=training
+        )
         return logits, {"h": h, "c": c}, used
 
     @staticmethod
@@ -101,11 +131,17 @@ class ShowAttendTell(StepwiseCaptioner):
     def _hard_attention_call(self, inputs):
         """Teacher forcing with sampled locations and the REINFORCE terms of Xu et al. eq. 12."""
         c = self.config
-        annotations = self.annotate(inputs["annotations"]) if "annotations" in inputs else self.encoder(inputs["images"], training=False)
+        annotations = (
+            self.annotate(inputs["annotations"])
+            if "annotations" in inputs
+            else self.encoder(inputs["images"], training=False)
+        )
         captions = ops.cast(inputs["captions"], "int32")  # (B, T+1)
         state, memory = self.split(self.start(annotations, training=True))
         batch = ops.shape(captions)[0]
-        expected = ops.cast(keras.random.uniform((batch, 1), seed=self.seeds) < c.expected_context_prob, "float32")  # (B, 1), per image
+        expected = ops.cast(
+            keras.random.uniform((batch, 1), seed=self.seeds) < c.expected_context_prob, "float32"
+        )  # (B, 1), per image
         log_p_locations, entropies, logits, alphas = [], [], [], []
 
         def sample(alpha):  # (B, L) → one-hot s_t, or α itself for the images that use the expectation
@@ -118,7 +154,9 @@ class ShowAttendTell(StepwiseCaptioner):
             return ops.cast(expected * alpha32 + (1.0 - expected) * ops.stop_gradient(one_hot), alpha.dtype)
 
         for t in range(captions.shape[1] - 1):
-            logits_t, h, c_, alpha, _ = self.decoder.step(captions[:, t], state["h"], state["c"], memory["features"], memory["keys"], sample, training=True)
+            logits_t, h, c_, alpha, _ = self.decoder.step(
+                captions[:, t], state["h"], state["c"], memory["features"], memory["keys"], sample, training=True
+            )
             state = {"h": h, "c": c_}
             logits.append(logits_t)
             alphas.append(alpha)
@@ -126,7 +164,9 @@ class ShowAttendTell(StepwiseCaptioner):
         targets = captions[:, 1:]
         mask = ops.cast(targets != 0, "float32")  # (B, T)
         words = ops.maximum(ops.sum(mask), 1.0)
-        log_probs = ops.take_along_axis(ops.log_softmax(ops.cast(logits, "float32"), axis=-1), targets[..., None], axis=-1)[..., 0]  # (B, T)
+        log_probs = ops.take_along_axis(
+            ops.log_softmax(ops.cast(logits, "float32"), axis=-1), targets[..., None], axis=-1
+        )[..., 0]  # (B, T)
         log_likelihood = ops.stop_gradient(ops.sum(log_probs * mask, axis=1))  # log p(y | s, a)  (B,)
         sampled = 1.0 - expected[:, 0]  # (B,)
         baseline = self._update_baseline(log_likelihood, sampled)
@@ -143,14 +183,18 @@ class ShowAttendTell(StepwiseCaptioner):
         decay = self.config.baseline_decay
         n = self.baseline_updates
         mean = ops.sum(log_likelihood * sampled) / ops.maximum(ops.sum(sampled), 1.0)  # over the sampled images
-        corrected = ops.where(n > 0, self.baseline / ops.maximum(1.0 - decay**n, 1e-8), mean)  # the first batch is its own baseline
+        corrected = ops.where(
+            n > 0, self.baseline / ops.maximum(1.0 - decay**n, 1e-8), mean
+        )  # the first batch is its own baseline
         self.baseline.assign(decay * self.baseline + (1.0 - decay) * mean)
         self.baseline_updates.assign(n + 1.0)
         return ops.stop_gradient(corrected)
 
 
-def build(model_config: ShowAttendTellConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None) -> ShowAttendTell:
+def build(
+    model_config: ShowAttendTellConfig, vocab_size: int, encoder_weights: str | None = None, train_config=None
+) -> ShowAttendTell:
     """The registry's builder: a built :class:`ShowAttendTell`."""
-    model = ShowAttendTell(vocab_size, model_config, encoder_weights, train_config.doubly_stochastic if train_config is not None else 1.0)
+    model = ShowAttendTell(vocab_size, model_config, encoder_weights, model_config.doubly_stochastic)
     model.build()
     return model

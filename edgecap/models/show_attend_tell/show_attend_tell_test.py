@@ -7,22 +7,28 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import HAVE_SHARED, tiny_config
-from edgecap.data.vocabulary import Vocabulary
 from edgecap.models.show_attend_tell.config import ShowAttendTellConfig
 from edgecap.models.show_attend_tell.model import ShowAttendTell
 from edgecap.runtime import Captioner
+from edgecap.runtime.vocabulary import Vocabulary
+
+from conftest import HAVE_SHARED, tiny_config
 
 
 def _tiny(vocab_size, seed=0, **kw) -> ShowAttendTell:
     keras.utils.set_random_seed(seed)
-    model = ShowAttendTell(vocab_size, ShowAttendTellConfig(encoder_weights="none", embedding_dim=16, hidden_dim=24, attention_dim=16, **kw))
+    model = ShowAttendTell(
+        vocab_size,
+        ShowAttendTellConfig(encoder_weights="none", embedding_dim=16, hidden_dim=24, attention_dim=16, **kw),
+    )
     model.build()
     return model
 
 
 def _annotations(batch, seed=0):
-    return np.random.default_rng(seed).uniform(0, 6, (batch, 49, 1280)).astype(np.float32)  # ReLU6-range annotation vectors
+    return (
+        np.random.default_rng(seed).uniform(0, 6, (batch, 49, 1280)).astype(np.float32)
+    )  # ReLU6-range annotation vectors
 
 
 def test_the_step_reads_one_shared_memory_row_like_b_repeated_rows():
@@ -53,7 +59,9 @@ def test_decode_step_exports_with_its_weights(tmp_path, projection_dim):
     rng = np.random.default_rng(1)
     h, c = (rng.normal(size=(2, 24)).astype(np.float32) for _ in range(2))
     k_lp, k_state, k_alpha = model.decode_step(tokens, {"h": h, "c": c}, memory)
-    out = captioner.step_signature.run({"tokens": tokens, "h": h, "c": c, **{n: np.asarray(v) for n, v in memory.items()}})
+    out = captioner.step_signature.run(
+        {"tokens": tokens, "h": h, "c": c, **{n: np.asarray(v) for n, v in memory.items()}}
+    )
     np.testing.assert_allclose(out["log_probs"], k_lp.numpy(), atol=1e-4, rtol=0)
     np.testing.assert_allclose(out["alpha"], k_alpha.numpy(), atol=1e-5, rtol=0)
     np.testing.assert_allclose(out["c"], k_state["c"].numpy(), atol=1e-4, rtol=0)
@@ -64,7 +72,9 @@ def test_hard_attention_argmax_decoding_attends_one_location():
     state, memory = model.split(model.start(_annotations(2)))
     _, _, location = model.decode_step(np.array([1, 1], np.int32), state, memory)
     location = location.numpy()
-    assert location.shape == (2, 49) and np.allclose(location.max(axis=1), 1.0) and np.allclose(location.sum(axis=1), 1.0)
+    assert (
+        location.shape == (2, 49) and np.allclose(location.max(axis=1), 1.0) and np.allclose(location.sum(axis=1), 1.0)
+    )
     expected = _tiny(12, attention="hard")  # same seed, same weights: expected context = soft attention's α
     _, _, alpha = expected.decode_step(np.array([1, 1], np.int32), *expected.split(expected.start(_annotations(2))))
     assert (alpha.numpy() < 1.0).all() and location.argmax(axis=1).tolist() == alpha.numpy().argmax(axis=1).tolist()
@@ -73,7 +83,7 @@ def test_hard_attention_argmax_decoding_attends_one_location():
 def test_hard_attention_samples_locations_and_reinforce_lowers_the_loss(tmp_path):
     """A few real REINFORCE steps (Xu et al. eq. 12) on real features: the caption loss falls, the baseline moves."""
     from edgecap.data.pipeline import caption_dataset, encode_captions
-    from edgecap.training.trainer import build_model, load_split_features
+    from edgecap.runs import build_model, load_split_features
 
     cfg = tiny_config(tmp_path, HAVE_SHARED)
     cfg.model.attention, cfg.model.expected_context_prob = "hard", 0.5

@@ -7,9 +7,9 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from edgecap.data.vocabulary import Vocabulary
 from edgecap.decoding import beam_search, decoding_processors, greedy_search
 from edgecap.decoding.search import Hypothesis
+from edgecap.runtime.vocabulary import Vocabulary
 
 
 class KerasStep:
@@ -54,8 +54,14 @@ class BoundKerasStep:
         self._step, self._names, self.memory = step._step, step.contract.state_names, memory
 
     def __call__(self, tokens, state):
-        log_probs, new_state, attention = self._step(tf.constant(tokens, tf.int32), dict(zip(self._names, state)), self.memory)
-        return log_probs.numpy(), tuple(new_state[n].numpy() for n in self._names), None if attention is None else attention.numpy()
+        log_probs, new_state, attention = self._step(
+            tf.constant(tokens, tf.int32), dict(zip(self._names, state)), self.memory
+        )
+        return (
+            log_probs.numpy(),
+            tuple(new_state[n].numpy() for n in self._names),
+            None if attention is None else attention.numpy(),
+        )
 
 
 _GRAPH_FUNCTIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -72,7 +78,9 @@ def graph_function(model, method: str):
 def batched(model, method: str, inputs: np.ndarray, batch_size: int = 200) -> np.ndarray:
     """``model.<method>`` over ``inputs`` (a memory map is fine) ``batch_size`` rows at a time, as float32 NumPy."""
     fn = graph_function(model, method)
-    return np.concatenate([fn(np.asarray(inputs[i : i + batch_size], np.float32)).numpy() for i in range(0, len(inputs), batch_size)])
+    return np.concatenate(
+        [fn(np.asarray(inputs[i : i + batch_size], np.float32)).numpy() for i in range(0, len(inputs), batch_size)]
+    )
 
 
 def cached_annotations(model, features: np.ndarray, batch_size: int = 200) -> np.ndarray:
@@ -81,7 +89,17 @@ def cached_annotations(model, features: np.ndarray, batch_size: int = 200) -> np
     return batched(model, "annotate", features, batch_size) if model.fine_tune_from else features
 
 
-def caption_features(step: KerasStep, features: np.ndarray, vocab: Vocabulary, beam_size: int = 1, length_penalty: float = 0.0, max_length: int = 20, batch_size: int = 200, progress: bool = False, no_repeat_ngram_size: int = 0) -> list[Hypothesis]:
+def caption_features(
+    step: KerasStep,
+    features: np.ndarray,
+    vocab: Vocabulary,
+    beam_size: int = 1,
+    length_penalty: float = 0.0,
+    max_length: int = 20,
+    batch_size: int = 200,
+    progress: bool = False,
+    no_repeat_ngram_size: int = 0,
+) -> list[Hypothesis]:
     """Decode a caption for every row of annotation vectors ``(N, L, D)`` (``step``: a :class:`KerasStep`).
 
     Greedy search runs ``batch_size`` images at once; beam search one image at a time.
@@ -92,10 +110,17 @@ def caption_features(step: KerasStep, features: np.ndarray, vocab: Vocabulary, b
     suppress = decoding_processors(vocab.pad_id, vocab.start_id, vocab.end_id, vocab.unk_id, no_repeat_ngram_size)
     out: list[Hypothesis] = []
     chunk = batch_size if beam_size == 1 else 1
-    for start in tqdm(range(0, len(features), chunk), disable=not progress, desc=f"decoding (beam {beam_size})", unit="batch" if chunk > 1 else "img"):
+    for start in tqdm(
+        range(0, len(features), chunk),
+        disable=not progress,
+        desc=f"decoding (beam {beam_size})",
+        unit="batch" if chunk > 1 else "img",
+    ):
         state, bound = step.start(np.asarray(features[start : start + chunk], np.float32))
         if beam_size == 1:
             out += greedy_search(bound, state, vocab.start_id, vocab.end_id, max_length, suppress)
         else:
-            out += beam_search(bound, state, vocab.start_id, vocab.end_id, beam_size, max_length, length_penalty, 1, suppress)
+            out += beam_search(
+                bound, state, vocab.start_id, vocab.end_id, beam_size, max_length, length_penalty, 1, suppress
+            )
     return out

@@ -1,0 +1,5 @@
+"""``python -m edgecap.cli``: the ``edgecap`` command."""
+
+from edgecap.cli import main
+
+main()

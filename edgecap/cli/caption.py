@@ -1,0 +1,187 @@
+"""``edgecap caption``: caption photos with a TFLite model, without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgecap.cli.common import fail
+from edgecap.cli.common import images as photos_of
+from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS
+
+
+def json_line(image, result=None, error=None) -> str:
+    """One JSON Lines record: the same keys for a caption and a failure."""
+    if result is None:
+        return json.dumps(
+            {
+                "image": str(image),
+                "caption": None,
+                "log_prob": None,
+                "nbest": [],
+                "attributes": [],
+                "timings_ms": {},
+                "error": error,
+            }
+        )
+    return json.dumps(
+        {
+            "image": str(image),
+            "caption": result.text,
+            "log_prob": result.log_prob,
+            "nbest": [{"caption": c.text, "log_prob": c.log_prob} for c in result.nbest],
+            "attributes": [{"word": w, "probability": round(p, 4)} for w, p in result.attributes],
+            "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+            "error": None,
+        }
+    )
+
+
+@click.command("caption")
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--model",
+    "model_path",
+    help="A built-in model's name (`edgecap models`) or a .tflite file from `edgecap export` (default: show_attend_tell_flickr8k).",
+)
+@click.option(
+    "--beam-size", type=click.IntRange(1), default=None, help="Beams (1 = greedy; default: the model's, chosen on dev)."
+)
+@click.option(
+    "--length-penalty", type=float, default=None, help="α of log P / length^α (default: the model's, chosen on dev)."
+)
+@click.option(
+    "--max-length", type=click.IntRange(1), default=None, help="Most words per caption (default: the model's)."
+)
+@click.option(
+    "--no-repeat-ngram",
+    type=click.IntRange(0),
+    default=None,
+    help="Never repeat an n-gram of this size, 0 = off (default: the model's).",
+)
+@click.option(
+    "--nbest", type=click.IntRange(1), default=1, show_default=True, help="Captions per image (<= beam size)."
+)
+@click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="JSON Lines: one object per photo, with the same keys for every photo: image, caption, log_prob, nbest, attributes (word and probability; empty unless the model detects attributes), timings_ms, error (caption and log_prob null, error the message, for a photo that could not be read).",
+)
+@click.option(
+    "--attributes",
+    "show_attributes",
+    is_flag=True,
+    help="Also print the visual attributes the model detects in each photo, with their probabilities (semantic attention models).",
+)
+@click.option(
+    "--attention-dir",
+    type=click.Path(file_okay=False),
+    help="Write a figure of each word's attention map here (needs matplotlib).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse photos with more pixels than this once decoded (JPEGs far larger than the model input are decoded at reduced size first).",
+)
+@click.option(
+    "--skip-digest",
+    is_flag=True,
+    help="Do not compare the model's weights with the SHA-256 digest in its metadata at load (saves one SHA-256 pass over the file; a damaged file is then not detected).",
+)
+@click.option(
+    "--reference-kernels",
+    is_flag=True,
+    help="Run the interpreter's reference kernels: slower, but the same outputs, hence the same captions, on x86 and aarch64 (the optimised int8 kernels may round differently on each CPU). A portability check: on the int8 models the captions are worse than with the default kernels (see the README).",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
+def command(
+    images,
+    model_path,
+    beam_size,
+    length_penalty,
+    max_length,
+    no_repeat_ngram,
+    nbest,
+    threads,
+    as_json,
+    show_attributes,
+    attention_dir,
+    max_pixels,
+    skip_digest,
+    reference_kernels,
+    verbose,
+):
+    """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow.
+
+    Every photo that can be read is captioned; each one that cannot (and each folder without
+    images) is named on stderr with its cause, and the exit status is then 2."""
+    from edgecap.runtime import Captioner, CaptionerOptions, ImageLoadError, ModelFileError, NoInterpreterError
+    from edgecap.runtime.presets import resolve_model
+
+    try:
+        path = resolve_model(model_path)
+        options = CaptionerOptions(
+            beam_size=beam_size,
+            length_penalty=length_penalty,
+            no_repeat_ngram_size=no_repeat_ngram,
+            max_length=max_length,
+            num_results=nbest,
+            num_threads=threads,
+            return_attention=bool(attention_dir),
+            quiet=not verbose,
+            check_digest=not skip_digest,
+            max_pixels=max_pixels,
+            reference_kernels=reference_kernels,
+        )
+        captioner = Captioner.from_file(path, options)
+    except (ModelFileError, NoInterpreterError, ValueError) as e:
+        fail(str(e))
+    if show_attributes and captioner.contract.items is None:
+        fail(
+            f"--attributes: {path} detects no attributes (a {captioner.metadata.architecture} model); semantic attention models do"
+        )
+    if verbose:
+        m = captioner.metadata
+        click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
+    failures = 0
+    for image, error in photos_of(images):
+        result = None
+        if error is None:
+            try:
+                result = captioner.caption(image)
+            except ImageLoadError as e:
+                error = str(e)
+            except ModelFileError as e:  # the model, not the photo: nothing else will caption
+                fail(str(e))
+        if error is not None:
+            click.echo(f"error: {error}", err=True)
+            if as_json:
+                click.echo(json_line(image, error=error))
+            failures += 1
+            continue
+        if as_json:
+            click.echo(json_line(image, result))
+        else:
+            click.echo(f"{image}: {result.text}")
+            for c in result.nbest[1:]:
+                click.echo(f"    {c.text}  ({c.log_prob:.2f})")
+            if show_attributes:
+                click.echo("    attributes: " + ", ".join(f"{w} {p:.2f}" for w, p in result.attributes))
+        if verbose:
+            click.echo("    " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()), err=True)
+        if attention_dir:
+            from edgecap.visualize import save_attention_figure
+
+            try:
+                save_attention_figure(image, result, Path(attention_dir) / f"{Path(image).stem}_attention.png")
+            except ValueError as e:
+                fail(f"--attention-dir: {e}")
+    if failures:
+        sys.exit(2)

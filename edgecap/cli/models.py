@@ -1,0 +1,41 @@
+"""``edgecap models``: the built-in models."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgecap.cli.common import fail
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per model.")
+def command(as_json):
+    """List the built-in models: name, task, size, Flickr8k test scores."""
+    from edgecap.models import registry
+    from edgecap.runtime.presets import list_presets
+
+    presets = list_presets()
+    if not presets:
+        fail("no built-in models are installed")
+    for p in presets:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "name": p.name,
+                        "task": p.task,
+                        "architecture": p.architecture,
+                        "size_mb": round(p.size_mb, 2),
+                        "path": str(p.path),
+                        "flickr8k_test": p.scores,
+                    }
+                )
+            )
+        else:
+            task = registry.get_task(p.task)
+            scores = (
+                ", ".join(f"{k} {p.scores[k]:.{task.digits}f}" for k in task.headline if k in p.scores) or "not scored"
+            )
+            click.echo(f"{p.name:40} {p.task:12} {p.size_mb:6.2f} MB  Flickr8k test: {scores}")

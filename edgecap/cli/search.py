@@ -1,0 +1,157 @@
+"""``edgecap search``: image search with the alignment model, without TensorFlow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from edgecap.cli.common import fail, photo_list, writable
+from edgecap.paths import DEFAULT_RETRIEVAL_PRESET
+
+
+@click.command("search")
+@click.argument("queries", nargs=-1)
+@click.option(
+    "--model",
+    "model_path",
+    default=DEFAULT_RETRIEVAL_PRESET,
+    show_default=True,
+    help="A built-in alignment model's name or a .tflite file from `edgecap export`.",
+)
+@click.option(
+    "--images",
+    "images",
+    multiple=True,
+    type=click.Path(),
+    help="Photos or folders to search (repeatable); rows of --scores are these photos sorted by path.",
+)
+@click.option(
+    "--index",
+    "index_path",
+    type=click.Path(dir_okay=False),
+    help="Photo index (.npz): with --images, written here after indexing; without, read from here instead of indexing.",
+)
+@click.option(
+    "--texts",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A text file of queries, one a line (added to QUERIES).",
+)
+@click.option(
+    "--scores",
+    "scores_path",
+    type=click.Path(dir_okay=False),
+    help="Write the (num_images, num_texts) float32 score matrix here (.npy): rows = photos sorted by path, columns = QUERIES then the lines of --texts.",
+)
+@click.option("-k", "--top", type=click.IntRange(1), default=5, show_default=True, help="Photos shown per query.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON Lines: one object per query with its top photos and scores."
+)
+@click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
+@click.option("--reference-kernels", is_flag=True, help="Run the interpreter's reference kernels (see caption --help).")
+@click.option("--verbose", "-v", is_flag=True, help="Timings of indexing and of each query.")
+def command(
+    queries, model_path, images, index_path, texts, scores_path, top, as_json, threads, reference_kernels, verbose
+):
+    """Find the photos that fit a sentence (image search, Karpathy & Fei-Fei 2015), without TensorFlow.
+
+    \b
+      edgecap search --images photos/ "a dog runs on the beach"
+      edgecap search --images photos/ --index photos.npz          # index once
+      edgecap search --index photos.npz "two children play in the snow"
+      edgecap search --images test/ --texts sentences.txt --scores scores.npy
+    """
+    import time
+
+    import numpy as np
+
+    from edgecap.runtime import (
+        ImageLoadError,
+        ModelFileError,
+        NoInterpreterError,
+        PhotoIndexError,
+        QueryError,
+        Retriever,
+        RetrieverOptions,
+    )
+    from edgecap.runtime.presets import resolve_model
+
+    try:
+        if texts:
+            try:
+                lines = [line.strip() for line in Path(texts).read_text(encoding="utf-8").splitlines()]
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"--texts {texts}: cannot read it as UTF-8 text ({e})") from None
+            queries = (*queries, *[line for line in lines if line])
+            if not lines or not any(lines):
+                raise ValueError(f"--texts {texts}: no sentences in this file")
+        if not queries and not (images and index_path):
+            raise ValueError(
+                "give a query (or --texts FILE)"
+                if (images or index_path)
+                else "give photos to search (--images DIR or --index FILE.npz) and a query"
+            )
+        if not images and not index_path:
+            raise ValueError("give photos to search: --images DIR (or --index FILE.npz built before)")
+        if scores_path:
+            writable(scores_path, "--scores")
+        if index_path and images:
+            writable(index_path, "--index")
+        retriever = Retriever.from_file(
+            resolve_model(model_path),
+            RetrieverOptions(num_threads=threads, quiet=not verbose, reference_kernels=reference_kernels),
+        )
+        t0 = time.perf_counter()
+        if images:
+            retriever.index(photo_list(images), progress=True)
+            if index_path:
+                retriever.photo_index.save(index_path)
+        else:
+            retriever.load_index(index_path)
+        if verbose:
+            click.echo(
+                f"{len(retriever.photo_index.paths)} photos indexed in {time.perf_counter() - t0:.1f} s ({retriever.backend})",
+                err=True,
+            )
+        if not queries:
+            click.echo(f"wrote {index_path}: {len(retriever.photo_index.paths)} photos")
+            return
+        t0 = time.perf_counter()
+        matrix = retriever.scores(
+            list(queries), strict=not scores_path
+        )  # (N, M); a score matrix keeps every text, even one of unknown words
+        if verbose:
+            click.echo(f"{len(queries)} queries scored in {(time.perf_counter() - t0) * 1e3:.1f} ms", err=True)
+    except (ModelFileError, NoInterpreterError, ImageLoadError, PhotoIndexError, QueryError, ValueError, OSError) as e:
+        fail(str(e))
+    if scores_path:
+        import io
+
+        from edgecap.utils import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, matrix.astype(np.float32))
+        atomic_write_bytes(scores_path, buf.getvalue())
+        click.echo(
+            f"wrote {scores_path}: scores of {matrix.shape[0]} photos (sorted by path) x {matrix.shape[1]} texts",
+            err=True,
+        )
+        if texts:
+            return
+    paths = retriever.photo_index.paths
+    for j, query in enumerate(queries):
+        order = np.argsort(-matrix[:, j], kind="stable")[:top]
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "query": query,
+                        "results": [{"path": paths[i], "score": round(float(matrix[i, j]), 4)} for i in order],
+                    }
+                )
+            )
+        else:
+            click.echo(query)
+            for i in order:
+                click.echo(f"  {matrix[i, j]:8.2f}  {paths[i]}")
