@@ -109,6 +109,33 @@ def test_caption_folder_reader(examples):
     assert all(len(it.captions) == 3 for it in data["train"])
 
 
+def test_caption_folder_reads_flickr8k_token_lines_and_an_images_folder(examples, tmp_path):
+    """``captions.token.txt`` with ``IMAGE#N`` ids and the photos in ``Images/`` (coco_dev's
+    layout): one item per photo with all its captions; a malformed line is named."""
+    import shutil
+
+    (tmp_path / "Images").mkdir()
+    for photo in examples.glob("*.jpg"):
+        shutil.copy(photo, tmp_path / "Images" / photo.name)
+    lines = [f"{name}#{n}\t{text} {n}" for name in ("chelsea.jpg", "coffee.jpg") for n, text in enumerate(["a cat", "a photo"])]
+    (tmp_path / "captions.token.txt").write_text("\n".join(lines) + "\n")
+    items = read_caption_folder(tmp_path)["test"]
+    assert [(it.image_id, it.captions) for it in items] == [("chelsea.jpg", ["a cat 0", "a photo 1"]), ("coffee.jpg", ["a cat 0", "a photo 1"])]
+    assert all(it.path.parent.name == "Images" for it in items)
+    (tmp_path / "captions.token.txt").write_text("chelsea.jpg#0 no tab here\n")
+    with pytest.raises(DatasetError, match="captions.token.txt:1"):
+        read_caption_folder(tmp_path)
+
+
+@needs_shared
+def test_coco_dev_reads_through_its_shipped_config():
+    from edgecap.config import default_config
+    from edgecap.runs import read_splits
+
+    items = read_splits(default_config("coco_dev.toml"), ("test",))["test"]
+    assert len(items) == 95 and all(len(it.captions) == 5 and it.path.is_file() for it in items)
+
+
 def test_mirrored_features_are_the_flipped_photos(examples, tmp_path):
     import numpy as np
 

@@ -165,24 +165,31 @@ def read_coco_captions(json_path: str | Path, image_dir: str | Path) -> list[Cap
 
 
 def read_caption_folder(
-    root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test"), caption_file: str = "captions.txt"
+    root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test"), caption_file: str | None = None
 ) -> dict[str, list[CaptionedImage]]:
-    """A folder of photos plus ``captions.txt`` (``IMAGE<TAB>caption`` lines); every split is the whole folder.
+    """A folder of photos with a captions file; every split is the whole folder.
 
-    For small custom sets and for tests (the repository's ``examples/``).
+    The captions file is ``caption_file``, else ``captions.txt``, else ``captions.token.txt``:
+    ``IMAGE<TAB>caption`` lines, or Flickr8k's ``IMAGE#N<TAB>caption`` (the ``#N`` dropped).
+    The photos are beside it, or in an ``Images/`` folder beside it (Flickr8k's layout, and
+    ``../shared/data/coco_dev``'s). For small custom sets, out-of-domain dev sets and tests
+    (the repository's ``examples/``).
 
     Raises:
-        DatasetError: the caption file is missing or malformed, or names no existing photo.
+        DatasetError: no captions file, or one that is malformed or names no existing photo.
     """
     root = Path(root)
-    token_file = root / caption_file
+    names = [caption_file] if caption_file else ["captions.txt", "captions.token.txt"]
+    token_file = next((root / n for n in names if (root / n).is_file()), root / names[0])
+    photos = root / "Images" if (root / "Images").is_dir() else root
     captions: dict[str, list[str]] = collections.defaultdict(list)
     for n, line in enumerate(_read_lines(token_file), 1):
         name, sep, caption = line.partition("\t")
         if not sep or not caption.strip():
             raise DatasetError(f"{token_file}:{n}: expected 'IMAGE<TAB>caption', got {line[:80]!r}")
-        captions[name].append(caption.strip())
-    items = _drop_missing([CaptionedImage(name, root / name, caps) for name, caps in captions.items()], token_file)
+        base, hash_, number = name.rpartition("#")
+        captions[base if hash_ and number.isdigit() else name].append(caption.strip())
+    items = _drop_missing([CaptionedImage(name, photos / name, caps) for name, caps in captions.items()], token_file)
     return {split: _check_split(list(items), split, token_file) for split in splits}
 
 
