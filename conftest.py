@@ -160,5 +160,9 @@ def pytest_collection_modifyitems(config, items):
         functions = [getattr(item, "function", None), *(d.func for defs in fixtures.values() for d in defs)]
         text = "".join(source(f) for f in functions if f is not None)
         reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
-        if _SHARED_FIXTURES & set(getattr(item, "fixturenames", ())) or any(n in text for n in _SHARED_NAMES) or "../shared" in reasons:
+        if (
+            _SHARED_FIXTURES & set(getattr(item, "fixturenames", ()))
+            or any(n in text for n in _SHARED_NAMES)
+            or "../shared" in reasons
+        ):
             item.add_marker(pytest.mark.data_dependent)

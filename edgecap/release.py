@@ -110,6 +110,9 @@ def release_captioner(
     detector = _detector_scores(cfg, data_root, previous)
     if detector:
         card["detector"] = detector
+    baseline = _baseline(cfg.model.card_baseline(), out_dir)
+    if baseline:
+        card["baseline"] = baseline
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edgecap-release-") as work:
         # the released checkpoint: weights only
@@ -180,6 +183,16 @@ def _detector_scores(cfg, data_root: str | None, previous: Path) -> dict | None:
             **{k: report[k] for k in ("images", "attributes", "k", "metrics", "frequency_baseline")},
         }
     return json.loads(previous.read_text()).get("detector") if previous.is_file() else None
+
+
+def _baseline(name: str, out_dir: Path) -> dict | None:
+    """The Keras and int8 test rows of built-in model ``name`` from its card in ``out_dir``
+    (what a family's card compares itself with: :meth:`ModelConfig.card_baseline`), or None."""
+    if not name or not (Path(out_dir) / f"{name}.card.json").is_file():
+        return None
+    theirs = json.loads((Path(out_dir) / f"{name}.card.json").read_text())
+    rows = {k: v for k, v in theirs["results"].items() if k in ("keras float32", "tflite int8")}
+    return {"name": name, "results": rows, "sizes_mb": {"int8": round(theirs["sizes_mb"]["int8"], 2)}}
 
 
 def _keep_int8(path: Path, card: dict, released: Path) -> Path:
@@ -401,7 +414,18 @@ def model_card_markdown(card: dict) -> str:
         size = f"{card['sizes_mb'][mode]:.2f}" if mode else "—"
         delta = f"{m['BLEU-4'] - keras['BLEU-4']:+.2f} | {m['CIDEr-D'] - keras['CIDEr-D']:+.2f}" if mode else "— | —"
         lines.append(f"| {name} | {size} | " + " | ".join(f"{m[k]:.2f}" for k in METRICS) + f" | {delta} |")
+    if "baseline" in card:  # another built-in model, as its own card scored it (same split and decoding rules)
+        b = card["baseline"]
+        for name, m in b["results"].items():
+            lines.append(
+                f"| `{b['name']}`, {name} (its card) | {b['sizes_mb'].get(name.split()[-1], 0) or '—'} | "
+                + " | ".join(f"{m[k]:.2f}" for k in METRICS)
+                + " | — | — |"
+            )
     lines += ["", model.card_paper(), ""]
+    notes = model.card_notes()
+    if notes:
+        lines += ["## Notes (from the experiments, not from this run)", "", *notes, ""]
     if "detector" in card:
         d = card["detector"]
         lines += [

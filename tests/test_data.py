@@ -117,10 +117,17 @@ def test_caption_folder_reads_flickr8k_token_lines_and_an_images_folder(examples
     (tmp_path / "Images").mkdir()
     for photo in examples.glob("*.jpg"):
         shutil.copy(photo, tmp_path / "Images" / photo.name)
-    lines = [f"{name}#{n}\t{text} {n}" for name in ("chelsea.jpg", "coffee.jpg") for n, text in enumerate(["a cat", "a photo"])]
+    lines = [
+        f"{name}#{n}\t{text} {n}"
+        for name in ("chelsea.jpg", "coffee.jpg")
+        for n, text in enumerate(["a cat", "a photo"])
+    ]
     (tmp_path / "captions.token.txt").write_text("\n".join(lines) + "\n")
     items = read_caption_folder(tmp_path)["test"]
-    assert [(it.image_id, it.captions) for it in items] == [("chelsea.jpg", ["a cat 0", "a photo 1"]), ("coffee.jpg", ["a cat 0", "a photo 1"])]
+    assert [(it.image_id, it.captions) for it in items] == [
+        ("chelsea.jpg", ["a cat 0", "a photo 1"]),
+        ("coffee.jpg", ["a cat 0", "a photo 1"]),
+    ]
     assert all(it.path.parent.name == "Images" for it in items)
     (tmp_path / "captions.token.txt").write_text("chelsea.jpg#0 no tab here\n")
     with pytest.raises(DatasetError, match="captions.token.txt:1"):

@@ -43,18 +43,32 @@ def test_every_command_in_the_readme_exists_with_its_options():
     from edgecap.cli import main
 
     commands = _edgecap_commands()
-    assert len(commands) >= 10 and {c[0] for c in commands} >= {"caption", "train", "export", "evaluate", "search", "align"}
+    assert len(commands) >= 10 and {c[0] for c in commands} >= {
+        "caption",
+        "train",
+        "export",
+        "evaluate",
+        "search",
+        "align",
+    }
     for words in commands:
         result = CliRunner().invoke(main, [words[0], "--help"])
         assert result.exit_code == 0, (words, result.output)
         for option in (w.split("=", 1)[0] for w in words[1:] if w.startswith("--")):
-            assert option in result.output, f"edgecap {words[0]}: no option {option} (README: edgecap {' '.join(words)})"
+            assert option in result.output, (
+                f"edgecap {words[0]}: no option {option} (README: edgecap {' '.join(words)})"
+            )
 
 
 @pytest.mark.slow
 def test_the_python_snippet_runs_on_a_bare_clone():
     (snippet,) = _blocks("python")
-    env = {**os.environ, "EDGECAP_SHARED": "/nonexistent/shared", "EDGECAP_DATA_ROOT": "", "EDGECAP_ENCODER_WEIGHTS": ""}
+    env = {
+        **os.environ,
+        "EDGECAP_SHARED": "/nonexistent/shared",
+        "EDGECAP_DATA_ROOT": "",
+        "EDGECAP_ENCODER_WEIGHTS": "",
+    }
     probe = "import sys\n" + snippet + "\nassert 'tensorflow' not in sys.modules, 'the runtime imported TensorFlow'\n"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -15,7 +15,7 @@ class ModelConfig:
         encoder_weights: ``"imagenet"``, a ``.weights.h5`` path, ``"none"``, or an edgecap run
             directory: the encoder of its best checkpoint, fine-tuned layers included (e.g.
             ``"export"``, the built-in captioner's; see
-            :func:`edgecap.training.trainer.run_encoder_weights`).
+            :func:`edgecap.runs.run_encoder_weights`).
         fine_tune_from: first encoder layer trained with the decoder; ``""`` = frozen encoder.
     """
 
@@ -52,6 +52,16 @@ class ModelConfig:
     def card_paper(self) -> str:
         """The paper's figures that the card's test table compares with, one sentence, or ``""``."""
         return ""
+
+    def card_baseline(self) -> str:
+        """A built-in model whose test rows (from its own card) the card's table shows beside
+        this one's, e.g. ``"show_attend_tell_flickr8k"``, or ``""``."""
+        return ""
+
+    def card_notes(self) -> list[str]:
+        """Markdown lines the card adds under "Notes": what the experiments found beyond the
+        release run (each figure with where it was measured), or ``[]``."""
+        return []
 
     def backbone_name(self) -> str:
         """The encoder as a card names it, e.g. ``"MobileNetV2"`` (its ``BackboneSpec.title``;

@@ -105,8 +105,9 @@ class CaptionResult:
 
     Attributes:
         attributes: ``(word, probability)`` of the words the model detects in the photo before
-            it writes (semantic attention's top-k visual attributes, most probable first; an
-            ``over="items"`` attention weighs them in this order); empty for other models.
+            it writes (semantic attention's top-k visual attributes, in the order the model
+            ranks them, which need not sort the probabilities; an ``over="items"`` attention
+            weighs them in this order); empty for other models.
         attention_over: what each word's ``attention`` weighs, as the model's step contract
             declares it: ``"grid"`` (image locations), ``"items"`` (the ``attributes``), or
             ``None`` when the model returns no attention.

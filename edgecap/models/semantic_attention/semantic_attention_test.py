@@ -408,3 +408,97 @@ def test_the_release_card_names_the_papers_pieces_and_scores_the_detector_beside
     )
     card["model"]["visual_attention"] = True
     assert "Xu et al.'s soft attention over the 7×7 grid" in model_card_markdown(card)
+    assert "## Notes" not in model_card_markdown(card)  # the notes are the released form's (λ = 0)
+    card["model"]["attention_regularization"] = 0.0
+    soft = {"keras float32": dict(metrics, **{"BLEU-4": 19.75}), "tflite int8": dict(metrics, **{"BLEU-4": 19.79})}
+    card["baseline"] = {"name": "show_attend_tell_flickr8k", "results": soft, "sizes_mb": {"int8": 7.44}}
+    text = model_card_markdown(card)
+    assert "no attention regulariser (λ = 0" in text and "## Notes (from the experiments, not from this run)" in text
+    rows = [line for line in text.splitlines() if line.startswith("| `show_attend_tell_flickr8k`")]
+    assert rows == [
+        "| `show_attend_tell_flickr8k`, keras float32 (its card) | — | 1.00 | 1.00 | 1.00 | 19.75 | 1.00 | 1.00 | 1.00 | — | — |",
+        "| `show_attend_tell_flickr8k`, tflite int8 (its card) | 7.44 | 1.00 | 1.00 | 1.00 | 19.79 | 1.00 | 1.00 | 1.00 | — | — |",
+    ]
+
+
+# --- the built-in semantic attention model -------------------------------------------------------
+BUILT_IN = "semantic_attention_flickr8k"
+
+
+def _built_in_file():
+    from edgecap.runtime.presets import preset_names, preset_path
+
+    if BUILT_IN not in preset_names():
+        pytest.skip(f"{BUILT_IN} is not in export/")
+    return preset_path(BUILT_IN)
+
+
+def test_the_built_in_model_prints_captions_and_attributes_in_a_base_install(examples):
+    """`edgecap caption --model semantic_attention_flickr8k --attributes --json examples/`, the
+    runtime alone (TensorFlow never imported): a caption and its k attributes per photo, the
+    attributes vocabulary words with their noisy-OR probabilities; the plain
+    output prints them under each caption; the file's test scores are in its metadata."""
+    import subprocess
+    import sys
+
+    from edgecap.runtime.presets import list_presets
+
+    path = _built_in_file()
+    preset = {p.name: p for p in list_presets()}[BUILT_IN]
+    assert preset.task == "captioning" and {"BLEU-4", "METEOR", "CIDEr-D"} <= set(preset.scores)
+    probe = (
+        "import sys, runpy; sys.argv = ['edgecap', 'caption', '--model', 'semantic_attention_flickr8k', '--attributes', '--json', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('edgecap.cli', run_name='__main__')\n"
+        "finally:\n    print('TF', 'tensorflow' in sys.modules, file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(examples)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "TF False" in out.stderr, out.stderr[-2000:]
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["image"].rsplit("/", 1)[-1] for r in records] == ["astronaut.jpg", "chelsea.jpg", "coffee.jpg"]
+    from edgecap.runtime import Captioner
+
+    vocabulary = set(Captioner.from_file(path).metadata.vocabulary)
+    for r in records:
+        words, probs = [a["word"] for a in r["attributes"]], [a["probability"] for a in r["attributes"]]
+        assert r["caption"] and r["error"] is None and len(words) == 10 and set(words) <= vocabulary, r
+        assert all(0 < p < 1 for p in probs), r  # ranked by log-sum-exp of the cell logits, not by these
+    plain = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgecap.cli",
+            "caption",
+            "--model",
+            BUILT_IN,
+            "--attributes",
+            str(examples / "chelsea.jpg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plain.returncode == 0 and "    attributes: " in plain.stdout, plain.stderr[-2000:]
+
+
+@pytest.mark.skipif(not HAVE_SHARED, reason="needs Flickr8k test photos in ../shared")
+def test_the_built_in_models_attributes_are_in_flickr8k_test_captions_more_than_a_constant_guess():
+    """On 50 test photos, the file's top-10 attributes are words of the photo's own captions more
+    often than the 10 attributes it names most often overall, given to every photo."""
+    from collections import Counter
+
+    from edgecap.data.readers import read_flickr8k
+    from edgecap.runtime import Captioner, CaptionerOptions
+    from edgecap.runtime.vocabulary import tokenize
+
+    from conftest import FLICKR
+
+    captioner = Captioner.from_file(_built_in_file(), CaptionerOptions(beam_size=1))
+    items = read_flickr8k(FLICKR, ("test",))["test"][:50]
+    truth = [{w for c in it.captions for w in tokenize(c)} for it in items]
+    found = [[w for w, _ in captioner.caption(it.path).attributes] for it in items]
+    constant = [w for w, _ in Counter(w for ws in found for w in ws).most_common(10)]
+
+    def precision(guesses):
+        return np.mean([len(set(g) & t) / len(g) for g, t in zip(guesses, truth)])
+
+    assert precision(found) > precision([constant] * len(items)), (precision(found), precision([constant] * len(items)))
