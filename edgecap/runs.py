@@ -107,8 +107,7 @@ def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None
     weights = run_encoder_weights(
         cfg.model.encoder_weights if encoder_weights is None else encoder_weights, cfg.model.backbone, cache_dir
     )
-    model = arch.build(cfg.model, vocab_size, weights, cfg.train)
-    return model
+    return arch.build(cfg.model, vocab_size, weights, cfg.train)
 
 
 def read_splits(cfg: Config, splits: tuple[str, ...], data_root: str | None = None) -> dict[str, list[CaptionedImage]]:

@@ -120,3 +120,19 @@ def test_the_wheel_holds_every_package_of_the_tree_and_the_built_in_models(tmp_p
     assert tree - names == set()
     released = {f"edgecap/released/{p.name}" for p in (root / "export").glob("*_int8.tflite")}
     assert released and released <= names
+
+
+def test_a_run_config_from_before_the_loss_weight_moved_still_loads(tmp_path):
+    """``train.doubly_stochastic`` is now Show, Attend and Tell's ``model.doubly_stochastic``: an
+    old run's config.toml puts it there, and drops it for a family it never applied to."""
+    from edgecap.config import Config
+
+    old = tmp_path / "config.toml"
+    old.write_text('[model]\narchitecture = "show_attend_tell"\n\n[train]\ndoubly_stochastic = 0.25\nepochs = 3\n')
+    cfg = Config.load(old)
+    assert cfg.model.doubly_stochastic == 0.25 and cfg.train.epochs == 3 and not hasattr(cfg.train, "doubly_stochastic")
+    assert "doubly_stochastic = 0.25" in cfg.to_toml().split("[train]")[0]
+    old.write_text('[model]\narchitecture = "multimodal_rnn"\n\n[train]\ndoubly_stochastic = 0.0\n')
+    assert not hasattr(Config.load(old).model, "doubly_stochastic")
+    with pytest.raises(ConfigError, match="train.no_such_key"):
+        Config.from_dict({"train": {"no_such_key": 1}})
