@@ -15,7 +15,13 @@ from edgecap.cli.common import fail, tensorflow_command
 @click.option("--out-dir", type=click.Path(file_okay=False), default="export", show_default=True)
 @click.option("--data-root", help="Dataset folder.")
 @click.option("--threads", default="1,2", show_default=True, help="Thread counts for the benchmark.")
-def command(run_dir, out_dir, data_root, threads):
+@click.option(
+    "--modes",
+    default="float32,float16,dynamic,int8",
+    show_default=True,
+    help="Export modes to verify and score beside Keras (int8, the built-in file, is required).",
+)
+def command(run_dir, out_dir, data_root, threads, modes):
     """Make RUN_DIR the built-in model: export every mode, score them on test, bench, write the model card."""
     tensorflow_command()
     from edgecap.release import release as run_release
@@ -26,6 +32,7 @@ def command(run_dir, out_dir, data_root, threads):
             run_dir,
             out_dir,
             data_root,
+            modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
             threads=[int(t) for t in threads.split(",")],
             version=__version__,
             command=command,
