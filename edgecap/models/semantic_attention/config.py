@@ -26,24 +26,6 @@ class AttributeDetectorConfig(ModelConfig):
     hidden_dim: int = 512
     dropout: float = 0.3
 
-    def card_baseline(self) -> str:
-        return "show_attend_tell_flickr8k"
-
-    def card_notes(self) -> list[str]:
-        if not (self.visual_attention and self.attention_regularization == 0):
-            return []
-        return [
-            "- Measured in `docs/experiments/semantic_attention.md` (Keras, Flickr8k test, beam 3, length penalty 0.75, no repeated trigram): "
-            "the same config at seeds 1234 and 7 scored BLEU-4 20.31 and 19.98, CIDEr-D 48.43 and 48.70; dev beam 3 CIDEr-D 48.38 and 47.05. "
-            "Seed noise on dev is larger than the spread of the attention settings (0.6), so dev cannot rank them.",
-            "- Ablations there (one seed each, grid attention beside, λ 0.01): no attributes 20.08 / 47.56, input attention only 20.25 / 48.23, "
-            "output attention only 19.25 / 47.73, both 20.02 / 48.31 (test BLEU-4 / CIDEr-D): beside the grid attention the attributes add under one point.",
-            "- The paper's: the attribute vocabulary and detector (Fang et al.'s noisy-OR MIL), the image at t = 0 only (eq. 1), "
-            "input and output attention (eq. 4–7) with the output layer tied to E. Not the paper's: the soft attention over the grid beside them, "
-            "no regulariser (λ = 0), the top-k attributes ranked by the log-sum-exp of their cell logits (so that the int8 top-k survives), "
-            "and the encoder (the built-in captioner's MobileNetV2, frozen).",
-        ]
-
     def validate(self) -> list[str]:
         problems = [
             f"model.{k} must be >= 1, got {getattr(self, k)}"
@@ -143,6 +125,24 @@ class SemanticAttentionConfig(ModelConfig):
             "Paper (You et al. 2016): no Flickr8k figures; on Flickr30k BLEU-4 23.0, METEOR 18.9. "
             "The built-in soft-attention model `show_attend_tell_flickr8k` (its card) is the comparison on Flickr8k."
         )
+
+    def card_baseline(self) -> str:
+        return "show_attend_tell_flickr8k"
+
+    def card_notes(self) -> list[str]:
+        if not (self.visual_attention and self.attention_regularization == 0):
+            return []
+        return [
+            "- Measured in `docs/experiments/semantic_attention.md` (Keras, Flickr8k test, beam 3, length penalty 0.75, no repeated trigram): "
+            "the same config at seeds 1234 and 7 scored BLEU-4 20.31 and 19.98, CIDEr-D 48.43 and 48.70; dev beam 3 CIDEr-D 48.38 and 47.05. "
+            "Seed noise on dev is larger than the spread of the attention settings (0.6), so dev cannot rank them.",
+            "- Ablations there (one seed each, grid attention beside, λ 0.01): no attributes 20.08 / 47.56, input attention only 20.25 / 48.23, "
+            "output attention only 19.25 / 47.73, both 20.02 / 48.31 (test BLEU-4 / CIDEr-D): beside the grid attention the attributes add under one point.",
+            "- The paper's: the attribute vocabulary and detector (Fang et al.'s noisy-OR MIL), the image at t = 0 only (eq. 1), "
+            "input and output attention (eq. 4–7) with the output layer tied to E. Not the paper's: the soft attention over the grid beside them, "
+            "no regulariser (λ = 0), the top-k attributes ranked by the log-sum-exp of their cell logits (so that the int8 top-k survives), "
+            "and the encoder (the built-in captioner's MobileNetV2, frozen).",
+        ]
 
     def validate(self) -> list[str]:
         problems = [
