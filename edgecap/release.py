@@ -29,13 +29,16 @@ def release(
     run_dir: str | Path,
     out_dir: str | Path,
     data_root: str | None = None,
-    modes=("float32", "float16", "dynamic", "int8"),
+    modes: tuple[str, ...] | None = None,
     threads=(1, 2),
     version: str = "0.1.0",
     command: str = "",
 ) -> dict:
     """Release ``run_dir`` into ``out_dir`` as its task does it (:mod:`edgecap.models.registry`:
     :func:`release_captioner` or :func:`release_alignment`); returns the model card as a dict.
+
+    ``modes``: the export modes scored beside Keras; None takes the task's own (a captioner's
+    four, the alignment model's float32 and int8).
 
     Raises:
         ValueError: ``modes`` lacks ``int8`` (the built-in model), or the task has no release.
@@ -44,14 +47,13 @@ def release(
     from edgecap.models import registry
     from edgecap.runs import CONFIG, RunError
 
-    if "int8" not in modes:
+    if modes is not None and "int8" not in modes:
         raise ValueError("the released model is the int8 file: modes must include 'int8'")
     if not (Path(run_dir) / CONFIG).is_file():
         raise RunError(f"{Path(run_dir) / CONFIG}: missing; is {run_dir} an edgecap run directory?")
-    task = registry.task_of(registry.read_model_config(Path(run_dir) / CONFIG).architecture)
-    return task.run(
-        "release", run_dir, out_dir, data_root=data_root, modes=modes, threads=threads, version=version, command=command
-    )
+    release_task = registry.task_of(registry.read_model_config(Path(run_dir) / CONFIG).architecture).stage("release")
+    chosen = {} if modes is None else {"modes": tuple(modes)}
+    return release_task(run_dir, out_dir, data_root, threads=threads, version=version, command=command, **chosen)
 
 
 def release_captioner(
@@ -244,12 +246,13 @@ def release_alignment(
     run_dir: str | Path,
     out_dir: str | Path,
     data_root: str | None = None,
+    modes=("float32", "int8"),
     threads=(1, 2),
     version: str = "0.1.0",
     command: str = "",
 ) -> dict:
     """:func:`release` for the image–sentence alignment model: Flickr8k test R@K of Keras and of
-    the float32 and int8 files through the runtime (:func:`edgecap.evaluation.evaluate.evaluate_retrieval`),
+    the exported files (float32 and int8 by default) through the runtime (:func:`edgecap.evaluation.evaluate.evaluate_retrieval`),
     the int8 file kept as ``<name>_int8.tflite`` with its test R@K in its metadata, the card."""
     from edgecap.config import Config
     from edgecap.evaluation.evaluate import evaluate_retrieval
@@ -257,7 +260,7 @@ def release_alignment(
     from edgecap.runs import CONFIG, STATE
     from edgecap.runtime.presets import SUFFIX
 
-    run_dir, out_dir, modes = Path(run_dir), Path(out_dir), ("float32", "int8")
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg = Config.load(run_dir / CONFIG)
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     card: dict = {

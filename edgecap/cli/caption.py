@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from edgecap.cli.common import fail
-from edgecap.cli.common import images as photos_of
+from edgecap.cli.common import fail, photo_paths
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS
 
 
@@ -151,7 +150,7 @@ def command(
         m = captioner.metadata
         click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
     failures = 0
-    for image, error in photos_of(images):
+    for image, error in photo_paths(images):
         result = None
         if error is None:
             try:

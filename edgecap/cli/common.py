@@ -31,7 +31,7 @@ def tensorflow_command() -> None:
         )
 
 
-def images(paths) -> Iterator[tuple[Path, str | None]]:
+def photo_paths(paths) -> Iterator[tuple[Path, str | None]]:
     """``(path, None)`` for each photo to caption, ``(path, error)`` for each argument that cannot
     give any: checked when its turn comes, so one bad argument does not stop the others."""
     for p in map(Path, paths):
@@ -58,7 +58,7 @@ def photo_list(paths) -> list[Path]:
         ValueError: a path that does not exist, or a folder without photos (named).
     """
     photos = []
-    for image, error in images(paths):
+    for image, error in photo_paths(paths):
         if error is not None:
             raise ValueError(error)
         if not image.is_file():

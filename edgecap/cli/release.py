@@ -17,9 +17,9 @@ from edgecap.cli.common import fail, tensorflow_command
 @click.option("--threads", default="1,2", show_default=True, help="Thread counts for the benchmark.")
 @click.option(
     "--modes",
-    default="float32,float16,dynamic,int8",
-    show_default=True,
-    help="Export modes to verify and score beside Keras (int8, the built-in file, is required).",
+    default=None,
+    help="Export modes to verify and score beside Keras, e.g. float32,int8 (int8, the built-in file, is required; "
+    "default: a captioner's four modes, the alignment model's float32 and int8).",
 )
 def command(run_dir, out_dir, data_root, threads, modes):
     """Make RUN_DIR the built-in model: export every mode, score them on test, bench, write the model card."""
@@ -32,7 +32,7 @@ def command(run_dir, out_dir, data_root, threads, modes):
             run_dir,
             out_dir,
             data_root,
-            modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+            modes=tuple(m.strip() for m in modes.split(",") if m.strip()) if modes else None,
             threads=[int(t) for t in threads.split(",")],
             version=__version__,
             command=command,
