@@ -160,6 +160,7 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
 
     greedy_ms, greedy_out, greedy_words = whole(greedy)
     beam_ms, beam_out, beam_words = whole(beam)
+    tags = bench_tags(model_path, threads, photos, repeats, whole)
     rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
     return {
         "model": str(model_path),
@@ -184,7 +185,37 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
             "encode": floor_ms(encode_macs, rates),
             "step": {k: floor_ms(v, rates) for k, v in step_macs.items()},
         },
+        "tags": tags,
         "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def bench_tags(model_path: Path, threads: int, photos: list[Path], repeats: int, whole) -> dict:
+    """The taggers: each built-in tagger alone (preprocess + invoke + mapping, per photo), and
+    the default pipeline's beam-3 caption (:data:`edgecap.runtime.guidance.DEFAULT_TAGGERS` on a
+    second thread, then the constrained search where the rules call for it), with how many of
+    the photos were constrained."""
+    from edgecap.runtime import Captioner, CaptionerOptions
+    from edgecap.runtime.guidance import DEFAULT_TAGGERS
+    from edgecap.runtime.presets import tagger_names
+    from edgecap.runtime.tagger import Tagger, TaggerOptions
+
+    alone = {}
+    for name in tagger_names():
+        tagger = Tagger.from_preset(name, TaggerOptions(num_threads=threads))
+        tagger.tag(photos[0])
+        alone[name] = statistics.median(_median_ms(lambda p=p: tagger.tag(p), repeats) for p in photos)
+    pipeline = Captioner.from_file(
+        model_path,
+        CaptionerOptions(beam_size=3, num_threads=threads, return_attention=False, taggers=DEFAULT_TAGGERS),
+    )
+    pipeline_ms, _, _ = whole(pipeline)
+    constrained = sum(bool(pipeline.caption(p).constraints) for p in photos)
+    return {
+        "tagger_ms": alone,
+        "pipeline": list(DEFAULT_TAGGERS),
+        "pipeline_beam3_ms": pipeline_ms,
+        "constrained_photos": constrained,
     }
 
 
@@ -352,6 +383,13 @@ def format_report(r: dict) -> str:
             f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "
             f"{t['step_ms']['1']:6.3f} / {t['step_ms']['3']:6.3f} ({fl['step']['1']:.3f} / {fl['step']['3']:.3f})  {t['greedy_ms']:9.2f}  {t['beam3_ms']:9.2f} ({t['outside_invoke_share']['beam3']:5.1%})        "
             f"{t['encode_macs'] / 1e6:7.1f}M ({t['encode_float_macs'] / t['encode_macs']:4.0%}) / {t['step_macs']['1'] / 1e6:5.2f}M  {t['int8_gmacs']:8.1f} / {t['float_gmacs']:5.1f}  {t['peak_rss_mb']:8.0f}"
+        )
+    for t in (t for t in r["results"] if "tags" in t):
+        g = t["tags"]
+        lines.append(
+            f"{Path(t['model']).name[:38]:38} {t['threads']:>4}  with tags ({', '.join(g['pipeline'])}): beam-3 {g['pipeline_beam3_ms']:.2f} ms, "
+            f"{g['pipeline_beam3_ms'] / t['beam3_ms']:.2f}x the model alone ({g['constrained_photos']} of {r['photos']} photos constrained); "
+            "taggers alone: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in g["tagger_ms"].items())
         )
     retrieval = [t for t in r["results"] if t.get("task") == "retrieval"]
     if retrieval:

@@ -49,6 +49,12 @@ class DataConfig:
     horizontal_flip: bool = (
         False  #: cross-entropy augmentation: half the examples see the mirrored photo ("left" ↔ "right" in the caption)
     )
+    caption_text: str = (
+        ""  #: folder of unpaired captions (``*.tsv``: ``SOURCE/ID<TAB>caption``) for the language side; "" = none
+    )
+    caption_text_min_count: int = (
+        20  #: words of caption_text seen this often join the vocabulary (after the paired words)
+    )
 
 
 @dataclass
@@ -75,6 +81,7 @@ class TrainConfig:
     objective: str = "cross_entropy"  #: "cross_entropy" (teacher forcing) or "self_critical" (SCST on CIDEr-D)
     init_from: str = ""  #: run directory whose best checkpoint and vocabulary start this run (required by SCST)
     num_samples: int = 5  #: SCST: captions sampled per image (batch_size counts images)
+    text_fraction: float = 0.0  #: share of training examples that are data.caption_text sentences without a photo (a zero image; language-side training), 0 = none
 
 
 @dataclass
@@ -165,6 +172,7 @@ class Config:
             "train.patience",
             "decode.beam_size",
             "decode.max_length",
+            "data.caption_text_min_count",
         )
         non_negative = (
             "data.train_limit",
@@ -180,13 +188,17 @@ class Config:
             *((key, lambda v: v >= 0, ">= 0") for key in non_negative),
             *(
                 (key, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
-                for key in ("train.learning_rate", "train.label_smoothing", "train.ema_momentum")
+                for key in ("train.learning_rate", "train.label_smoothing", "train.ema_momentum", "train.text_fraction")
             ),
             ("train.min_lr_ratio", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
             ("decode.length_penalty", math.isfinite, "a finite number"),
             ("decode.no_repeat_ngram_size", lambda v: v == 0 or v >= 2, "0 (off) or >= 2"),
         ]
         out = [f"{key} must be {expected}, got {value(key)!r}" for key, ok, expected in rules if not ok(value(key))]
+        if self.train.text_fraction and not self.data.caption_text:
+            out.append("train.text_fraction needs data.caption_text (the unpaired captions)")
+        if self.train.text_fraction and self.train.objective != "cross_entropy":
+            out.append("train.text_fraction trains with teacher forcing: set train.objective = 'cross_entropy'")
         if self.train.objective == "self_critical" and self.train.num_samples < 2:
             out.append(f"train.num_samples must be >= 2 for self-critical training, got {self.train.num_samples}")
         return out + self.model.validate()

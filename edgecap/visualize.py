@@ -80,6 +80,7 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
         ax.axis("off")
     axes[0, 0].imshow(pixels)
     axes[0, 0].set_title("input", fontsize=9)
+    draw_tag_boxes(axes[0, 0], result, display_width, height)
     for k, (word, alpha) in enumerate(zip(words, maps), start=1):
         ax = axes[k // cols, k % cols]
         up = np.asarray(
@@ -89,9 +90,32 @@ def save_attention_figure(image, result, out_path: str | Path, display_width: in
         )
         ax.imshow(pixels)
         ax.imshow(up, cmap="gray", alpha=0.6)
-        ax.set_title(word, fontsize=10)
+        ax.set_title(word, fontsize=10, color="tab:red" if word in result.constraints else "black")
     fig.suptitle(result.text, fontsize=10)
     return _save(plt, fig, out_path)
+
+
+def draw_tag_boxes(ax, result, width: int, height: int) -> None:
+    """Draw the detector tags' boxes (``Tag.box``: ymin, xmin, ymax, xmax in 0..1) on the photo
+    panel, labelled with word and score; a constraint's box is drawn red."""
+    from matplotlib.patches import Rectangle
+
+    for tag in getattr(result, "tags", []):
+        if tag.box is None:
+            continue
+        ymin, xmin, ymax, xmax = tag.box
+        color = "tab:red" if tag.word in result.constraints else "yellow"
+        ax.add_patch(
+            Rectangle(
+                (xmin * width, ymin * height),
+                (xmax - xmin) * width,
+                (ymax - ymin) * height,
+                fill=False,
+                color=color,
+                lw=1.5,
+            )
+        )
+        ax.text(xmin * width, ymin * height, f"{tag.word} {tag.score:.2f}", color=color, fontsize=7, va="bottom")
 
 
 def save_attribute_attention_figure(image, result, out_path: str | Path, display_width: int = 320) -> Path:

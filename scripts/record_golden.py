@@ -1,7 +1,8 @@
 """Record the Python runtime's decoding, step by step, for the Java core's golden tests.
 
-For every built-in model and every photo in ``examples/``, greedy and beam 3 (3-best) with the
-model's own decoding settings: each ``decode_step`` call's input tokens and output
+For every built-in model and every photo in ``examples/``, greedy and beam 3 (3-best), and
+constrained beam search with 1 and 3 beams per state over the built-in detector's two best tags,
+with the model's own decoding settings: each ``decode_step`` call's input tokens and output
 log-probabilities (float32, before the search edits them), and the hypotheses the Python search
 returned (token ids, log-probability, score, text). The Java core replays the recorded step
 outputs through its own search and must give the same tokens, log-probabilities and text
@@ -21,21 +22,25 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgecap.decoding import beam_search, greedy_search
+from edgecap.decoding import beam_search, constrained_beam_search, greedy_search
 from edgecap.paths import examples_dir
 from edgecap.runtime import Captioner, CaptionerOptions
+from edgecap.runtime.guidance import vocabulary_forms
 from edgecap.runtime.preprocessing import load_image
 from edgecap.runtime.presets import preset_names, preset_path
+from edgecap.runtime.tagger import Tagger, TaggerOptions
 
 BEAM_SIZES = (1, 3)
+CONSTRAINED_BEAM_SIZES = (1, 3)
 
 
 def _b64(array: np.ndarray, dtype: str) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
-def record(captioner: Captioner, pixels: np.ndarray, beam_size: int) -> dict:
-    """One decoding of one photo: every step call and the hypotheses."""
+def record(captioner: Captioner, pixels: np.ndarray, beam_size: int, constraints: list | None = None) -> dict:
+    """One decoding of one photo: every step call and the hypotheses (``constraints``: a
+    constrained beam search over these sets of word ids)."""
     m = captioner.metadata
     state, memory = captioner.encode(pixels)
     step = captioner.step_function(memory, attention=False)
@@ -46,7 +51,21 @@ def record(captioner: Captioner, pixels: np.ndarray, beam_size: int) -> dict:
         calls.append({"tokens": tokens.tolist(), "log_probs": _b64(log_probs, "<f4"), "shape": list(log_probs.shape)})
         return log_probs, new_state, attention
 
-    if beam_size == 1:
+    if constraints:
+        hyps = constrained_beam_search(
+            recording_step,
+            state,
+            m.start_id,
+            m.end_id,
+            constraints,
+            len(m.vocabulary),
+            beam_size,
+            m.max_length,
+            m.length_penalty,
+            beam_size,
+            captioner.suppress,
+        )
+    elif beam_size == 1:
         hyps = greedy_search(recording_step, state, m.start_id, m.end_id, m.max_length, captioner.suppress)
     else:
         hyps = beam_search(
@@ -62,6 +81,7 @@ def record(captioner: Captioner, pixels: np.ndarray, beam_size: int) -> dict:
         )
     return {
         "beam_size": beam_size,
+        "constraints": constraints or [],
         "calls": calls,
         "hypotheses": [
             {
@@ -69,6 +89,7 @@ def record(captioner: Captioner, pixels: np.ndarray, beam_size: int) -> dict:
                 "log_prob": h.log_prob,
                 "score": h.score,
                 "text": " ".join(m.vocabulary[t] for t in h.tokens),
+                "constraints_met": h.constraints_met,
             }
             for h in hyps
         ],
@@ -88,6 +109,8 @@ def main() -> None:
         (args.out / f"{photo.stem}.resize224.json").write_text(
             json.dumps({"png": png.name, "size": 224, "rgb": _b64(pixels, "u1")})
         )
+    detector = Tagger.from_preset("coco_detector", TaggerOptions(max_results=2))
+    tags = {photo: detector.tag(photo) for photo in photos}
     for name in preset_names(task="captioning"):
         path = preset_path(name)
         captioner = Captioner.from_file(path, CaptionerOptions())
@@ -96,6 +119,13 @@ def main() -> None:
             for k in BEAM_SIZES:
                 rec = {"model": str(path.resolve()), "photo": photo.name, **record(captioner, pixels, k)}
                 out = args.out / f"{name}.{photo.stem}.beam{k}.json"
+                out.write_text(json.dumps(rec))
+                print(f"{out}: {len(rec['calls'])} steps, {rec['hypotheses'][0]['text']!r}")
+            # constrained search over the detector's two best tags (whether or not the free caption says them)
+            constraints = [ids for ids in (vocabulary_forms(t, captioner.word_index) for t in tags[photo]) if ids]
+            for k in CONSTRAINED_BEAM_SIZES:
+                rec = {"model": str(path.resolve()), "photo": photo.name, **record(captioner, pixels, k, constraints)}
+                out = args.out / f"{name}.{photo.stem}.constrained{k}.json"
                 out.write_text(json.dumps(rec))
                 print(f"{out}: {len(rec['calls'])} steps, {rec['hypotheses'][0]['text']!r}")
 

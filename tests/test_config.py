@@ -91,7 +91,7 @@ def test_a_config_error_shows_before_tensorflow_is_imported(tmp_path):
 
 def test_the_wheel_holds_every_package_of_the_tree_and_the_built_in_models(tmp_path):
     """A model folder is packaged by being there (setup.py finds the packages), and the built-in
-    models of export/ install as edgecap.released: a wheel built from this tree has both."""
+    models of export/ (taggers included) install as edgecap.released: a wheel built from this tree has both."""
     import subprocess
     import sys
     import zipfile
@@ -119,7 +119,9 @@ def test_the_wheel_holds_every_package_of_the_tree_and_the_built_in_models(tmp_p
     tree = {p.parent.relative_to(root).as_posix() + "/__init__.py" for p in (root / "edgecap").rglob("__init__.py")}
     assert tree - names == set()
     released = {f"edgecap/released/{p.name}" for p in (root / "export").glob("*_int8.tflite")}
+    taggers = {f"edgecap/released/taggers/{p.name}" for p in (root / "export" / "taggers").iterdir()}
     assert released and released <= names
+    assert len(taggers) == 9 and taggers <= names  # two taggers: model, labels, words, card; their licence
 
 
 def test_a_run_config_from_before_the_loss_weight_moved_still_loads(tmp_path):

@@ -157,7 +157,8 @@ def test_cli_captions_a_folder_and_reports_bad_images(tmp_path, tiny_float32, ex
     out = _cli("caption", str(folder), "--model", str(tiny_float32), "--json", "--attention-dir", str(tmp_path / "att"))
     assert out.returncode == 2, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines()]  # JSON Lines, the same keys for every photo
-    assert all(set(x) == {"image", "caption", "log_prob", "nbest", "attributes", "timings_ms", "error"} for x in lines)
+    keys = {"image", "caption", "log_prob", "nbest", "attributes", "tags", "constraints", "timings_ms", "error"}
+    assert all(set(x) == keys for x in lines)
     assert sorted(Path(x["image"]).name for x in lines if x["error"] is None) == [
         "astronaut.jpg",
         "chelsea.jpg",

@@ -22,6 +22,8 @@ def json_line(image, result=None, error=None) -> str:
                 "log_prob": None,
                 "nbest": [],
                 "attributes": [],
+                "tags": [],
+                "constraints": [],
                 "timings_ms": {},
                 "error": error,
             }
@@ -33,10 +35,17 @@ def json_line(image, result=None, error=None) -> str:
             "log_prob": result.log_prob,
             "nbest": [{"caption": c.text, "log_prob": c.log_prob} for c in result.nbest],
             "attributes": [{"word": w, "probability": round(p, 4)} for w, p in result.attributes],
+            "tags": [t.to_json() for t in result.tags],
+            "constraints": result.constraints,
             "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
             "error": None,
         }
     )
+
+
+def _tag_text(tag) -> str:
+    box = f" [{', '.join(f'{v:.2f}' for v in tag.box)}]" if tag.box is not None else ""
+    return f"{tag.word} {tag.score:.2f} ({tag.source}){box}"
 
 
 @click.command("caption")
@@ -69,7 +78,7 @@ def json_line(image, result=None, error=None) -> str:
     "--json",
     "as_json",
     is_flag=True,
-    help="JSON Lines: one object per photo, with the same keys for every photo: image, caption, log_prob, nbest, attributes (word and probability; empty unless the model detects attributes), timings_ms, error (caption and log_prob null, error the message, for a photo that could not be read).",
+    help="JSON Lines: one object per photo, with the same keys for every photo: image, caption, log_prob, nbest, attributes (word and probability; empty unless the model detects attributes), tags (word, score, source, label, and box [ymin, xmin, ymax, xmax] in 0..1 for a detector), constraints (the tag words the caption was made to say), timings_ms, error (caption and log_prob null, error the message, for a photo that could not be read).",
 )
 @click.option(
     "--attributes",
@@ -99,6 +108,21 @@ def json_line(image, result=None, error=None) -> str:
     is_flag=True,
     help="Run the interpreter's reference kernels: slower, but the same outputs, hence the same captions, on x86 and aarch64 (the optimised int8 kernels may round differently on each CPU). A portability check: on the int8 models the captions are worse than with the default kernels (see the README).",
 )
+@click.option(
+    "--tagger",
+    "taggers",
+    multiple=True,
+    help="A built-in tagger's name (`edgecap models`) or a tagger .tflite file (labels and word mapping beside it) whose words come with each caption; repeat for several; 'none' for no tagger (default: the default pipeline's, see the README).",
+)
+@click.option(
+    "--tags", "show_tags", is_flag=True, help="Also print what the taggers name in each photo, with scores (and boxes)."
+)
+@click.option(
+    "--constrain/--no-constrain",
+    default=True,
+    show_default=True,
+    help="Let the tags constrain the caption (constrained beam search, Anderson et al. 2017; the rules chosen on the dev sets decide which tags and when); --no-constrain only reports them.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
 def command(
     images,
@@ -115,6 +139,9 @@ def command(
     max_pixels,
     skip_digest,
     reference_kernels,
+    taggers,
+    show_tags,
+    constrain,
     verbose,
 ):
     """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow.
@@ -122,8 +149,14 @@ def command(
     Every photo that can be read is captioned; each one that cannot (and each folder without
     images) is named on stderr with its cause, and the exit status is then 2."""
     from edgecap.runtime import Captioner, CaptionerOptions, ImageLoadError, ModelFileError, NoInterpreterError
+    from edgecap.runtime.guidance import DEFAULT_TAGGERS
     from edgecap.runtime.presets import resolve_model
 
+    if "none" in taggers and len(taggers) > 1:
+        fail("--tagger none cannot be combined with other taggers")
+    taggers = () if taggers == ("none",) else (taggers or DEFAULT_TAGGERS)
+    if show_tags and not taggers:
+        fail("--tags needs a tagger (--tagger NAME; `edgecap models` lists the built-in ones)")
     try:
         path = resolve_model(model_path)
         options = CaptionerOptions(
@@ -138,6 +171,8 @@ def command(
             check_digest=not skip_digest,
             max_pixels=max_pixels,
             reference_kernels=reference_kernels,
+            taggers=taggers,
+            constrain=constrain,
         )
         captioner = Captioner.from_file(path, options)
     except (ModelFileError, NoInterpreterError, ValueError) as e:
@@ -173,6 +208,10 @@ def command(
                 click.echo(f"    {c.text}  ({c.log_prob:.2f})")
             if show_attributes:
                 click.echo("    attributes: " + ", ".join(f"{w} {p:.2f}" for w, p in result.attributes))
+            if show_tags:
+                click.echo("    tags: " + (", ".join(_tag_text(t) for t in result.tags) or "none"))
+                if result.constraints:
+                    click.echo("    constrained to say: " + ", ".join(result.constraints))
         if verbose:
             click.echo("    " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()), err=True)
         if attention_dir:

@@ -38,6 +38,12 @@ from edgecap.cli.common import fail, tensorflow_command
     is_flag=True,
     help="Run the interpreter's reference kernels (.tflite SOURCE; see caption --help).",
 )
+@click.option(
+    "--tagger",
+    "taggers",
+    multiple=True,
+    help="Caption with this built-in tagger's words as constraints (a .tflite SOURCE; repeat for several; default: none, the model alone). `--tagger coco_detector` scores the default pipeline of `edgecap caption`.",
+)
 @click.option("--spice", is_flag=True, help="Also compute SPICE (needs a CoreNLP download: fails offline).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write metrics and captions as JSON here.")
 def command(
@@ -52,6 +58,7 @@ def command(
     limit,
     threads,
     reference_kernels,
+    taggers,
     spice,
     output,
 ):
@@ -71,6 +78,7 @@ def command(
         limit=limit,
         num_threads=threads,
         reference_kernels=reference_kernels,
+        taggers=tuple(taggers),
         spice=spice,
     )
     try:

@@ -29,6 +29,12 @@ def encode_captions(
     return np.asarray(index, np.int32), np.asarray(rows, np.int32)
 
 
+def encode_texts(texts: Sequence[str], vocab: Vocabulary, max_length: int) -> np.ndarray:
+    """Unpaired sentences as :func:`encode_captions` encodes captions: ``int32 (N, max_length + 2)``."""
+    rows = [ids + [vocab.pad_id] * (max_length + 2 - len(ids)) for ids in (vocab.encode(t, max_length) for t in texts)]
+    return np.asarray(rows, np.int32).reshape(-1, max_length + 2)
+
+
 def encode_sentences(
     items: Sequence[CaptionedImage], vocab: Vocabulary, max_words: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -75,10 +81,17 @@ def caption_dataset(
     seed: int = 0,
     mirrored: np.ndarray | None = None,
     mirror_ids: np.ndarray | None = None,
+    text_captions: np.ndarray | None = None,
+    text_fraction: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of ``({"annotations": float16 (B, L, D), "captions": int32 (B, T+1)}, targets int32 (B, T))``.
 
     ``features`` may be a memory map (read per batch). Teacher forcing: targets are ``captions[:, 1:]``.
+    With ``text_captions``, each example is a sentence of unpaired text with probability
+    ``text_fraction``, its annotation vectors all zero (no photo): the decoder learns the
+    language of the text (words and sentence shapes the paired captions lack) beside the
+    captioning task (the language side of Hendricks et al. 2016 and Venugopalan et al. 2017,
+    trained jointly as in the latter).
 
     Args:
         mirrored: optional ``float16 (N, L, D)`` annotation vectors of the same photos flipped
@@ -86,12 +99,21 @@ def caption_dataset(
             augmentation), its caption mapped through ``mirror_ids``.
         mirror_ids: ``int32 (V,)`` token map applied to the captions of mirrored examples
             (:func:`mirror_token_map`); identity when omitted.
+        text_captions: ``int32 (M, T+1)`` unpaired sentences, encoded as ``captions``.
+        text_fraction: share of examples drawn from ``text_captions`` (0..1, exclusive of 1).
 
     Raises:
-        ValueError: ``mirrored`` does not match ``features`` in shape.
+        ValueError: ``mirrored`` does not match ``features`` in shape; ``text_fraction`` out of
+            range or without ``text_captions`` of the captions' width.
     """
     if mirrored is not None and mirrored.shape != features.shape:
         raise ValueError(f"mirrored features have shape {mirrored.shape}, expected {features.shape}")
+    if text_fraction and (
+        not 0.0 < text_fraction < 1.0 or text_captions is None or text_captions.shape[1:] != captions.shape[1:]
+    ):
+        raise ValueError(
+            f"text_fraction must be in (0, 1) with text_captions shaped (M, {captions.shape[1]}), got {text_fraction}"
+        )
     gather = _row_reader(features, mirrored)
 
     def load(idx, caps):
@@ -105,6 +127,12 @@ def caption_dataset(
     ds = tf.data.Dataset.from_tensor_slices((image_index, captions))
     if shuffle:
         ds = ds.shuffle(len(image_index), seed=seed, reshuffle_each_iteration=True)
+    if text_fraction:  # image index -1: a zero row (no photo)
+        text = tf.data.Dataset.from_tensor_slices((np.full(len(text_captions), -1, np.int32), text_captions))
+        text = text.shuffle(len(text_captions), seed=seed + 1, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.sample_from_datasets(
+            [ds.repeat(), text.repeat()], [1.0 - text_fraction, text_fraction], seed=seed
+        )
     return ds.batch(batch_size, drop_remainder=shuffle).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
 
@@ -141,7 +169,8 @@ def _row_reader(features: np.ndarray, mirrored: np.ndarray | None = None):
     """A graph function ``int32 (B,)[, bool (B,)] → float16 (B, *row)`` reading rows on the host.
 
     ``features`` may be a memory map: rows are gathered per batch, so the whole cache never
-    has to be a graph constant. With ``mirrored``, rows whose flag is set come from it. A row
+    has to be a graph constant. With ``mirrored``, rows whose flag is set come from it; index -1
+    reads a zero row (a sentence without a photo). A row
     is ``(L, D)`` annotation vectors, or a ``(g, g, C)`` grid under ``model.fine_tune_from``.
     """
     row = tuple(features.shape[1:])
@@ -152,11 +181,12 @@ def _row_reader(features: np.ndarray, mirrored: np.ndarray | None = None):
         out[order] = source[idx[order]]
 
     def gather(idx, flip=None):
-        out = np.empty((len(idx), *row), np.float16)
+        out = np.zeros((len(idx), *row), np.float16)  # index -1 (a sentence without a photo) stays zero
         flip = np.zeros(len(idx), bool) if flip is None else flip
-        rows(features, idx, out, ~flip)
+        photo = idx >= 0
+        rows(features, idx, out, ~flip & photo)
         if flip.any():
-            rows(mirrored, idx, out, flip)
+            rows(mirrored, idx, out, flip & photo)
         return out
 
     def read(idx, flip=None):

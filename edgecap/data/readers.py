@@ -213,3 +213,34 @@ def read_dataset(
     if name == "folder":
         return read_caption_folder(root, splits)
     raise DatasetError(f"unknown dataset {name!r}; expected 'flickr8k', 'karpathy' or 'folder'")
+
+
+MAX_CAPTION_TEXT_LINES = 10_000_000  #: more lines than any caption corpus: a bigger folder is refused
+
+
+def read_caption_text(folder: str | Path) -> list[str]:
+    """Unpaired captions (no photos): every ``*.tsv`` file of ``folder``, one
+    ``SOURCE/IMAGE_ID<TAB>caption`` a line (``../shared/data/caption_text``).
+
+    Returns:
+        the captions, files in name order.
+
+    Raises:
+        DatasetError: no such folder, no ``.tsv`` file, a line without a tab, or no caption.
+    """
+    folder = Path(folder)
+    files = sorted(folder.glob("*.tsv")) if folder.is_dir() else []
+    if not files:
+        raise DatasetError(f"{folder}: no caption text (*.tsv files of 'SOURCE/ID<TAB>caption' lines)")
+    out: list[str] = []
+    for path in files:
+        for n, line in enumerate(_read_lines(path), 1):
+            key, sep, caption = line.partition("\t")
+            if not sep:
+                raise DatasetError(f"{path}:{n}: expected 'SOURCE/ID<TAB>caption', got {line[:80]!r}")
+            out.append(caption)
+            if len(out) > MAX_CAPTION_TEXT_LINES:
+                raise DatasetError(f"{folder}: more than {MAX_CAPTION_TEXT_LINES} captions")
+    if not out:
+        raise DatasetError(f"{folder}: the caption text files hold no caption")
+    return out

@@ -41,12 +41,15 @@ class Hypothesis:
         log_prob: sum of the chosen words' log-probabilities, ``<end>`` included (nats).
         score: ``log_prob / length ** length_penalty`` (length counts ``<end>``); ranks hypotheses.
         attention: ``(len(tokens), L)`` attention weights per emitted word, or None.
+        constraints_met: False when a constrained search could not meet its constraints and
+            returned this unconstrained caption instead (always True from unconstrained search).
     """
 
     tokens: list[int]
     log_prob: float
     score: float
     attention: np.ndarray | None = None
+    constraints_met: bool = True
 
 
 def _check(max_length: int, beam_size: int = 1) -> None:

@@ -60,6 +60,7 @@ def evaluate(
     spice: bool = False,
     no_repeat_ngram_size: int | None = None,
     reference_kernels: bool = False,
+    taggers: tuple[str, ...] = (),
 ) -> dict:
     """Caption every image of ``split`` and compute the COCO caption metrics (×100).
 
@@ -74,14 +75,24 @@ def evaluate(
         limit: first N images only (0 = all).
         num_threads, reference_kernels: interpreter settings for a ``.tflite`` source
             (:class:`edgecap.runtime.CaptionerOptions`).
+        taggers: built-in tagger names whose tags constrain the captions as in ``edgecap
+            caption`` (a ``.tflite`` source only; :mod:`edgecap.runtime.guidance`).
 
     Returns:
-        ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "metrics", "seconds", "captions"}``.
+        ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "taggers", "constrained", "metrics", "seconds", "captions"}``.
+
+    Raises:
+        ValueError: ``taggers`` with a run directory.
     """
     from edgecap.runs import read_splits
 
     source = Path(source)
     t0 = time.time()
+    constrained = 0
+    if taggers and source.is_dir():
+        raise ValueError(
+            f"{source}: tags constrain the runtime's search: evaluate an exported .tflite file with --tagger"
+        )
     if source.is_dir():
         from edgecap.models.keras_step import KerasStep, caption_features
         from edgecap.runs import load_run
@@ -119,15 +130,18 @@ def evaluate(
                 no_repeat_ngram_size=no_repeat_ngram_size,
                 num_threads=num_threads,
                 reference_kernels=reference_kernels,
+                taggers=tuple(taggers),
+                return_attention=False,
             ),
         )
         beam_size, length_penalty, max_length, no_repeat_ngram_size = _or_defaults(
             captioner.metadata, beam_size, length_penalty, max_length, no_repeat_ngram_size
         )
-        captions = {
-            it.image_id: captioner.caption(it.path).text
-            for it in tqdm(items, desc=f"captioning {split} (beam {beam_size})", unit="img")
-        }
+        captions = {}
+        for it in tqdm(items, desc=f"captioning {split} (beam {beam_size})", unit="img"):
+            result = captioner.caption(it.path)
+            captions[it.image_id] = result.text
+            constrained += bool(result.constraints)
     refs = {it.image_id: it.captions for it in items}
     metrics = coco_caption_scores(refs, captions, spice=spice)
     return {
@@ -138,6 +152,8 @@ def evaluate(
         "length_penalty": length_penalty,
         "no_repeat_ngram_size": no_repeat_ngram_size,
         "max_length": max_length,
+        "taggers": list(taggers),
+        "constrained": constrained,  # captions made to say a tag
         "metrics": metrics,
         "seconds": round(time.time() - t0, 1),
         "captions": [{"image_id": k, "caption": v} for k, v in captions.items()],
@@ -246,8 +262,9 @@ def evaluate_attributes(source: str | Path, split: str = "test", data_root: str 
 
 def caption_report(r: dict) -> str:
     """A captioning report (:func:`evaluate`) as ``edgecap evaluate`` prints it."""
+    tags = f", tags of {', '.join(r['taggers'])}: {r['constrained']} captions constrained" if r.get("taggers") else ""
     return (
-        f"{r['source']} on {r['split']} ({r['images']} images, beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}):\n  "
+        f"{r['source']} on {r['split']} ({r['images']} images, beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}{tags}):\n  "
         + "  ".join(f"{k} {v:.2f}" for k, v in r["metrics"].items())
     )
 

@@ -9,17 +9,20 @@ print(result.text)
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgecap.decoding import NoRepeatNGram, beam_search, decoding_processors, greedy_search
+from edgecap.decoding import NoRepeatNGram, beam_search, constrained_beam_search, decoding_processors, greedy_search
 from edgecap.decoding.search import Hypothesis
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import IMAGE, LOG_PROBS, TOKENS, ContractError, StepContract, infer_contract
+from edgecap.runtime.guidance import ConstraintOptions, choose_constraints, keep_constrained
 from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
 
 
 @dataclass
@@ -46,6 +49,12 @@ class CaptionerOptions:
             outputs on x86 and aarch64 (see :func:`edgecap.runtime.interpreter.make_interpreter`).
             A portability check, not a deployment setting: on the int8 models their captions
             are worse than the default kernels' (README, "Platforms").
+        taggers: built-in tagger names (``edgecap models``) or ``.tflite`` paths whose tags come
+            with each caption (:attr:`CaptionResult.tags`); empty: none.
+        tagger_options: score threshold, max results and category lists of every tagger.
+        constrain: let the taggers' words constrain the beam search (Anderson et al. 2017;
+            :mod:`edgecap.runtime.guidance` decides which and when); False: tags are only reported.
+        constraints: the rules of ``constrain``.
     """
 
     beam_size: int | None = None
@@ -60,6 +69,10 @@ class CaptionerOptions:
     check_digest: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
     reference_kernels: bool = False
+    taggers: tuple[str, ...] = ()
+    tagger_options: TaggerOptions = field(default_factory=TaggerOptions)
+    constrain: bool = True
+    constraints: ConstraintOptions = field(default_factory=ConstraintOptions)
 
     def __post_init__(self):
         if self.beam_size is not None and self.beam_size < 1:
@@ -111,6 +124,10 @@ class CaptionResult:
         attention_over: what each word's ``attention`` weighs, as the model's step contract
             declares it: ``"grid"`` (image locations), ``"items"`` (the ``attributes``), or
             ``None`` when the model returns no attention.
+        tags: what the taggers named in the photo, best first (empty without taggers).
+        constraints: the tag words the caption was constrained to contain (empty: the free caption).
+        constraints_met: False when constraints were tried but not met, or lost to the free
+            caption by more than the margin (the free caption is returned then).
     """
 
     best: Caption
@@ -118,6 +135,9 @@ class CaptionResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     attributes: list[tuple[str, float]] = field(default_factory=list)
     attention_over: str | None = None
+    tags: list[Tag] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    constraints_met: bool = True
 
     @property
     def text(self) -> str:
@@ -216,7 +236,17 @@ class Captioner:
             m.no_repeat_ngram_size if self.options.no_repeat_ngram_size is None else self.options.no_repeat_ngram_size
         )
         self.suppress = decoding_processors(m.pad_id, m.start_id, m.end_id, m.unk_id, no_repeat)
+        self.word_index = {w: i for i, w in enumerate(self.vocabulary)}
+        self.taggers = [self._load_tagger(t) for t in self.options.taggers]
+        self._pool: ThreadPoolExecutor | None = None
         self._warm_up()
+
+    def _load_tagger(self, name_or_path: str) -> Tagger:
+        from pathlib import Path as _Path
+
+        if _Path(name_or_path).suffix == ".tflite" or _Path(name_or_path).is_file():
+            return Tagger.create_from_model_path(name_or_path, self.options.tagger_options)
+        return Tagger.from_preset(name_or_path, self.options.tagger_options)
 
     def _warm_up(self) -> None:
         """One ``encode`` and one ``decode_step`` at load, so that a model that cannot run fails
@@ -325,18 +355,69 @@ class Captioner:
             self.options.return_attention if attention is None else attention,
         )
 
-    def search(self, state: tuple, memory: dict[str, np.ndarray], beam_size: int | None = None) -> list[Hypothesis]:
-        """Greedy (beam 1) or beam search from one image's encoded state; n-best hypotheses, best first."""
+    def search(
+        self,
+        state: tuple,
+        memory: dict[str, np.ndarray],
+        beam_size: int | None = None,
+        constraints: list[list[int]] | None = None,
+    ) -> list[Hypothesis]:
+        """Greedy (beam 1), beam, or constrained beam search (``constraints``: sets of word ids, one
+        of each to appear; greedy search becomes constrained beam search with one beam per state)
+        from one image's encoded state; n-best hypotheses, best first."""
         o, m = self.options, self.metadata
         k = beam_size or o.beam_size or m.beam_size
         max_length = o.max_length or m.max_length
         length_penalty = m.length_penalty if o.length_penalty is None else o.length_penalty
         step = self.step_function(memory)
+        n = min(o.num_results, k)
+        if constraints:
+            return constrained_beam_search(
+                step, state, m.start_id, m.end_id, constraints, len(self.vocabulary), k, max_length,
+                length_penalty, n, self.suppress,
+            )  # fmt: skip
         if k == 1:
             return greedy_search(step, state, m.start_id, m.end_id, max_length, self.suppress)
-        return beam_search(
-            step, state, m.start_id, m.end_id, k, max_length, length_penalty, min(o.num_results, k), self.suppress
-        )
+        return beam_search(step, state, m.start_id, m.end_id, k, max_length, length_penalty, n, self.suppress)
+
+    def tag(self, image: ImageInput) -> list[Tag]:
+        """Every tagger's tags of one photo, best first (a word named twice keeps its best score)."""
+        best: dict[str, Tag] = {}
+        for tagger in self.taggers:
+            for t in tagger.tag(image):
+                if t.word not in best or t.score > best[t.word].score:
+                    best[t.word] = t
+        return sorted(best.values(), key=lambda t: (-t.score, t.word))
+
+    def constrain(
+        self, state: tuple, memory: dict[str, np.ndarray], free: list[Hypothesis], tags: list[Tag]
+    ) -> tuple[list[Hypothesis], list[str], bool]:
+        """Given the free search's hypotheses, the constrained search over the tags that
+        :func:`~edgecap.runtime.guidance.choose_constraints` picks, kept if
+        :func:`~edgecap.runtime.guidance.keep_constrained` says so.
+
+        Returns:
+            ``(hypotheses, constraint words, met)``: the free hypotheses, ``[]`` and True when no
+            tag constrains; False for ``met`` when the constrained caption was tried and not kept.
+        """
+        if not (self.options.constrain and tags and free):
+            return free, [], True
+        chosen = choose_constraints(tags, self.word_index, free[0].tokens, self.options.constraints)
+        if not chosen:
+            return free, [], True
+        hyps = self.search(state, memory, constraints=[ids for _, ids in chosen])
+        if hyps and keep_constrained(free[0], hyps[0], self.options.constraints.margin):
+            return hyps, [t.word for t, _ in chosen], True
+        return free, [], False
+
+    def _tag_in_background(self, image: ImageInput):
+        """Start the taggers on another thread (the interpreters' ``Invoke`` releases the GIL), so
+        that they run while this thread encodes and searches; None without taggers."""
+        if not self.taggers:
+            return None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecap-tagger")
+        return self._pool.submit(self.tag, image)
 
     def _to_caption(self, hyp: Hypothesis) -> Caption:
         words = [self.vocabulary[i] for i in hyp.tokens]
@@ -357,20 +438,30 @@ class Captioner:
         """
         t0 = time.perf_counter()
         pixels = self.preprocess(image)
+        tagging = self._tag_in_background(image)
         t1 = time.perf_counter()
         try:
             state, memory, attributes = self.encode_with_items(pixels)
             t2 = time.perf_counter()
-            hyps = self.search(state, memory)
+            free = self.search(state, memory)
+            t3 = time.perf_counter()
+            tags = tagging.result() if tagging is not None else []
+            t4 = time.perf_counter()
+            hyps, constraints, met = self.constrain(state, memory, free, tags)
         except RuntimeError as e:  # the interpreter's own failures: the model, not the photo
             raise md.ModelFileError(f"{self.source}: the model failed while captioning ({e})") from e
-        t3 = time.perf_counter()
+        t5 = time.perf_counter()
         captions = [self._to_caption(hy) for hy in hyps]
-        timings = {"preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
+        timings = {"preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "decode": (t3 - t2 + t5 - t4) * 1e3}
+        if tagging is not None:
+            timings["tag_wait"] = (t4 - t3) * 1e3  # the taggers' time not hidden behind encode and decode
         return CaptionResult(
             captions[0],
             captions,
             timings,
             attributes,
             self.contract.attention.over if self.contract.attention else None,
+            tags,
+            constraints,
+            met,
         )

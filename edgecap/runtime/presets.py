@@ -107,3 +107,26 @@ def resolve_model(name_or_path: str | Path | None) -> Path:
         raise ValueError(
             f"{name_or_path!r} is neither a model file nor a built-in model; built-in models: {', '.join(preset_names()) or 'none installed'}"
         ) from None
+
+
+# --- built-in taggers ------------------------------------------------------------------------
+TAGGER_FOLDER = "taggers"  #: under the released folder: ``<name>.tflite``, ``.labels.txt``, ``.words.json``, ``.md``
+
+
+def tagger_names() -> list[str]:
+    """Names of the built-in taggers (``Tagger.from_preset``)."""
+    return sorted(p.stem for p in (released_dir() / TAGGER_FOLDER).glob("*.tflite"))
+
+
+def tagger_path(name: str) -> Path:
+    """The ``.tflite`` file of built-in tagger ``name``.
+
+    Raises:
+        ValueError: no built-in tagger of that name (the message lists them).
+    """
+    path = released_dir() / TAGGER_FOLDER / f"{name}.tflite"
+    if not path.is_file():
+        raise ValueError(
+            f"{name!r} is not a built-in tagger; built-in taggers: {', '.join(tagger_names()) or 'none installed'}"
+        )
+    return path

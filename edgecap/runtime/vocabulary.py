@@ -70,6 +70,24 @@ class Vocabulary:
         kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         return cls(list(SPECIAL_TOKENS) + kept)
 
+    def extended(self, captions: Iterable[str], min_count: int) -> "Vocabulary":
+        """This vocabulary with the words of ``captions`` seen at least ``min_count`` times
+        appended (most frequent first): every existing word keeps its id, so a trained model's
+        rows for them carry over (the language side from unpaired text, issue 34).
+
+        Raises:
+            ValueError: ``min_count`` < 1.
+        """
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        counts: collections.Counter[str] = collections.Counter()
+        for caption in captions:
+            counts.update(tokenize(caption))
+        new = sorted(
+            (w for w, c in counts.items() if c >= min_count and w not in self._index), key=lambda w: (-counts[w], w)
+        )
+        return Vocabulary(self.words + new)
+
     def __len__(self) -> int:
         return len(self.words)
 

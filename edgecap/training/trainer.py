@@ -16,9 +16,11 @@ import keras
 import tensorflow as tf
 
 from edgecap.config import Config, ConfigError, TrainConfig
-from edgecap.data.pipeline import caption_dataset, encode_captions, image_dataset, mirror_token_map
+from edgecap.data.pipeline import caption_dataset, encode_captions, encode_texts, image_dataset, mirror_token_map
+from edgecap.data.readers import read_caption_text
 from edgecap.evaluation.metrics import cider_d
 from edgecap.models.keras_step import KerasStep, cached_annotations, caption_features
+from edgecap.paths import resolve_data_root
 from edgecap.runs import (
     BEST,
     CONFIG,
@@ -159,11 +161,18 @@ def start_run(run_dir: str | Path, cfg: Config) -> tuple[Path, Config, bool]:
 
 
 def run_state(
-    run_dir: Path, cfg: Config, resuming: bool, init: Path | None, train_split: SplitData, best_key: str
+    run_dir: Path,
+    cfg: Config,
+    resuming: bool,
+    init: Path | None,
+    train_split: SplitData,
+    best_key: str,
+    text: list[str] | None = None,
 ) -> tuple[dict, Vocabulary]:
     """``(state, vocabulary)`` of a run: read back when resuming; else a fresh state (``best_key``
     the selection score's name) and the vocabulary of ``init`` or of the training captions,
-    saved with the config into a new ``run_dir``."""
+    widened with the words of the unpaired ``text`` (``data.caption_text``), saved with the
+    config into a new ``run_dir``."""
     if resuming:
         return json.loads((run_dir / STATE).read_text()), Vocabulary.load(run_dir / VOCAB)
     vocab = (
@@ -171,6 +180,8 @@ def run_state(
         if init
         else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
     )
+    if text:  # the unpaired text's words, after the paired ones (whose ids, and rows in init, stay)
+        vocab = vocab.extended(text, cfg.data.caption_text_min_count)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / CONFIG)
     vocab.save(run_dir / VOCAB)
@@ -214,7 +225,7 @@ def _initial_run(cfg: Config) -> Path | None:
     return init
 
 
-def warm_start(model, init: Path) -> None:
+def warm_start(model, init: Path, vocab_size: int | None = None) -> None:
     """Copy the weights of run ``init``'s best checkpoint into ``model``, layer by layer.
 
     The two configs may differ in what does not shape a weight (dropout, ``fine_tune_from``,
@@ -222,10 +233,17 @@ def warm_start(model, init: Path) -> None:
     counterpart in ``init``, weight for weight. Variables of the model itself, outside its
     layers (hard attention's REINFORCE baseline, non-trainable), keep their initial values.
 
+    With ``vocab_size`` larger than ``init``'s vocabulary (a vocabulary widened by unpaired
+    text, :meth:`Vocabulary.extended`), a weight with a vocabulary axis (word embeddings, the
+    output layer) takes ``init``'s rows for the old words; the new words' rows keep their
+    initial values, except output biases, which start at the lowest old bias (a new word
+    starts as unlikely as the rarest known one, so training on photos is not disturbed).
+
     Raises:
         RunError: a layer or weight without its counterpart, or of another shape (named).
     """
-    _, _, source = load_run(init)
+    _, init_vocab, source = load_run(init)
+    old_v = len(init_vocab)
     if [type(x).__name__ for x in model.layers] != [type(x).__name__ for x in source.layers]:
         raise RunError(
             f"{init / BEST}: its layers {[x.name for x in source.layers]} differ from this model's {[x.name for x in model.layers]}"
@@ -236,11 +254,25 @@ def warm_start(model, init: Path) -> None:
                 f"{init / BEST}: layer {theirs.name} has {len(theirs.weights)} weights, this model's {len(ours.weights)}; train.init_from needs a run of the same sizes"
             )
         for v, w in zip(ours.weights, theirs.weights):
-            if tuple(v.shape) != tuple(w.shape):
+            if tuple(v.shape) == tuple(w.shape):
+                v.assign(w.value)
+                continue
+            axes = [i for i, (a, b) in enumerate(zip(v.shape, w.shape)) if a != b]
+            if not (vocab_size and len(v.shape) == len(w.shape) and len(axes) == 1) or (
+                v.shape[axes[0]],
+                w.shape[axes[0]],
+            ) != (vocab_size, old_v):
                 raise RunError(
                     f"{init / BEST}: weight {w.path} has shape {tuple(w.shape)}, this model's {tuple(v.shape)}; train.init_from needs a run of the same sizes"
                 )
-            v.assign(w.value)
+            value = keras.ops.convert_to_numpy(v.value).copy()
+            old = keras.ops.convert_to_numpy(w.value)
+            index = [slice(None)] * len(v.shape)
+            index[axes[0]] = slice(0, old_v)
+            value[tuple(index)] = old
+            if len(v.shape) == 1:  # an output bias: new words start as unlikely as the rarest old word
+                value[old_v:] = old.min()
+            v.assign(value)
 
 
 def train(
@@ -276,7 +308,8 @@ def train(
     flip = cfg.data.horizontal_flip and t.objective == "cross_entropy"
     data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir, mirrored=("train",) if flip else ())
     train_split, dev = data["train"], data["dev"]
-    state, vocab = run_state(run_dir, cfg, resuming, init, train_split, SelectionCheckpoint.best_key)
+    text = read_caption_text(resolve_data_root(cfg.data.caption_text)) if cfg.data.caption_text else None
+    state, vocab = run_state(run_dir, cfg, resuming, init, train_split, SelectionCheckpoint.best_key, text)
     # A resumed run draws a new shuffle order rather than replaying the first epoch's.
     seed = t.seed + state["epoch"]
     self_critical = t.objective == "self_critical"
@@ -287,6 +320,9 @@ def train(
         index, captions = encode_captions(train_split.items, vocab, cfg.data.max_length)
         examples = len(index)
         mirrored = dict(mirrored=data["train-mirrored"].features, mirror_ids=mirror_token_map(vocab)) if flip else {}
+        if t.text_fraction:  # an epoch still sees each paired caption about once
+            mirrored.update(text_captions=encode_texts(text, vocab, cfg.data.max_length), text_fraction=t.text_fraction)
+            examples = round(examples / (1.0 - t.text_fraction))
         dataset = caption_dataset(
             train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed, **mirrored
         )
@@ -302,7 +338,7 @@ def train(
         if not resuming:
             model.prepare(vocab)
         if init:  # before compiling: the optimizer starts afresh
-            warm_start(model, init)
+            warm_start(model, init, len(vocab))
             print(f"starting from {init / BEST}")
         if self_critical:
             from edgecap.training.self_critical import CorpusCiderD

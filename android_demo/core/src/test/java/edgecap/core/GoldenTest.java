@@ -25,6 +25,10 @@ class GoldenTest {
         return Golden.files("*.beam*.json").stream();
     }
 
+    static Stream<Path> constrainedDecodings() throws Exception {
+        return Golden.files("*.constrained*.json").stream();
+    }
+
     /** Replays the recorded calls in order, checking each call's tokens. */
     static final class ReplayStep implements StepFunction {
         private final JSONArray calls;
@@ -59,6 +63,12 @@ class GoldenTest {
     }
 
     @ParameterizedTest(name = "{0}")
+    @MethodSource("constrainedDecodings")
+    void javaConstrainedSearchReproducesPythonRuntime(Path file) throws Exception {
+        javaSearchReproducesPythonRuntime(file);
+    }
+
+    @ParameterizedTest(name = "{0}")
     @MethodSource("decodings")
     void javaSearchReproducesPythonRuntime(Path file) throws Exception {
         JSONObject g = Golden.json(file);
@@ -69,7 +79,16 @@ class GoldenTest {
         for (int i = 0; i < state.length; i++) state[i][0] = new float[m.stateTensors().get(i).size()];
         ReplayStep step = new ReplayStep(g.getJSONArray("calls"), file.getFileName().toString());
         LogitsProcessor processors = LogitsProcessors.captioningDefaults(m, m.noRepeatNGramSize);
-        List<Hypothesis> hyps = k == 1
+        JSONArray c = g.has("constraints") ? g.getJSONArray("constraints") : new JSONArray();
+        int[][] constraints = new int[c.length()][];
+        for (int i = 0; i < constraints.length; i++) {
+            JSONArray ids = c.getJSONArray(i);
+            constraints[i] = new int[ids.length()];
+            for (int j = 0; j < ids.length(); j++) constraints[i][j] = ids.getInt(j);
+        }
+        List<Hypothesis> hyps = constraints.length > 0
+                ? ConstrainedSearch.search(step, state, m.startId, m.endId, constraints, m.vocabulary.size(), k, m.maxLength, m.lengthPenalty, k, processors)
+                : k == 1
                 ? Search.greedy(step, state, m.startId, m.endId, m.maxLength, processors)
                 : Search.beam(step, state, m.startId, m.endId, k, m.maxLength, m.lengthPenalty, k, processors);
         assertEquals(g.getJSONArray("calls").length(), step.next, "steps run");
@@ -85,6 +104,7 @@ class GoldenTest {
             assertEquals(e.getDouble("log_prob"), h.logProb, 1e-9, "log-probability of hypothesis " + i);
             assertEquals(e.getDouble("score"), h.score, 1e-9, "score of hypothesis " + i);
             assertEquals(e.getString("text"), m.detokenize(h.tokens), "text of hypothesis " + i);
+            assertEquals(e.optBoolean("constraints_met", true), h.constraintsMet, "constraints met by hypothesis " + i);
         }
     }
 }
