@@ -3,7 +3,7 @@
 For every dev photo: the free beam-search caption, the tags of both built-in taggers, and the
 constrained search's caption for every constraint set some rule asks for (cached, so a grid of
 rules costs one search per distinct set). Each rule of the grid (tagger, ``min_score``,
-``max_constraints``, ``common_words``, ``margin``; :class:`edgecap.runtime.guidance.ConstraintOptions`)
+``max_constraints``, ``common_words``, ``margin``, ``confident``; :class:`edgecap.runtime.guidance.ConstraintOptions`)
 is scored with CIDEr-D and BLEU-4 (no Java), and the chosen rule is the one with the best
 ``coco_dev`` CIDEr-D whose Flickr8k dev CIDEr-D and BLEU-4 lose at most ``--max-cider-loss`` /
 ``--max-bleu-loss`` against the free captions. Writes the table and the choice as JSON.
@@ -26,17 +26,18 @@ from edgecap.evaluation.metrics import bleu4, cider_d
 from edgecap.paths import repo_root
 from edgecap.runs import read_splits
 from edgecap.runtime import Captioner, CaptionerOptions
-from edgecap.runtime.guidance import ConstraintOptions, choose_constraints, keep_constrained
+from edgecap.runtime.guidance import ConstraintOptions, choose_constraints, keep_constrained, per_word
 from edgecap.runtime.presets import resolve_model
 from edgecap.runtime.tagger import Tagger, TaggerOptions
 
 TAGGERS = ("coco_detector", "imagenet_classifier")
 GRID = {
-    "taggers": [("coco_detector",), ("imagenet_classifier",), TAGGERS],
-    "min_score": [0.4, 0.5, 0.6, 0.7, 0.8],
-    "max_constraints": [1, 2],
-    "common_words": [0, 50, 100, 200, 300, 500],
-    "margin": [0.2, 0.3, 0.5, 0.7, 1.0, math.inf],
+    "taggers": [("coco_detector",)],
+    "min_score": [0.5, 0.6, 0.7],
+    "max_constraints": [1, 2, 3],
+    "common_words": [0, 300],
+    "margin": [1.0, math.inf],
+    "confident": [0.0, -0.9, -0.8, -0.7],
 }
 
 
@@ -53,7 +54,7 @@ class Cached:
     def caption(self, names: tuple[str, ...], options: ConstraintOptions) -> str:
         c = self.captioner
         tags = sorted((t for n in names for t in self.tags[n]), key=lambda t: (-t.score, t.word))
-        chosen = choose_constraints(tags, c.word_index, self.free.tokens, options)
+        chosen = choose_constraints(tags, c.word_index, self.free.tokens, options, per_word(self.free))
         hyp = self.free
         if chosen:
             key = tuple(tuple(ids) for _, ids in chosen)
@@ -73,7 +74,9 @@ def load(config: str, split: str, limit: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="show_attend_tell_flickr8k")
+    parser.add_argument(
+        "--model", default="show_attend_tell_flickr8k", help="a built-in model's name or a .tflite file"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--flickr-dev-limit", type=int, default=0, help="first N Flickr8k dev photos (0: all 1,000)")
     parser.add_argument("--max-cider-loss", type=float, default=0.5)
@@ -104,9 +107,10 @@ def main() -> None:
     }
     rows = []
     combos = list(itertools.product(*GRID.values()))
-    for names, min_score, max_c, common, margin in tqdm(combos, desc="rules", unit="rule"):
-        options = ConstraintOptions(min_score, max_c, common, True, margin)
+    for names, min_score, max_c, common, margin, confident in tqdm(combos, desc="rules", unit="rule"):
+        options = ConstraintOptions(min_score, max_c, common, True, margin, confident)
         row = {"taggers": list(names), "min_score": min_score, "max_constraints": max_c, "common_words": common}
+        row["confident"] = confident
         row["margin"] = None if math.isinf(margin) else margin
         for name in sets:
             captions = [p.caption(names, options) for p in cache[name]]

@@ -60,9 +60,7 @@ def test_every_command_in_the_readme_exists_with_its_options():
             )
 
 
-@pytest.mark.slow
-def test_the_python_snippet_runs_on_a_bare_clone():
-    (snippet,) = _blocks("python")
+def _run_on_a_bare_clone(snippet: str) -> list[str]:
     env = {
         **os.environ,
         "EDGECAP_SHARED": "/nonexistent/shared",
@@ -72,5 +70,13 @@ def test_the_python_snippet_runs_on_a_bare_clone():
     probe = "import sys\n" + snippet + "\nassert 'tensorflow' not in sys.modules, 'the runtime imported TensorFlow'\n"
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
-    assert len(lines) == 3 and lines[2].startswith("(") and ", 7, 7)" in lines[2], out.stdout
+    return out.stdout.strip().splitlines()
+
+
+@pytest.mark.slow
+def test_the_python_snippets_run_on_a_bare_clone():
+    captioning, tags = _blocks("python")
+    lines = _run_on_a_bare_clone(captioning)
+    assert len(lines) == 3 and lines[2].startswith("(") and ", 7, 7)" in lines[2], lines
+    lines = _run_on_a_bare_clone(tags)
+    assert len(lines) == 2 and "cat" in lines[0].split() and "['cat']" in lines[0] and "coffee" in lines[1], lines

@@ -145,12 +145,15 @@ def test_constraint_rules():
     assert [
         t.word
         for t, _ in choose_constraints(
-            tags, index, free, ConstraintOptions(min_score=0.5, common_words=0, skip_said=False)
+            tags, index, free, ConstraintOptions(min_score=0.5, max_constraints=2, common_words=0, skip_said=False)
         )
     ] == [
         "cat",
         "dog",
     ]
+    sure = ConstraintOptions(min_score=0.5, common_words=0, confident=-0.8)
+    assert choose_constraints(tags, index, free, sure, free_per_word=-0.5) == []  # the captioner is sure
+    assert [t.word for t, _ in choose_constraints(tags, index, free, sure, free_per_word=-0.9)] == ["cat"]
     free_h, forced = Hypothesis([4, 5], -2.0, -2.0), Hypothesis([4, 6, 5], -4.0, -4.0)  # -0.67 and -1.0 a word
     assert keep_constrained(free_h, forced, 0.4) and not keep_constrained(free_h, forced, 0.3)
     assert not keep_constrained(free_h, Hypothesis([4, 5], -2.0, -2.0, constraints_met=False), 10.0)

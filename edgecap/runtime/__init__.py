@@ -13,6 +13,7 @@ from edgecap.runtime.retriever import (
     Retriever,
     RetrieverOptions,
 )
+from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
 
 __all__ = [
     "Caption",
@@ -31,4 +32,7 @@ __all__ = [
     "QueryError",
     "Retriever",
     "RetrieverOptions",
+    "Tag",
+    "Tagger",
+    "TaggerOptions",
 ]

@@ -19,7 +19,7 @@ from edgecap.decoding import NoRepeatNGram, beam_search, constrained_beam_search
 from edgecap.decoding.search import Hypothesis
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import IMAGE, LOG_PROBS, TOKENS, ContractError, StepContract, infer_contract
-from edgecap.runtime.guidance import ConstraintOptions, choose_constraints, keep_constrained
+from edgecap.runtime.guidance import ConstraintOptions, choose_constraints, keep_constrained, per_word
 from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
@@ -402,7 +402,7 @@ class Captioner:
         """
         if not (self.options.constrain and tags and free):
             return free, [], True
-        chosen = choose_constraints(tags, self.word_index, free[0].tokens, self.options.constraints)
+        chosen = choose_constraints(tags, self.word_index, free[0].tokens, self.options.constraints, per_word(free[0]))
         if not chosen:
             return free, [], True
         hyps = self.search(state, memory, constraints=[ids for _, ids in chosen])
@@ -437,8 +437,8 @@ class Captioner:
             ModelFileError: the interpreter fails on this model (names the model file).
         """
         t0 = time.perf_counter()
+        tagging = self._tag_in_background(image)  # decodes the photo itself, at its own size
         pixels = self.preprocess(image)
-        tagging = self._tag_in_background(image)
         t1 = time.perf_counter()
         try:
             state, memory, attributes = self.encode_with_items(pixels)

@@ -13,7 +13,10 @@ on ``coco_dev`` and Flickr8k dev by ``scripts/select_constraints.py``, never on 
 4. at most ``max_constraints`` tags, best first;
 5. the constrained caption is kept only if its length-normalised log-probability is within
    ``margin`` nats of the free caption's (a guard the probe in issue 34 traced: the smaller
-   the margin, the fewer captions change).
+   the margin, the fewer captions change);
+6. a free caption the captioner is sure of (length-normalised log-probability at least
+   ``confident``) is kept as it is: on photos like its training photos the captioner is surer
+   than on others, and names their subjects well by itself.
 """
 
 from __future__ import annotations
@@ -45,16 +48,19 @@ class ConstraintOptions:
         skip_said: a tag the free caption already says is no constraint.
         margin: keep the constrained caption only if ``log P / (length + 1)`` is at least the free
             caption's minus this (nats per word; ``inf``: always keep it).
+        confident: no constraint for a free caption whose ``log P / (length + 1)`` is at least
+            this (nats per word, <= 0; 0: constrain whatever the free caption's probability).
 
     Raises:
         ValueError: a value out of range.
     """
 
     min_score: float = 0.6
-    max_constraints: int = 2
-    common_words: int = 300
+    max_constraints: int = 1
+    common_words: int = 0
     skip_said: bool = True
-    margin: float = float("inf")
+    margin: float = 1.0
+    confident: float = -0.8
 
     def __post_init__(self):
         if not 0.0 <= self.min_score <= 1.0:
@@ -65,6 +71,8 @@ class ConstraintOptions:
             raise ValueError(f"common_words must be >= 0, got {self.common_words}")
         if not self.margin >= 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if not self.confident <= 0:
+            raise ValueError(f"confident must be <= 0 (a log-probability per word), got {self.confident}")
 
 
 def vocabulary_forms(tag: Tag, index: dict[str, int]) -> list[int]:
@@ -73,7 +81,11 @@ def vocabulary_forms(tag: Tag, index: dict[str, int]) -> list[int]:
 
 
 def choose_constraints(
-    tags: Sequence[Tag], index: dict[str, int], free_tokens: Sequence[int], options: ConstraintOptions
+    tags: Sequence[Tag],
+    index: dict[str, int],
+    free_tokens: Sequence[int],
+    options: ConstraintOptions,
+    free_per_word: float | None = None,
 ) -> list[tuple[Tag, list[int]]]:
     """The tags that constrain this caption, best first, each with its word ids (a disjunctive constraint).
 
@@ -82,9 +94,12 @@ def choose_constraints(
         index: the captioner's vocabulary, word → id (ids in training-frequency order).
         free_tokens: the free (unconstrained) caption's word ids.
         options: the rules.
+        free_per_word: the free caption's :func:`per_word` log-probability (for ``confident``).
     """
     said = set(free_tokens)
     chosen: list[tuple[Tag, list[int]]] = []
+    if free_per_word is not None and options.confident < 0 and free_per_word >= options.confident:
+        return chosen
     taken: set[int] = set()
     for tag in sorted(tags, key=lambda t: (-t.score, t.word)):
         if tag.score < options.min_score:
