@@ -8,6 +8,7 @@ print(result.text)
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -242,11 +243,11 @@ class Captioner:
         self._warm_up()
 
     def _load_tagger(self, name_or_path: str) -> Tagger:
-        from pathlib import Path as _Path
-
-        if _Path(name_or_path).suffix == ".tflite" or _Path(name_or_path).is_file():
-            return Tagger.create_from_model_path(name_or_path, self.options.tagger_options)
-        return Tagger.from_preset(name_or_path, self.options.tagger_options)
+        """A built-in tagger by name, or a tagger file; it runs with the captioner's kernels."""
+        options = dataclasses.replace(self.options.tagger_options, reference_kernels=self.options.reference_kernels)
+        if Path(name_or_path).suffix == ".tflite" or Path(name_or_path).is_file():
+            return Tagger.create_from_model_path(name_or_path, options)
+        return Tagger.from_preset(name_or_path, options)
 
     def _warm_up(self) -> None:
         """One ``encode`` and one ``decode_step`` at load, so that a model that cannot run fails

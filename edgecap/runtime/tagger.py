@@ -73,6 +73,8 @@ class TaggerOptions:
         backends: interpreter packages to try, in order.
         quiet: silence the interpreter's own log lines while the model loads.
         max_pixels: refuse photos with more pixels than this once decoded.
+        reference_kernels: run the interpreter's reference kernels (the same arithmetic on x86
+            and aarch64; see :func:`edgecap.runtime.interpreter.make_interpreter`).
 
     Raises:
         ValueError: a threshold outside [0, 1], ``max_results`` 0 or below -1, both lists naming
@@ -87,6 +89,7 @@ class TaggerOptions:
     backends: tuple[str, ...] = BACKENDS
     quiet: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
+    reference_kernels: bool = False
 
     def __post_init__(self):
         if not 0.0 <= self.score_threshold <= 1.0:
@@ -202,7 +205,7 @@ class Tagger:
         try:
             with quiet_native_logs(self.options.quiet):
                 self.interpreter, self.backend = make_interpreter(
-                    model_content, self.options.num_threads, self.options.backends
+                    model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels
                 )
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
