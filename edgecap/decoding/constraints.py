@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from edgecap.decoding.processors import LogitsProcessorList
-from edgecap.decoding.search import Hypothesis, State, StepFunction, _check, top_candidates
+from edgecap.decoding.search import Hypothesis, State, StepFunction, _check_one_image, top_candidates
 
 MAX_CONSTRAINTS = 4  #: 2^4 = 16 states × beam_size rows per step; more is slower than it is useful
 
@@ -158,11 +158,7 @@ def constrained_beam_search(
         ValueError: as :func:`beam_search`; bad constraints (see :class:`ConstraintFSM`), or
             ``end_id`` in a constraint.
     """
-    _check(max_length, beam_size)
-    if not 1 <= num_return <= beam_size:
-        raise ValueError(f"num_return must be in 1..beam_size ({beam_size}), got {num_return}")
-    if state[0].shape[0] != 1:
-        raise ValueError(f"constrained_beam_search decodes one image: state batch must be 1, got {state[0].shape[0]}")
+    _check_one_image(state, max_length, beam_size, num_return, "constrained_beam_search")
     fsm = ConstraintFSM(constraints, vocab_size)
     if fsm.token_mask[end_id]:
         raise ValueError(f"end_id {end_id} cannot be a constraint word")

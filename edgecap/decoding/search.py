@@ -59,6 +59,15 @@ def _check(max_length: int, beam_size: int = 1) -> None:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
 
 
+def _check_one_image(state: State, max_length: int, beam_size: int, num_return: int, search: str) -> None:
+    """The argument checks of a beam search over one image (``search`` names it in the message)."""
+    _check(max_length, beam_size)
+    if not 1 <= num_return <= beam_size:
+        raise ValueError(f"num_return must be in 1..beam_size ({beam_size}), got {num_return}")
+    if state[0].shape[0] != 1:
+        raise ValueError(f"{search} decodes one image: state batch must be 1, got {state[0].shape[0]}")
+
+
 def greedy_search(
     step: StepFunction,
     state: State,
@@ -185,11 +194,7 @@ def beam_search(
         ValueError: ``beam_size`` or ``max_length`` < 1, ``num_return`` not in 1..beam_size,
             or a state not of batch 1.
     """
-    _check(max_length, beam_size)
-    if not 1 <= num_return <= beam_size:
-        raise ValueError(f"num_return must be in 1..beam_size ({beam_size}), got {num_return}")
-    if state[0].shape[0] != 1:
-        raise ValueError(f"beam_search decodes one image: state batch must be 1, got {state[0].shape[0]}")
+    _check_one_image(state, max_length, beam_size, num_return, "beam_search")
     K = beam_size
     state = tuple(np.repeat(s, K, axis=0) for s in state)
     tokens = np.full((K,), start_id, np.int32)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +118,6 @@ class TagWords:
     labels: list[str]
     words: list[tuple[str, ...]]
     label_offset: int = 0
-    hand_corrections: dict = field(default_factory=dict)
 
 
 def _read_bounded(path: Path, limit: int, what: str) -> str:
@@ -165,7 +164,7 @@ def read_tag_words(words_path: str | Path, labels_path: str | Path) -> TagWords:
             raise ModelFileError(
                 f"{words_path}: label {label!r} maps to {bad!r}, not lowercase one-word caption tokens"
             )
-    return TagWords(kind, labels, [w for _, w in pairs], offset, raw.get("hand_corrections", {}))
+    return TagWords(kind, labels, [w for _, w in pairs], offset)
 
 
 class Tagger:
