@@ -31,10 +31,11 @@ DATASETS = ("flickr8k", "karpathy", "folder")
 #: (the value goes to the family when it has the key, and is dropped when it never applied to it)
 MOVED = {("train", "doubly_stochastic"): "doubly_stochastic"}
 LR_DECAYS = ("cosine", "constant")
-SELECTION_DECODINGS = ("greedy", "decode")
+SELECTION_DECODINGS = ("greedy", "decode", "loss")
 DISTRIBUTES = ("auto", "mirrored", "none")
 MIXED_PRECISIONS = ("auto", "on", "off")
 OBJECTIVES = ("cross_entropy", "self_critical")
+NEW_WORD_INITS = ("random", "mean")
 
 
 @dataclass
@@ -55,6 +56,10 @@ class DataConfig:
     caption_text_min_count: int = (
         20  #: words of caption_text seen this often join the vocabulary (after the paired words)
     )
+    dev_fraction: float = 0.0  #: "folder" without a splits.txt: share of photos held out for dev (0 and test_fraction 0 = every split is the whole folder)
+    test_fraction: float = 0.0  #: "folder" without a splits.txt: share of photos held out for test
+    split_seed: int = 0  #: "folder": the seed of the dev/test draw
+    extend_vocabulary: bool = False  #: with train.init_from: the training captions' words seen min_count times join the init run's vocabulary (after its words, whose ids stay)
 
 
 @dataclass
@@ -72,7 +77,7 @@ class TrainConfig:
         0.0  #: Polyak averaging of the weights (e.g. 0.999); selection and checkpoints use the average. 0 = off
     )
     patience: int = 4  #: epochs without a better dev CIDEr-D before stopping
-    selection_decoding: str = "greedy"  #: how dev captions are decoded for the per-epoch selection: "greedy", or "decode" (the [decode] section's beam search)
+    selection_decoding: str = "greedy"  #: the per-epoch selection: dev CIDEr-D of "greedy" or "decode" (the [decode] section's beam search) captions, or "loss": the dev captions' teacher-forced cross-entropy, no decoding (steadier on a few dozen photos)
     seed: int = 1234
     distribute: str = "auto"  #: "auto" (mirrored when >1 GPU), "mirrored", "none"
     mixed_precision: str = "auto"  #: "auto" (on a GPU), "on", "off"
@@ -81,6 +86,7 @@ class TrainConfig:
     objective: str = "cross_entropy"  #: "cross_entropy" (teacher forcing) or "self_critical" (SCST on CIDEr-D)
     init_from: str = ""  #: run directory whose best checkpoint and vocabulary start this run (required by SCST)
     num_samples: int = 5  #: SCST: captions sampled per image (batch_size counts images)
+    new_word_init: str = "random"  #: with a vocabulary wider than train.init_from's: the new words' embedding rows and output weights start "random" (the layer's initializer) or at the "mean" of the old words'
     text_fraction: float = 0.0  #: share of training examples that are data.caption_text sentences without a photo (a zero image; language-side training), 0 = none
 
 
@@ -163,6 +169,7 @@ class Config:
             ("train.distribute", DISTRIBUTES),
             ("train.mixed_precision", MIXED_PRECISIONS),
             ("train.objective", OBJECTIVES),
+            ("train.new_word_init", NEW_WORD_INITS),
         )
         positive = (
             "data.min_count",
@@ -188,13 +195,31 @@ class Config:
             *((key, lambda v: v >= 0, ">= 0") for key in non_negative),
             *(
                 (key, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
-                for key in ("train.learning_rate", "train.label_smoothing", "train.ema_momentum", "train.text_fraction")
+                for key in (
+                    "train.learning_rate",
+                    "train.label_smoothing",
+                    "train.ema_momentum",
+                    "train.text_fraction",
+                    "data.dev_fraction",
+                    "data.test_fraction",
+                )
             ),
             ("train.min_lr_ratio", lambda v: 0.0 <= v <= 1.0, "in [0, 1]"),
             ("decode.length_penalty", math.isfinite, "a finite number"),
             ("decode.no_repeat_ngram_size", lambda v: v == 0 or v >= 2, "0 (off) or >= 2"),
         ]
         out = [f"{key} must be {expected}, got {value(key)!r}" for key, ok, expected in rules if not ok(value(key))]
+        d = self.data
+        if d.dev_fraction + d.test_fraction >= 1.0:
+            out.append(
+                f"data.dev_fraction + data.test_fraction must leave training photos, got {d.dev_fraction} + {d.test_fraction}"
+            )
+        if (d.dev_fraction or d.test_fraction) and d.dataset != "folder":
+            out.append(
+                f"data.dev_fraction and data.test_fraction split a 'folder' dataset; {d.dataset!r} has its own splits"
+            )
+        if d.extend_vocabulary and not self.train.init_from:
+            out.append("data.extend_vocabulary widens the vocabulary of train.init_from: set it")
         if self.train.text_fraction and not self.data.caption_text:
             out.append("train.text_fraction needs data.caption_text (the unpaired captions)")
         if self.train.text_fraction and self.train.objective != "cross_entropy":

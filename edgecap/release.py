@@ -98,7 +98,10 @@ def release_captioner(
             "ema_momentum": cfg.train.ema_momentum,
             "best_epoch": state["best_epoch"],
             "epochs_run": state["epoch"],
-            "best_dev_cider_d": state["best_cider_d"],
+            "best_dev_cider_d": state.get("best_cider_d"),
+            "best_dev_cross_entropy": -state["best_minus_dev_cross_entropy"]
+            if "best_minus_dev_cross_entropy" in state
+            else None,
             "selection_decoding": cfg.train.selection_decoding,
         }
     elif previous.is_file():
@@ -503,5 +506,7 @@ def card_model_config(model: dict | None):
 
 def _selection(training: dict) -> str:
     """``"greedy 42.86"`` or ``"with the [decode] beam search 45.91"``."""
+    if training["selection_decoding"] == "loss":
+        return f"on the dev captions' cross-entropy, {training['best_dev_cross_entropy']:.3f} nats a word"
     mode = "greedy" if training["selection_decoding"] == "greedy" else "with the [decode] beam search"
     return f"{mode} {training['best_dev_cider_d']:.2f}"

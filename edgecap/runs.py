@@ -9,6 +9,7 @@
     best.weights.h5      model of the epoch with the best dev score (what export uses)
     decoding.json        decoding chosen on dev (``edgecap select-decoding``), optional
     attributes.json      an attribute detector's attribute vocabulary
+    adapted.json         what an adapted run started from, on which photos (``edgecap adapt``)
     logs/                TensorBoard
 
 Training (:mod:`edgecap.training`), evaluation, export and release read runs through this
@@ -22,12 +23,13 @@ from pathlib import Path
 
 from edgecap.config import Config, ConfigError
 from edgecap.data.features import SplitData, cached_features
-from edgecap.data.readers import CaptionedImage, read_dataset
+from edgecap.data.readers import CaptionedImage, FolderSplit, read_dataset
 from edgecap.paths import resolve_data_root
 from edgecap.runtime.vocabulary import Vocabulary
 from edgecap.utils import atomic_path
 
 __all__ = [
+    "ADAPTED",
     "ATTRIBUTES",
     "BEST",
     "CONFIG",
@@ -47,6 +49,7 @@ __all__ = [
 CONFIG, VOCAB, LAST, STATE, BEST = "config.toml", "vocab.json", "last.weights.h5", "state.json", "best.weights.h5"
 DECODING = "decoding.json"  #: beam size and length penalty chosen on dev (edgecap select-decoding)
 ATTRIBUTES = "attributes.json"  #: an attribute detector's attribute vocabulary
+ADAPTED = "adapted.json"  #: an adapted run's origin: the run it started from, the photos (edgecap adapt)
 
 
 class RunError(ValueError):
@@ -114,7 +117,13 @@ def read_splits(cfg: Config, splits: tuple[str, ...], data_root: str | None = No
     """The configured dataset's ``splits`` (train/dev cut to ``data.train_limit``/``dev_limit``)."""
     d = cfg.data
     root = resolve_data_root(d.root, data_root)
-    data = read_dataset(d.dataset, root, splits, resolve_data_root(d.karpathy_json) if d.karpathy_json else None)
+    data = read_dataset(
+        d.dataset,
+        root,
+        splits,
+        resolve_data_root(d.karpathy_json) if d.karpathy_json else None,
+        FolderSplit(d.dev_fraction, d.test_fraction, d.split_seed),
+    )
     if d.train_limit and "train" in data:
         data["train"] = data["train"][: d.train_limit]
     if d.dev_limit and "dev" in data:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import random
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,24 +165,43 @@ def read_coco_captions(json_path: str | Path, image_dir: str | Path) -> list[Cap
     return _check_split(_drop_missing(items, json_path), "all", json_path)
 
 
-def read_caption_folder(
-    root: str | Path, splits: tuple[str, ...] = ("train", "dev", "test"), caption_file: str | None = None
-) -> dict[str, list[CaptionedImage]]:
-    """A folder of photos with a captions file; every split is the whole folder.
+SPLITS_FILE = "splits.txt"  #: a folder's own split: ``IMAGE<TAB>train|dev|test`` lines
+FOLDER_CAPTION_FILES = ("captions.txt", "captions.token.txt", "captions.json")
 
-    The captions file is ``caption_file``, else ``captions.txt``, else ``captions.token.txt``:
-    ``IMAGE<TAB>caption`` lines, or Flickr8k's ``IMAGE#N<TAB>caption`` (the ``#N`` dropped).
-    The photos are beside it, or in an ``Images/`` folder beside it (Flickr8k's layout, and
-    ``../shared/data/coco_dev``'s). For small custom sets, out-of-domain dev sets and tests
-    (the repository's ``examples/``).
 
-    Raises:
-        DatasetError: no captions file, or one that is malformed or names no existing photo.
+@dataclass(frozen=True)
+class FolderSplit:
+    """How a folder of captioned photos is split when it has no ``splits.txt`` of its own.
+
+    Photos are shuffled by ``seed`` (sorted by name first, so the split depends on the names
+    only); the first ``test_fraction`` of them are the test split, the next ``dev_fraction``
+    the dev split, the rest train. Both zero: every split is the whole folder (a dev or test
+    set of its own, as ``../shared/data/coco_dev``).
+
+    Attributes:
+        dev_fraction: share of photos held out for model selection, in [0, 1).
+        test_fraction: share of photos held out for scoring, in [0, 1).
+        seed: the shuffle's seed.
     """
-    root = Path(root)
-    names = [caption_file] if caption_file else ["captions.txt", "captions.token.txt"]
-    token_file = next((root / n for n in names if (root / n).is_file()), root / names[0])
-    photos = root / "Images" if (root / "Images").is_dir() else root
+
+    dev_fraction: float = 0.0
+    test_fraction: float = 0.0
+    seed: int = 0
+
+    def assign(self, names: list[str]) -> dict[str, str]:
+        """``{image name: split}`` for ``names``; empty when both fractions are zero."""
+        if not (self.dev_fraction or self.test_fraction):
+            return {}
+        order = sorted(names)
+        random.Random(self.seed).shuffle(order)
+        n_test = round(self.test_fraction * len(order))
+        n_dev = round(self.dev_fraction * len(order))
+        return {
+            name: "test" if i < n_test else "dev" if i < n_test + n_dev else "train" for i, name in enumerate(order)
+        }
+
+
+def _folder_captions_tsv(token_file: Path, photos: Path) -> list[CaptionedImage]:
     captions: dict[str, list[str]] = collections.defaultdict(list)
     for n, line in enumerate(_read_lines(token_file), 1):
         name, sep, caption = line.partition("\t")
@@ -189,8 +209,114 @@ def read_caption_folder(
             raise DatasetError(f"{token_file}:{n}: expected 'IMAGE<TAB>caption', got {line[:80]!r}")
         base, hash_, number = name.rpartition("#")
         captions[base if hash_ and number.isdigit() else name].append(caption.strip())
-    items = _drop_missing([CaptionedImage(name, photos / name, caps) for name, caps in captions.items()], token_file)
-    return {split: _check_split(list(items), split, token_file) for split in splits}
+    return [CaptionedImage(name, photos / name, caps) for name, caps in captions.items()]
+
+
+def _folder_captions_json(json_path: Path, photos: Path) -> tuple[list[CaptionedImage], dict[str, str]]:
+    """A COCO captions file (``images`` + ``annotations``) or a Karpathy-split file (``images``
+    with ``sentences`` and ``split``): ``(items, {image name: split})``, the second empty for COCO."""
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        images = data["images"]
+        if "annotations" in data:  # COCO
+            names = {img["id"]: img["file_name"] for img in images}
+            caps: dict[int, list[str]] = collections.defaultdict(list)
+            for ann in data["annotations"]:
+                caps[ann["image_id"]].append(ann["caption"])
+            return [CaptionedImage(names[i], photos / names[i], caps[i]) for i in names if caps.get(i)], {}
+        items, split_of = [], {}
+        for img in images:  # Karpathy
+            name = str(Path(img.get("filepath", "")) / img["filename"])
+            items.append(CaptionedImage(name, photos / name, [s["raw"] for s in img["sentences"]]))
+            for ours, theirs in _KARPATHY_SPLITS.items():
+                if ours != "val" and img.get("split") in theirs:
+                    split_of[name] = ours
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{json_path}: not valid JSON ({e})") from e
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DatasetError(
+            f"{json_path}: neither a COCO captions file (images + annotations) nor a Karpathy-split file (images with sentences): missing {e}"
+        ) from e
+    return items, split_of
+
+
+def _read_splits_file(path: Path, names: set[str]) -> dict[str, str]:
+    split_of = {}
+    for n, line in enumerate(_read_lines(path), 1):
+        name, sep, split = line.partition("\t")
+        name, split = name.strip(), split.strip()
+        if not sep or split not in ("train", "dev", "test"):
+            raise DatasetError(f"{path}:{n}: expected 'IMAGE<TAB>train|dev|test', got {line[:80]!r}")
+        if name not in names:
+            raise DatasetError(f"{path}:{n}: {name!r} is not a captioned photo of the folder")
+        split_of[name] = split
+    return split_of
+
+
+def _drop_unreadable(items: list[CaptionedImage], source: Path) -> list[CaptionedImage]:
+    """The items whose photo decodes (a JPEG at 1/8 scale: cheap); the others skipped, counted."""
+    from edgecap.runtime.preprocessing import ImageLoadError, load_image
+
+    kept, bad = [], []
+    for it in items:
+        try:
+            load_image(it.path, 32)
+            kept.append(it)
+        except ImageLoadError as e:
+            bad.append(str(e))
+    if bad:
+        warnings.warn(f"{source}: {len(bad)} photo(s) cannot be read and are skipped (e.g. {bad[0]})", stacklevel=3)
+    return kept
+
+
+def read_caption_folder(
+    root: str | Path,
+    splits: tuple[str, ...] = ("train", "dev", "test"),
+    caption_file: str | None = None,
+    split: FolderSplit = FolderSplit(),
+) -> dict[str, list[CaptionedImage]]:
+    """A folder of photos with a captions file, for your own photos, small sets and tests.
+
+    The captions file is ``caption_file``, else the first of :data:`FOLDER_CAPTION_FILES`:
+    ``IMAGE<TAB>caption`` lines (or Flickr8k's ``IMAGE#N<TAB>caption``, the ``#N`` dropped),
+    or a JSON file, COCO captions (``images`` + ``annotations``) or Karpathy-split
+    (``images`` with ``sentences``). The photos are beside it, or in an ``Images/`` folder
+    beside it (Flickr8k's layout, and ``../shared/data/coco_dev``'s). Photos that are missing
+    or cannot be decoded are skipped, with one warning giving their count.
+
+    The splits, first that applies: the folder's ``splits.txt`` (``IMAGE<TAB>train|dev|test``
+    lines; photos it does not list train); a Karpathy file's own splits; ``split``'s
+    fractions (:class:`FolderSplit`); else every split is the whole folder.
+
+    Returns:
+        ``{split: [CaptionedImage]}``, each split in the captions file's order.
+
+    Raises:
+        DatasetError: no captions file, one that is malformed (file and line named), a bad
+            ``splits.txt`` line, or a requested split with no photo.
+    """
+    root = Path(root)
+    names = [caption_file] if caption_file else list(FOLDER_CAPTION_FILES)
+    token_file = next((root / n for n in names if (root / n).is_file()), None)
+    if token_file is None:
+        raise DatasetError(f"{root}: no captions file (one of {', '.join(names)})")
+    photos = root / "Images" if (root / "Images").is_dir() else root
+    split_of: dict[str, str] = {}
+    if token_file.suffix == ".json":
+        items, split_of = _folder_captions_json(token_file, photos)
+    else:
+        items = _folder_captions_tsv(token_file, photos)
+    items = _drop_unreadable(_drop_missing(items, token_file), token_file)
+    source = token_file
+    if (root / SPLITS_FILE).is_file():
+        source = root / SPLITS_FILE
+        split_of = _read_splits_file(source, {it.image_id for it in items})
+        split_of = {it.image_id: split_of.get(it.image_id, "train") for it in items}
+    elif not split_of:
+        split_of = split.assign([it.image_id for it in items])
+    if not split_of:
+        return {s: _check_split(list(items), s, token_file) for s in splits}
+    return {s: _check_split([it for it in items if split_of.get(it.image_id) == s], s, source) for s in splits}
 
 
 def read_dataset(
@@ -198,8 +324,10 @@ def read_dataset(
     root: str | Path,
     splits: tuple[str, ...] = ("train", "dev", "test"),
     karpathy_json: str | Path | None = None,
+    folder_split: FolderSplit = FolderSplit(),
 ) -> dict[str, list[CaptionedImage]]:
-    """Dispatch on a dataset name from a config: ``flickr8k`` (native layout), ``karpathy`` or ``folder``.
+    """Dispatch on a dataset name from a config: ``flickr8k`` (native layout), ``karpathy`` or
+    ``folder`` (:func:`read_caption_folder`, split by ``folder_split`` unless it has its own).
 
     Raises:
         DatasetError: unknown name, or whatever the reader raises.
@@ -211,7 +339,7 @@ def read_dataset(
             raise DatasetError("dataset 'karpathy' needs data.karpathy_json")
         return read_karpathy_json(karpathy_json, root, splits)
     if name == "folder":
-        return read_caption_folder(root, splits)
+        return read_caption_folder(root, splits, split=folder_split)
     raise DatasetError(f"unknown dataset {name!r}; expected 'flickr8k', 'karpathy' or 'folder'")
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 from edgecap.export.exporter import export_model, representative_dataset
 from edgecap.export.staging import ExportResult, calibration_and_check, keep_if_verified
 from edgecap.export.verify import verify_export
-from edgecap.utils import work_dir
+from edgecap.utils import atomic_write_text, work_dir
 
 
 def run_export(
@@ -83,6 +84,9 @@ def export_captioner(
         "dataset": cfg.data.dataset,
         "calibration_images": len(calib) if mode == "int8" else 0,
     }
+    adapted = _adaptation(source)
+    if adapted:
+        extra["adapted_from"] = {k: adapted[k] for k in ("from_name", "from_checkpoint_sha256", "data", "photos")}
     # Everything before verification passes lives in one scratch folder beside the output
     # (removed at the end, or by the next export if this process is killed), and the staged
     # file is marked unverified, so the runtime refuses it wherever it ends up.
@@ -110,6 +114,55 @@ def export_captioner(
         report = verify_export(
             model, captioner, [it.path for it in check], [it.captions for it in check], mode, cfg.decode.max_length
         )
-        return keep_if_verified(staged, output, report)
+        result = keep_if_verified(staged, output, report)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if adapted:
+        atomic_write_text(
+            output.with_suffix(".md"), adaptation_card(output, Path(source), adapted, vocab, report, len(calib), mode)
+        )
+    return result
+
+
+def _adaptation(source: str | Path) -> dict | None:
+    """The run's :data:`~edgecap.runs.ADAPTED` record, or None for a run that is no adaptation."""
+    from edgecap.runs import ADAPTED
+
+    path = Path(source) / ADAPTED
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def adaptation_card(output: Path, run: Path, adapted: dict, vocab, report, calibration_images: int, mode: str) -> str:
+    """The card of a file exported from an adapted run (``edgecap adapt``), in Markdown: what
+    it was adapted from and on which photos, the new words, the epochs, the verification."""
+    from edgecap.runs import STATE
+
+    old = adapted["from_vocabulary"]
+    new_words = vocab.words[old:]
+    photos = adapted["photos"]
+    state = json.loads((run / STATE).read_text()) if (run / STATE).is_file() else {"history": []}
+    field, what = (
+        ("dev_cross_entropy", "the dev captions' cross-entropy (nats a word)")
+        if "best_minus_dev_cross_entropy" in state
+        else ("dev_cider_d", "dev CIDEr-D (greedy)")
+    )
+    epochs = ", ".join(f"{h['epoch']}: {h.get(field, float('nan')):.3f}" for h in state["history"])
+    test = (
+        f"{photos['test']} test photos (never trained on, never used to choose)"
+        if photos.get("test")
+        else "no test photos"
+    )
+    lines = [
+        f"# `{output.name}`: `{adapted['from_name']}` adapted to `{adapted['data']}`",
+        "",
+        f"- **Adapted from**: `{adapted['from_name']}` ({adapted['from']}, checkpoint sha256 `{adapted['from_checkpoint_sha256'][:16]}…`), {old:,} words.",
+        f"- **On**: `{adapted['data']}`: {photos['train']} training photos, {photos['dev']} dev photos (the epoch is chosen on them), {test}.",
+        f"- **Vocabulary**: {len(vocab):,} words, {len(new_words)} new: {', '.join(new_words[:40])}{' …' if len(new_words) > 40 else ''}.",
+        f"- **Training**: the encoder frozen, the decoder trained; {what} after each epoch (0: the starting weights): {epochs or 'none recorded'}; kept: epoch {state.get('best_epoch', '?')}.",
+        f"- **Export**: {mode}, calibrated on {calibration_images} training photos, verified against Keras on {report.images} photos (the dev photos, then training photos): {report.summary()}",
+        "",
+        f"Score it on the held-out photos: `edgecap evaluate {output} --config {run / 'config.toml'} --split test`.",
+        "A few hundred photos teach a model your words and your photos' subjects; scores on a few dozen photos move by several points from one photo to the next.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -53,13 +53,18 @@ def calibration_and_check(
     cfg, data_root: str | None, calibration_images: int, verify_images: int
 ) -> tuple[list[CaptionedImage], list[CaptionedImage]]:
     """``(calibration photos, verification photos)``: spread over the run's training and dev
-    splits; without the dataset on this machine, the example photos for both (with a warning:
+    splits (a dev split smaller than ``verify_images`` topped up with training photos: the
+    check is agreement with Keras, and a BLEU-4 on a dozen photos is noise); without the dataset on this machine, the example photos for both (with a warning:
     an int8 file calibrated on three photos is poor and usually fails verification)."""
     from edgecap.runs import read_splits
 
     try:
         splits = read_splits(cfg, ("train", "dev"), data_root)
-        return spread(splits["train"], calibration_images), spread(splits["dev"], verify_images)
+        check = spread(splits["dev"], verify_images)
+        if len(check) < verify_images:  # a small folder: training photos too (agreement, not quality, is checked)
+            dev = {it.image_id for it in check}
+            check += spread([it for it in splits["train"] if it.image_id not in dev], verify_images - len(check))
+        return spread(splits["train"], calibration_images), check
     except DatasetError as e:
         examples = example_items()
         warnings.warn(

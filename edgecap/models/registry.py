@@ -50,6 +50,8 @@ class Task:
         release: ``f(run_dir, out_dir, data_root, threads, version, command) -> card dict``.
         bench: ``f(model_path, threads, photos, repeats) -> dict``, timing an exported file.
         card: ``f(card dict) -> str``, a released model's card in Markdown.
+        adapt: ``f(cfg, run_dir, data_root, cache_dir) -> best checkpoint path``, training a run
+            that continues another on a folder of the user's photos (``edgecap adapt``).
         headline: the test metrics ``edgecap models`` shows, with ``digits`` decimals.
         why_not: for each stage left ``""``, why.
     """
@@ -62,6 +64,7 @@ class Task:
     release: str = ""
     bench: str = ""
     card: str = ""
+    adapt: str = ""
     headline: tuple[str, ...] = ()
     digits: int = 2
     why_not: tuple[tuple[str, str], ...] = ()
@@ -194,6 +197,7 @@ register_task(
         release="edgecap.release:release_captioner",
         bench="edgecap.bench:bench_file",
         card="edgecap.release:model_card_markdown",
+        adapt="edgecap.training.trainer:train",
         headline=("BLEU-4", "METEOR", "CIDEr-D"),
     )
 )
@@ -209,6 +213,7 @@ register_task(
         card="edgecap.release:alignment_card_markdown",
         headline=("annotation R@1", "annotation R@10", "search R@1", "search R@10"),
         digits=1,
+        why_not=(("adapt", "edgecap adapt continues a captioner; train an alignment model with edgecap train"),),
     )
 )
 register_task(
@@ -223,6 +228,7 @@ register_task(
                 "an attribute detector is not exported on its own; it runs inside the encode signature of a semantic attention captioner",
             ),
             ("release", "an attribute detector is released inside the semantic attention captioner that uses it"),
+            ("adapt", "edgecap adapt continues a captioner; train an attribute detector with edgecap train"),
         ),
     )
 )

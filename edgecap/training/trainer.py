@@ -52,6 +52,22 @@ def _dev_cider(model, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
     return cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, hyps)})
 
 
+def dev_cross_entropy(model, dev: SplitData, vocab: Vocabulary, max_length: int, batch_size: int = 64) -> float:
+    """Mean teacher-forced cross-entropy of ``dev``'s reference captions, in nats a word (the
+    ``<end>`` token counted): the selection score ``train.selection_decoding = "loss"`` uses,
+    far steadier than a CIDEr-D of a few dozen photos."""
+    index, captions = encode_captions(dev.items, vocab, max_length)
+    dataset = caption_dataset(dev.features, index, captions, batch_size, shuffle=False, seed=0)
+    total, words = 0.0, 0.0
+    for inputs, targets in dataset:
+        logits = model(inputs, training=False)  # (B, T, V)
+        mask = tf.cast(targets != vocab.pad_id, tf.float32)  # (B, T)
+        nll = tf.keras.losses.sparse_categorical_crossentropy(targets, tf.cast(logits, tf.float32), from_logits=True)
+        total += float(tf.reduce_sum(nll * mask))
+        words += float(tf.reduce_sum(mask))
+    return total / max(words, 1.0)
+
+
 class SelectionCheckpoint(keras.callbacks.Callback):
     """After each epoch: a dev score, best/last checkpoints, state, early stopping.
 
@@ -60,13 +76,37 @@ class SelectionCheckpoint(keras.callbacks.Callback):
     """
 
     best_key, label = "best_cider_d", "dev CIDEr-D"
+    sign = 1.0  #: the score as printed is sign × score (-1: a loss, lower is better)
 
-    def __init__(self, run_dir: Path, dev: SplitData, vocab: Vocabulary, cfg: Config, state: dict):
+    def __init__(
+        self, run_dir: Path, dev: SplitData, vocab: Vocabulary, cfg: Config, state: dict, measure_start: bool = False
+    ):
         super().__init__()
         self.run_dir, self.dev, self.vocab, self.cfg, self.state = run_dir, dev, vocab, cfg, state
+        self.measure_start = measure_start
+        if cfg.train.selection_decoding == "loss":  # no decoding: minus the dev captions' cross-entropy
+            self.best_key, self.label, self.sign = "best_minus_dev_cross_entropy", "dev cross-entropy", -1.0
+
+    def on_train_begin(self, logs=None):
+        """With ``measure_start`` (a warm-started run, before its first epoch): score the starting
+        weights as epoch 0 and keep them as the best checkpoint until an epoch beats them, so a
+        continued run never ends worse on dev than where it started."""
+        if not self.measure_start or self.state["epoch"] or self.state["history"]:
+            return
+        score, fields, detail = self.measure()
+        self.state["history"].append({"epoch": 0, **fields})
+        self.state.update({self.best_key: score, "best_epoch": 0})
+        for name in (BEST, LAST):  # a run killed in epoch 1 resumes from here
+            with atomic_path(self.run_dir / name) as tmp:
+                self.model.save_weights(tmp)
+        atomic_write_text(self.run_dir / STATE, json.dumps(self.state, indent=1))
+        print(f"epoch 0 (the starting weights): {self.label} {self.sign * score:.3f}{detail}", flush=True)
 
     def measure(self) -> tuple[float, dict, str]:
         """``(score, fields for the epoch's history, detail for the log line)``; higher is better."""
+        if self.cfg.train.selection_decoding == "loss":
+            nll = dev_cross_entropy(self.model, self.dev, self.vocab, self.cfg.data.max_length)
+            return -nll, {"dev_cross_entropy": nll}, ""
         score = _dev_cider(self.model, self.dev, self.vocab, self.cfg)
         return score, {"dev_cider_d": score}, ""
 
@@ -86,7 +126,7 @@ class SelectionCheckpoint(keras.callbacks.Callback):
             self.model.save_weights(tmp)
         atomic_write_text(self.run_dir / STATE, json.dumps(st, indent=1))
         print(
-            f"epoch {epoch + 1}: {self.label} {score:.2f}{detail} (best {st[self.best_key]:.2f} at epoch {st['best_epoch']}, selection {time.time() - t0:.0f}s)",
+            f"epoch {epoch + 1}: {self.label} {self.sign * score:.3f}{detail} (best {self.sign * st[self.best_key]:.3f} at epoch {st['best_epoch']}, selection {time.time() - t0:.0f}s)",
             flush=True,
         )
         if st["wait"] >= self.cfg.train.patience:
@@ -180,6 +220,8 @@ def run_state(
         if init
         else Vocabulary.build((c for it in train_split.items for c in it.captions), cfg.data.min_count)
     )
+    if init and cfg.data.extend_vocabulary:  # the training captions' new words, after init's (adapting a model)
+        vocab = vocab.extended((c for it in train_split.items for c in it.captions), cfg.data.min_count)
     if text:  # the unpaired text's words, after the paired ones (whose ids, and rows in init, stay)
         vocab = vocab.extended(text, cfg.data.caption_text_min_count)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -225,7 +267,7 @@ def _initial_run(cfg: Config) -> Path | None:
     return init
 
 
-def warm_start(model, init: Path, vocab_size: int | None = None) -> None:
+def warm_start(model, init: Path, vocab_size: int | None = None, new_words: str = "random") -> None:
     """Copy the weights of run ``init``'s best checkpoint into ``model``, layer by layer.
 
     The two configs may differ in what does not shape a weight (dropout, ``fine_tune_from``,
@@ -234,10 +276,12 @@ def warm_start(model, init: Path, vocab_size: int | None = None) -> None:
     layers (hard attention's REINFORCE baseline, non-trainable), keep their initial values.
 
     With ``vocab_size`` larger than ``init``'s vocabulary (a vocabulary widened by unpaired
-    text, :meth:`Vocabulary.extended`), a weight with a vocabulary axis (word embeddings, the
-    output layer) takes ``init``'s rows for the old words; the new words' rows keep their
-    initial values, except output biases, which start at the lowest old bias (a new word
-    starts as unlikely as the rarest known one, so training on photos is not disturbed).
+    text or by the training captions, :meth:`Vocabulary.extended`), a weight with a vocabulary
+    axis (word embeddings, the output layer) takes ``init``'s rows for the old words; the new
+    words' rows keep their initial values (``new_words="random"``) or start at the mean of the
+    old rows (``"mean"``: a new word starts as an average word), except output biases, which
+    start at the lowest old bias (a new word starts as unlikely as the rarest known one, so
+    training on photos is not disturbed).
 
     Raises:
         RunError: a layer or weight without its counterpart, or of another shape (named).
@@ -270,8 +314,12 @@ def warm_start(model, init: Path, vocab_size: int | None = None) -> None:
             index = [slice(None)] * len(v.shape)
             index[axes[0]] = slice(0, old_v)
             value[tuple(index)] = old
+            new = [slice(None)] * len(v.shape)
+            new[axes[0]] = slice(old_v, None)
             if len(v.shape) == 1:  # an output bias: new words start as unlikely as the rarest old word
                 value[old_v:] = old.min()
+            elif new_words == "mean":
+                value[tuple(new)] = old.mean(axis=axes[0], keepdims=True)
             v.assign(value)
 
 
@@ -309,7 +357,8 @@ def train(
     data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir, mirrored=("train",) if flip else ())
     train_split, dev = data["train"], data["dev"]
     text = read_caption_text(resolve_data_root(cfg.data.caption_text)) if cfg.data.caption_text else None
-    state, vocab = run_state(run_dir, cfg, resuming, init, train_split, SelectionCheckpoint.best_key, text)
+    best_key = "best_minus_dev_cross_entropy" if t.selection_decoding == "loss" else SelectionCheckpoint.best_key
+    state, vocab = run_state(run_dir, cfg, resuming, init, train_split, best_key, text)
     # A resumed run draws a new shuffle order rather than replaying the first epoch's.
     seed = t.seed + state["epoch"]
     self_critical = t.objective == "self_critical"
@@ -338,7 +387,7 @@ def train(
         if not resuming:
             model.prepare(vocab)
         if init:  # before compiling: the optimizer starts afresh
-            warm_start(model, init, len(vocab))
+            warm_start(model, init, len(vocab), t.new_word_init)
             print(f"starting from {init / BEST}")
         if self_critical:
             from edgecap.training.self_critical import CorpusCiderD
@@ -360,7 +409,7 @@ def train(
         cfg,
         state,
         resuming,
-        SelectionCheckpoint(run_dir, dev, vocab, cfg, state),
+        SelectionCheckpoint(run_dir, dev, vocab, cfg, state, measure_start=init is not None),
         callbacks,
     )
 
@@ -383,7 +432,7 @@ def fit_run(
     if resuming:
         model.load_weights(run_dir / LAST)
         print(
-            f"resuming {run_dir} after epoch {state['epoch']} (best {selection.label} {state[selection.best_key]:.2f})"
+            f"resuming {run_dir} after epoch {state['epoch']} (best {selection.label} {selection.sign * state[selection.best_key]:.3f})"
         )
         if state["wait"] >= t.patience or state["epoch"] >= t.epochs:
             print("training had already finished")
