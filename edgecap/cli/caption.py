@@ -147,8 +147,8 @@ def command(
     """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow.
 
     Every photo that can be read is captioned; each one that cannot (and each folder without
-    images) is named on stderr with its cause, and the exit status is then 2."""
-    from edgecap.runtime import Captioner, CaptionerOptions, ImageLoadError, ModelFileError, NoInterpreterError
+    images) is named on stderr with its cause, and the exit status is then 2; Ctrl-C stops with status 130, the lines written so far whole."""
+    from edgecap.runtime import Captioner, CaptionerOptions, ModelFileError, NoInterpreterError
     from edgecap.runtime.guidance import DEFAULT_TAGGERS
     from edgecap.runtime.presets import resolve_model
 
@@ -184,6 +184,19 @@ def command(
     if verbose:
         m = captioner.metadata
         click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
+    try:
+        failures = _caption_each(captioner, images, as_json, show_attributes, show_tags, verbose, attention_dir)
+    except KeyboardInterrupt:  # Ctrl-C: every line written so far is whole (one write a line)
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    if failures:
+        sys.exit(2)
+
+
+def _caption_each(captioner, images, as_json, show_attributes, show_tags, verbose, attention_dir) -> int:
+    """Caption every photo of ``images``, one output line (or JSON line) each; the failures' count."""
+    from edgecap.runtime import ImageLoadError, ModelFileError
+
     failures = 0
     for image, error in photo_paths(images):
         result = None
@@ -221,5 +234,4 @@ def command(
                 save_attention_figure(image, result, Path(attention_dir) / f"{Path(image).stem}_attention.png")
             except ValueError as e:
                 fail(f"--attention-dir: {e}")
-    if failures:
-        sys.exit(2)
+    return failures

@@ -9,6 +9,7 @@ print(result.text)
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -199,6 +200,13 @@ class Captioner:
 
     Works from the step contract in the file's metadata alone, whatever the model family.
 
+    Thread-safe: one interpreter serves every thread, behind a lock held from a photo's
+    ``encode`` to its last search step (the decode step keeps the photo's memory in the
+    interpreter between calls), so captions from several threads are those of serial calls;
+    photo decoding and resizing run outside the lock and overlap. For photos in parallel, use
+    one ``Captioner`` per thread. A :meth:`step_function` is bound to the interpreter: call it
+    from one thread at a time, holding ``captioner.lock``.
+
     Raises:
         ModelFileError: the interpreter refuses or cannot run the model, or its signatures do
             not match the declared contract (names ``source``). ``metadata`` is expected as
@@ -240,6 +248,7 @@ class Captioner:
         self.word_index = {w: i for i, w in enumerate(self.vocabulary)}
         self.taggers = [self._load_tagger(t) for t in self.options.taggers]
         self._pool: ThreadPoolExecutor | None = None
+        self.lock = threading.RLock()  #: held while the interpreter holds one photo's memory
         self._warm_up()
 
     def _load_tagger(self, name_or_path: str) -> Tagger:
@@ -339,7 +348,8 @@ class Captioner:
     ) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray], list[tuple[str, float]]]:
         """:meth:`encode`, and the ``(word, score)`` items the contract declares (``[]`` if none)."""
         c = self.contract
-        out = self.encode_signature(image=pixels)
+        with self.lock:
+            out = self.encode_signature(image=pixels)
         items = (
             []
             if c.items is None
@@ -372,14 +382,15 @@ class Captioner:
         length_penalty = m.length_penalty if o.length_penalty is None else o.length_penalty
         step = self.step_function(memory)
         n = min(o.num_results, k)
-        if constraints:
-            return constrained_beam_search(
-                step, state, m.start_id, m.end_id, constraints, len(self.vocabulary), k, max_length,
-                length_penalty, n, self.suppress,
-            )  # fmt: skip
-        if k == 1:
-            return greedy_search(step, state, m.start_id, m.end_id, max_length, self.suppress)
-        return beam_search(step, state, m.start_id, m.end_id, k, max_length, length_penalty, n, self.suppress)
+        with self.lock:  # the step function sets the photo's memory once, then every step reads it
+            if constraints:
+                return constrained_beam_search(
+                    step, state, m.start_id, m.end_id, constraints, len(self.vocabulary), k, max_length,
+                    length_penalty, n, self.suppress,
+                )  # fmt: skip
+            if k == 1:
+                return greedy_search(step, state, m.start_id, m.end_id, max_length, self.suppress)
+            return beam_search(step, state, m.start_id, m.end_id, k, max_length, length_penalty, n, self.suppress)
 
     def tag(self, image: ImageInput) -> list[Tag]:
         """Every tagger's tags of one photo, best first (a word named twice keeps its best score)."""
@@ -416,8 +427,9 @@ class Captioner:
         that they run while this thread encodes and searches; None without taggers."""
         if not self.taggers:
             return None
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecap-tagger")
+        with self.lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecap-tagger")
         return self._pool.submit(self.tag, image)
 
     def _to_caption(self, hyp: Hypothesis) -> Caption:
@@ -442,13 +454,14 @@ class Captioner:
         pixels = self.preprocess(image)
         t1 = time.perf_counter()
         try:
-            state, memory, attributes = self.encode_with_items(pixels)
-            t2 = time.perf_counter()
-            free = self.search(state, memory)
-            t3 = time.perf_counter()
-            tags = tagging.result() if tagging is not None else []
-            t4 = time.perf_counter()
-            hyps, constraints, met = self.constrain(state, memory, free, tags)
+            with self.lock:  # from encode to the last step (photo decoding above overlaps)
+                state, memory, attributes = self.encode_with_items(pixels)
+                t2 = time.perf_counter()
+                free = self.search(state, memory)
+                t3 = time.perf_counter()
+                tags = tagging.result() if tagging is not None else []
+                t4 = time.perf_counter()
+                hyps, constraints, met = self.constrain(state, memory, free, tags)
         except RuntimeError as e:  # the interpreter's own failures: the model, not the photo
             raise md.ModelFileError(f"{self.source}: the model failed while captioning ({e})") from e
         t5 = time.perf_counter()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,6 +157,9 @@ class PhotoIndex:
 class Retriever:
     """An alignment model file: photos and sentences → region and word vectors → eq. 8 scores.
 
+    Thread-safe: one interpreter call at a time (a lock); for photos in parallel, one
+    ``Retriever`` per thread.
+
     Args:
         model_content: the file's bytes; ``metadata``: its metadata (``task == "retrieval"``).
 
@@ -196,6 +200,7 @@ class Retriever:
             )
             self.image_signature = Signature(self.interpreter, "embed_image")
             self.sentence_signature = Signature(self.interpreter, "embed_sentence")
+            self._lock = threading.Lock()  # one interpreter call at a time: Retriever is thread-safe
             with quiet_native_logs(self.options.quiet):
                 S = metadata.image_size
                 regions = self.embed_pixels(np.zeros((1, S, S, 3), np.uint8))
@@ -236,7 +241,9 @@ class Retriever:
     def embed_pixels(self, pixels: np.ndarray, unit: bool = True) -> np.ndarray:
         """``uint8 (1, S, S, 3)`` → region vectors ``float32 (R, h)`` (unit length when the model
         was trained so, unless ``unit=False``)."""
-        return unit_vectors(self.image_signature(image=pixels)["regions"][0], unit and self.normalize)
+        with self._lock:
+            regions = self.image_signature(image=pixels)["regions"][0]
+        return unit_vectors(regions, unit and self.normalize)
 
     def embed_image(self, image: ImageInput) -> np.ndarray:
         """Any photo → region vectors ``float32 (R, h)``. Raises ImageLoadError naming the file."""
@@ -245,9 +252,8 @@ class Retriever:
     def embed_tokens(self, tokens: np.ndarray, unit: bool = True) -> np.ndarray:
         """``int32 (B, T)`` word ids (T = ``max_words``, ``<pad>`` after the words) → ``float32 (B, T, h)``
         (unit length when the model was trained so, unless ``unit=False``; 0 at padding)."""
-        words = self.sentence_signature(tokens=np.asarray(tokens, np.int32))[
-            "words"
-        ]  # 0 at padding (the model's own mask)
+        with self._lock:  # a batch of another size resizes the interpreter's tensors
+            words = self.sentence_signature(tokens=np.asarray(tokens, np.int32))["words"]  # 0 at padding
         return unit_vectors(words, unit and self.normalize)
 
     def tokens(self, text: str) -> list[int]:
