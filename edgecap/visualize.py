@@ -26,11 +26,13 @@ def _pyplot(what: str):
 
 def _save(plt, fig, out_path: str | Path) -> Path:
     """Write ``fig`` as a PNG atomically and close it."""
-    fig.tight_layout()
     out_path = Path(out_path)
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        with atomic_path(out_path) as tmp:
+            fig.savefig(tmp, format="png", dpi=80)
+    finally:
+        plt.close(fig)
     return out_path
 
 

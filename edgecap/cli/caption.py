@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from edgecap.cli.common import fail, photo_paths
+from edgecap.cli.common import OutputError, WholeLines, fail, photo_paths, writable_folder
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS
 
 
@@ -181,6 +183,12 @@ def command(
         fail(
             f"--attributes: {path} detects no attributes (a {captioner.metadata.architecture} model); semantic attention models do"
         )
+    if attention_dir:  # what can be checked is checked before the first photo
+        if captioner.contract.attention is None:
+            fail(f"--attention-dir: {path} returns no attention weights (a {captioner.metadata.architecture} model)")
+        if importlib.util.find_spec("matplotlib") is None:
+            fail("--attention-dir draws figures with matplotlib: pip install 'edgecap[plot]'")
+        attention_dir = writable_folder(attention_dir, "--attention-dir")
     if verbose:
         m = captioner.metadata
         click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
@@ -189,6 +197,10 @@ def command(
     except KeyboardInterrupt:  # Ctrl-C: every line written so far is whole (one write a line)
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OutputError as e:  # the lines written so far are whole
+        if e.errno == errno.EPIPE:  # the reader stopped (`| head`): quietly, as a shell tool does
+            sys.exit(141)
+        fail(e.strerror)
     if failures:
         sys.exit(2)
 
@@ -197,6 +209,7 @@ def _caption_each(captioner, images, as_json, show_attributes, show_tags, verbos
     """Caption every photo of ``images``, one output line (or JSON line) each; the failures' count."""
     from edgecap.runtime import ImageLoadError, ModelFileError
 
+    out = WholeLines()
     failures = 0
     for image, error in photo_paths(images):
         result = None
@@ -210,28 +223,30 @@ def _caption_each(captioner, images, as_json, show_attributes, show_tags, verbos
         if error is not None:
             click.echo(f"error: {error}", err=True)
             if as_json:
-                click.echo(json_line(image, error=error))
+                out.line(json_line(image, error=error))
             failures += 1
             continue
         if as_json:
-            click.echo(json_line(image, result))
+            out.line(json_line(image, result))
         else:
-            click.echo(f"{image}: {result.text}")
-            for c in result.nbest[1:]:
-                click.echo(f"    {c.text}  ({c.log_prob:.2f})")
+            lines = [f"{image}: {result.text}", *(f"    {c.text}  ({c.log_prob:.2f})" for c in result.nbest[1:])]
             if show_attributes:
-                click.echo("    attributes: " + ", ".join(f"{w} {p:.2f}" for w, p in result.attributes))
+                lines.append("    attributes: " + ", ".join(f"{w} {p:.2f}" for w, p in result.attributes))
             if show_tags:
-                click.echo("    tags: " + (", ".join(_tag_text(t) for t in result.tags) or "none"))
+                lines.append("    tags: " + (", ".join(_tag_text(t) for t in result.tags) or "none"))
                 if result.constraints:
-                    click.echo("    constrained to say: " + ", ".join(result.constraints))
+                    lines.append("    constrained to say: " + ", ".join(result.constraints))
+            out.line("\n".join(lines))
         if verbose:
             click.echo("    " + ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items()), err=True)
         if attention_dir:
             from edgecap.visualize import save_attention_figure
 
+            figure = Path(attention_dir) / f"{Path(image).stem}_attention.png"
             try:
-                save_attention_figure(image, result, Path(attention_dir) / f"{Path(image).stem}_attention.png")
+                save_attention_figure(image, result, figure)
             except ValueError as e:
                 fail(f"--attention-dir: {e}")
+            except OSError as e:  # a full disk: the next figure would fail too
+                fail(f"{figure}: cannot write the attention figure ({e.strerror or e})")
     return failures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,62 @@ def fail(message: str, code: int = 1):
     """Print ``error: MESSAGE`` on stderr and exit with ``code``."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+class OutputError(OSError):
+    """Standard output cannot be written (a full disk, a file size limit, a closed pipe)."""
+
+
+class WholeLines:
+    """Standard output a line at a time, each line whole: written with ``os.write`` until done,
+    and when a write fails part-way (a full disk) cut back off a regular file, so the output
+    holds only whole lines (JSON Lines stay valid). Under a test runner whose stdout has no file
+    descriptor, plain ``sys.stdout`` writes.
+    """
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        try:
+            self.fd: int | None = sys.stdout.fileno()
+            self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+        except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError
+            self.fd, self.regular = None, False
+
+    def line(self, text: str) -> None:
+        """Write ``text`` and a newline. Raises OutputError with the cause (one line)."""
+        data = (text + "\n").encode("utf-8", "replace")
+        if self.fd is None:
+            sys.stdout.write(data.decode("utf-8"))
+            sys.stdout.flush()
+            return
+        start = os.lseek(self.fd, 0, os.SEEK_CUR) if self.regular else None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as e:
+            if start is not None:  # cut the partial line off
+                try:
+                    os.ftruncate(self.fd, start)
+                    os.lseek(self.fd, start, os.SEEK_SET)
+                except OSError:
+                    pass
+            raise OutputError(e.errno, f"standard output: cannot write ({e.strerror or e})") from None
+
+
+def writable_folder(folder: str | Path, option: str) -> Path:
+    """``folder``, created if needed and checked writable before any work is done; otherwise
+    exits through :func:`fail` with one line naming ``option``, the folder and the cause."""
+    import tempfile
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgecap-write-check-"):
+            pass
+    except OSError as e:
+        fail(f"{option} {folder}: cannot write there ({e.strerror or e})")
+    return folder
 
 
 def tensorflow_command() -> None:

@@ -34,15 +34,21 @@ def command(as_json):
                 )
             )
         else:
-            task = registry.get_task(p.task)
-            scores = (
-                ", ".join(f"{k} {p.scores[k]:.{task.digits}f}" for k in task.headline if k in p.scores) or "not scored"
-            )
+            try:
+                task = registry.get_task(p.task)
+                scores = ", ".join(f"{k} {p.scores[k]:.{task.digits}f}" for k in task.headline if k in p.scores)
+            except (ValueError, TypeError):  # a file of a task this edgecap does not know
+                scores = ""
+            scores = scores or "not scored"
             click.echo(f"{p.name:40} {p.task:12} {p.size_mb:6.2f} MB  Flickr8k test: {scores}")
     for name in tagger_names():
         path = tagger_path(name)
-        kind = json.loads(path.with_suffix(".words.json").read_text())["kind"]
-        size = path.stat().st_size / 1e6
+        try:
+            kind = json.loads(path.with_suffix(".words.json").read_text())["kind"]
+            size = path.stat().st_size / 1e6
+        except (OSError, ValueError, KeyError, TypeError) as e:  # a foreign file in the folder
+            click.echo(f"skipped {path}: not a built-in tagger ({type(e).__name__}: {e})", err=True)
+            continue
         if as_json:
             click.echo(
                 json.dumps(

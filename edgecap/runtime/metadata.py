@@ -21,6 +21,9 @@ import hashlib
 import io
 import json
 import math
+import os
+import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -102,6 +105,16 @@ class ModelMetadata:
             raise ModelFileError(str(e)) from None
 
 
+#: Limits from the format, checked before anything is read or inflated. A TFLite flatbuffer
+#: addresses at most 2 GiB (32-bit offsets), and the appended archive is a few megabytes.
+MAX_MODEL_BYTES = 2**31
+#: One archive entry once inflated: the metadata JSON with a vocabulary of MAX_VOCABULARY words
+#: of up to 40 characters stays below it.
+MAX_ENTRY_BYTES = 64 * 2**20
+MAX_ENTRIES = 16  #: entries of the appended archive (edgecap writes 2)
+MAX_VOCABULARY = 1_000_000  #: words
+
+
 def digest(model_bytes: bytes) -> str:
     """Hex SHA-256 of a flatbuffer (``bytes`` before the metadata archive)."""
     return hashlib.sha256(model_bytes).hexdigest()
@@ -133,6 +146,25 @@ def flatbuffer(data: bytes) -> bytes:
 def _archive_start(zf: zipfile.ZipFile) -> int:
     """Offset of the appended archive's first entry: where the flatbuffer ends."""
     return min(info.header_offset for info in zf.infolist())
+
+
+def _read_entry(zf: zipfile.ZipFile, name: str, source: str) -> bytes:
+    """One archive entry, its sizes checked against the limits before it is inflated.
+
+    Raises:
+        KeyError: no such entry. ModelFileError: too many entries, or an entry too large.
+    """
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise ModelFileError(
+            f"{source}: damaged edgecap metadata ({len(infos)} archive entries, at most {MAX_ENTRIES})"
+        )
+    info = zf.getinfo(name)
+    if info.file_size > MAX_ENTRY_BYTES or info.compress_size > MAX_ENTRY_BYTES:
+        raise ModelFileError(
+            f"{source}: damaged edgecap metadata ({name} declares {info.file_size:,} bytes, at most {MAX_ENTRY_BYTES:,})"
+        )
+    return zf.read(info)  # zipfile stops at the declared size: a bomb cannot inflate past it
 
 
 def _is_tflite(data: bytes) -> bool:
@@ -187,14 +219,25 @@ def validate(meta: ModelMetadata, source: str = "<model>") -> None:
             or (ok is not None and not ok(value))
         ):
             raise ModelFileError(f"{source}: metadata field {name!r} must be {expected}, got {value!r:.80}")
-    if not all(isinstance(w, str) and w for w in meta.vocabulary):
-        raise ModelFileError(f"{source}: metadata field 'vocabulary' must hold non-empty strings")
+    if len(meta.vocabulary) > MAX_VOCABULARY:
+        raise ModelFileError(
+            f"{source}: metadata field 'vocabulary' has {len(meta.vocabulary):,} words, at most {MAX_VOCABULARY:,}"
+        )
+    if not all(isinstance(w, str) and w and not any(c.isspace() for c in w) for w in meta.vocabulary):
+        raise ModelFileError(
+            f"{source}: metadata field 'vocabulary' must hold non-empty words without spaces or line breaks"
+        )
     n = len(meta.vocabulary)
-    for special in ("pad_id", "start_id", "end_id", "unk_id"):
+    specials = ("pad_id", "start_id", "end_id", "unk_id")
+    for special in specials:
         if getattr(meta, special) >= n:
             raise ModelFileError(
                 f"{source}: metadata field {special!r} is {getattr(meta, special)}, outside the vocabulary of {n} words"
             )
+    if len({getattr(meta, s) for s in specials}) < len(specials):
+        raise ModelFileError(
+            f"{source}: metadata fields {', '.join(specials)} must be four different words, got {[getattr(meta, s) for s in specials]}"
+        )
 
 
 def read(
@@ -219,7 +262,7 @@ def read(
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             model_end = _archive_start(zf)
-            raw = json.loads(zf.read(METADATA_NAME).decode("utf-8"))
+            raw = json.loads(_read_entry(zf, METADATA_NAME, source).decode("utf-8"))
     except KeyError:
         raise ModelFileError(
             f"{source}: a TFLite model without edgecap metadata ({METADATA_NAME}); export it with 'edgecap export'"
@@ -230,7 +273,15 @@ def read(
                 f"{source}: a TFLite model without edgecap metadata ({METADATA_NAME}); export it with 'edgecap export'"
             ) from None
         raise ModelFileError(f"{source}: damaged edgecap metadata ({e})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, zlib.error, ValueError, EOFError, OSError) as e:
+    except ModelFileError:
+        raise
+    except RecursionError:
+        raise ModelFileError(f"{source}: damaged edgecap metadata (JSON nested too deeply)") from None
+    except (
+        json.JSONDecodeError, UnicodeDecodeError, zlib.error, ValueError, EOFError, OSError, RuntimeError,
+        NotImplementedError, zipfile.LargeZipFile, struct.error, OverflowError, MemoryError,
+    ) as e:  # fmt: skip
+        # RuntimeError: an encrypted entry; NotImplementedError: a compression method zipfile lacks
         raise ModelFileError(f"{source}: damaged edgecap metadata ({type(e).__name__}: {e})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("format_version", 0), int):
         raise ModelFileError(f"{source}: damaged edgecap metadata (not an object with an integer format_version)")
@@ -265,6 +316,10 @@ def read(
     return meta
 
 
+_KINDS = {stat.S_IFDIR: "a folder", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}  # fmt: skip
+
+
 def read_file(
     path: str | Path, check_digest: bool = True, allow_unverified: bool = False
 ) -> tuple[bytes, ModelMetadata]:
@@ -280,9 +335,18 @@ def read_file(
     """
     path = Path(path)
     try:
-        if not path.is_file():
-            raise ModelFileError(f"{path}: model file not found")
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # refused without opening: a FIFO would block
+            raise ModelFileError(
+                f"{path}: not a model file but {_KINDS.get(stat.S_IFMT(info.st_mode), 'a special file')}"
+            )
+        if info.st_size > MAX_MODEL_BYTES:  # a sparse giant is refused before it is read
+            raise ModelFileError(
+                f"{path}: {info.st_size:,} bytes, more than a TFLite model can be ({MAX_MODEL_BYTES:,})"
+            )
         data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
     except OSError as e:
         raise ModelFileError(f"{path}: cannot read the model file ({e.strerror or e})") from None
     if not data:

@@ -95,8 +95,8 @@ def resolve_model(name_or_path: str | Path | None) -> Path:
     if name_or_path is None:
         return default_preset()
     path = Path(name_or_path)
-    if path.is_file():
-        return path
+    if path.is_file() or (path.exists() and str(name_or_path) not in preset_names()):
+        return path  # a folder or FIFO too: loading it says what it is
     if path.suffix == ".tflite" or path.parent != Path("."):
         raise ValueError(
             f"{name_or_path}: no such model file (built-in models: {', '.join(preset_names()) or 'none installed'})"

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import os
+import stat
 import threading
 import zipfile
 from collections.abc import Sequence
@@ -135,23 +138,84 @@ class PhotoIndex:
 
     @classmethod
     def load(cls, path: str | Path) -> "PhotoIndex":
-        """Raises: PhotoIndexError for a missing, damaged or foreign file (names ``path``)."""
+        """Read an index written by :meth:`save`, every size checked before it is read.
+
+        Raises:
+            PhotoIndexError: a missing, special, damaged, edited or foreign file (names ``path``).
+        """
         path = Path(path)
-        if not path.is_file():
-            raise PhotoIndexError(f"{path}: index file not found")
         try:
+            kind = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise PhotoIndexError(f"{path}: index file not found") from None
+        except OSError as e:
+            raise PhotoIndexError(f"{path}: cannot read the index ({e.strerror or e})") from None
+        if not stat.S_ISREG(kind):
+            raise PhotoIndexError(f"{path}: not an index file (a folder or special file)")
+        try:
+            _check_index_entries(path)
             with np.load(path, allow_pickle=False) as z:
-                header = json.loads(z["header"].tobytes().decode())
-                regions = z["regions"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+                header, regions = z["header"], z["regions"]
+            if header.dtype != np.uint8 or header.ndim != 1:
+                raise ValueError(f"header is {header.dtype} {header.shape}, expected uint8 bytes")
+            header = json.loads(header.tobytes().decode("utf-8"))
+        except PhotoIndexError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, RecursionError, zipfile.BadZipFile, UnicodeDecodeError) as e:
             raise PhotoIndexError(f"{path}: not an edgecap photo index ({type(e).__name__}: {e})") from None
         if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
             raise PhotoIndexError(
-                f"{path}: unknown index format {header.get('format') if isinstance(header, dict) else header!r}"
+                f"{path}: unknown index format {header.get('format') if isinstance(header, dict) else type(header).__name__!r}"
             )
-        if regions.ndim != 3 or len(regions) != len(header["paths"]):
-            raise PhotoIndexError(f"{path}: {len(header['paths'])} photos but region vectors of shape {regions.shape}")
-        return cls(list(header["paths"]), regions, str(header["model_digest"]))
+        paths, model_digest = header.get("paths"), header.get("model_digest")
+        if (
+            not isinstance(paths, list)
+            or not all(isinstance(x, str) for x in paths)
+            or not isinstance(model_digest, str)
+        ):
+            raise PhotoIndexError(
+                f"{path}: damaged index header (paths must be a list of strings, model_digest a string)"
+            )
+        if regions.dtype != np.float16 or regions.ndim != 3 or len(regions) != len(paths):
+            raise PhotoIndexError(
+                f"{path}: {len(paths)} photos but region vectors {regions.dtype} {regions.shape}, expected float16 ({len(paths)}, R, h)"
+            )
+        return cls(paths, regions, model_digest)
+
+
+INDEX_ENTRIES = {"header.npy", "regions.npy"}
+
+
+def _check_index_entries(path: Path) -> None:
+    """An index is an uncompressed ``.npz`` (``np.savez``) of exactly :data:`INDEX_ENTRIES`; a
+    stored entry cannot be larger than the file, so nothing read from it can outgrow it.
+
+    Raises:
+        PhotoIndexError: other entries, a compressed entry, or sizes beyond the file's.
+    """
+    size = path.stat().st_size
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        names = {i.filename for i in infos}
+        if names != INDEX_ENTRIES or len(infos) != len(INDEX_ENTRIES):
+            raise PhotoIndexError(
+                f"{path}: not an edgecap photo index (entries {sorted(names)[:5]}, expected {sorted(INDEX_ENTRIES)})"
+            )
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
+                raise PhotoIndexError(
+                    f"{path}: damaged index ({info.filename} is compressed or declares {info.file_size:,} bytes in a {size:,}-byte file)"
+                )
+            with zf.open(info) as f:  # the array's own header: its shape must fit in the entry
+                version = np.lib.format.read_magic(f)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(f)
+            if dtype.hasobject or math.prod(shape) * dtype.itemsize > info.file_size:
+                raise PhotoIndexError(
+                    f"{path}: damaged index ({info.filename} declares {dtype} {shape}, more than it holds)"
+                )
 
 
 class Retriever:
