@@ -34,6 +34,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Remove the temporary files :func:`atomic_path` made for ``path`` and a killed process left.
+
+    Call it where only one process writes ``path`` (a resumable job's own progress file).
+    """
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*.tmp*"):
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

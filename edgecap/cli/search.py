@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -25,7 +26,7 @@ from edgecap.paths import DEFAULT_RETRIEVAL_PRESET
     "images",
     multiple=True,
     type=click.Path(),
-    help="Photos or folders to search (repeatable); rows of --scores are these photos sorted by path.",
+    help="Photos or folders to search (repeatable; a photo that cannot be read is skipped and named, exit status 2); rows of --scores are the readable ones sorted by path. With --index, a killed build resumes.",
 )
 @click.option(
     "--index",
@@ -103,8 +104,12 @@ def command(
             RetrieverOptions(num_threads=threads, quiet=not verbose, reference_kernels=reference_kernels),
         )
         t0 = time.perf_counter()
-        if images:
-            retriever.index(photo_list(images), progress=True)
+        skipped: list[str] = []
+        if images:  # a photo that cannot be read is skipped and named; a killed build resumes
+            partial = Path(f"{index_path}.partial.npz") if index_path else None
+            retriever.index(photo_list(images), progress=True, errors=skipped, partial=partial)
+            for error in skipped:
+                click.echo(f"error: {error} (skipped)", err=True)
             if index_path:
                 retriever.photo_index.save(index_path)
         else:
@@ -116,7 +121,7 @@ def command(
             )
         if not queries:
             click.echo(f"wrote {index_path}: {len(retriever.photo_index.paths)} photos")
-            return
+            sys.exit(2 if skipped else 0)
         t0 = time.perf_counter()
         matrix = retriever.scores(
             list(queries), strict=not scores_path
@@ -138,7 +143,7 @@ def command(
             err=True,
         )
         if texts:
-            return
+            sys.exit(2 if skipped else 0)
     paths = retriever.photo_index.paths
     for j, query in enumerate(queries):
         order = np.argsort(-matrix[:, j], kind="stable")[:top]
@@ -155,3 +160,5 @@ def command(
             click.echo(query)
             for i in order:
                 click.echo(f"  {matrix[i, j]:8.2f}  {paths[i]}")
+    if skipped:  # as caption: the readable photos were searched, the others named on stderr
+        sys.exit(2)

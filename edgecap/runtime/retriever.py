@@ -33,7 +33,7 @@ import numpy as np
 from edgecap.runtime import metadata as md
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors, word_alignment
 from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
-from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, ImageLoadError, load_image
 from edgecap.runtime.vocabulary import Vocabulary
 
 INDEX_FORMAT = 1
@@ -113,11 +113,15 @@ class PhotoIndex:
         regions: ``float16 (N, R, h)``.
         model_digest: the SHA-256 digest of the model's weights (its ``flatbuffer_sha256``):
             an index only answers queries of the model that built it.
+        progress: of an unfinished index (:meth:`Retriever.index` with ``partial``): every
+            photo asked for (``"photos"``), how many are done (``"done"``, the unreadable
+            counted) and the errors (``"errors"``); None for a finished index.
     """
 
     paths: list[str]
     regions: np.ndarray
     model_digest: str
+    progress: dict | None = None
 
     def save(self, path: str | Path) -> Path:
         """Write the index as one ``.npz`` (atomically: a crash leaves no half-written file).
@@ -128,7 +132,8 @@ class PhotoIndex:
         from edgecap.utils import atomic_write_bytes
 
         buf = io.BytesIO()
-        header = json.dumps({"format": INDEX_FORMAT, "model_digest": self.model_digest, "paths": self.paths})
+        fields = {"format": INDEX_FORMAT, "model_digest": self.model_digest, "paths": self.paths}
+        header = json.dumps(fields if self.progress is None else {**fields, "progress": self.progress})
         np.savez(buf, regions=self.regions, header=np.frombuffer(header.encode(), np.uint8))
         try:
             atomic_write_bytes(path, buf.getvalue())
@@ -180,7 +185,15 @@ class PhotoIndex:
             raise PhotoIndexError(
                 f"{path}: {len(paths)} photos but region vectors {regions.dtype} {regions.shape}, expected float16 ({len(paths)}, R, h)"
             )
-        return cls(paths, regions, model_digest)
+        progress = header.get("progress")
+        if progress is not None and not (
+            isinstance(progress, dict)
+            and isinstance(progress.get("photos"), list)
+            and isinstance(progress.get("done"), int)
+            and isinstance(progress.get("errors"), list)
+        ):
+            raise PhotoIndexError(f"{path}: damaged index header (progress)")
+        return cls(paths, regions, model_digest, progress)
 
 
 INDEX_ENTRIES = {"header.npy", "regions.npy"}
@@ -357,22 +370,82 @@ class Retriever:
         return out
 
     # --- a photo collection -------------------------------------------------------------------
-    def index(self, photos: Sequence[str | Path], progress: bool = False) -> PhotoIndex:
+    def index(
+        self,
+        photos: Sequence[str | Path],
+        progress: bool = False,
+        errors: list[str] | None = None,
+        partial: str | Path | None = None,
+        save_every: int = 200,
+    ) -> PhotoIndex:
         """Embed ``photos`` and keep them as the collection :meth:`search` ranks.
 
+        Args:
+            photos: the photos, in index order.
+            progress: show a progress bar.
+            errors: when given, a photo that cannot be read is skipped and its one-line error
+                appended here; without it, the first such photo raises.
+            partial: a file (``.npz``) where the work done so far is saved every ``save_every``
+                photos, atomically. A build killed and started again with the same photos, model
+                and ``partial`` resumes where it was saved; the file is removed once the index
+                is whole (:meth:`PhotoIndex.save` then writes the finished index).
+            save_every: photos between two saves of ``partial``.
+
         Raises:
-            ValueError: no photos. ImageLoadError: an unreadable photo (names it).
+            ValueError: no photos, or none readable. ImageLoadError: an unreadable photo, without ``errors``.
         """
         if not photos:
             raise ValueError("no photos to index")
         from tqdm.auto import tqdm
 
+        names = [str(p) for p in photos]
         regions = np.empty((len(photos), self.num_regions, self.dim), np.float16)
-        for i, p in enumerate(tqdm(photos, desc="indexing photos", unit="img", disable=not progress)):
-            regions[i] = self.embed_image(p)
-        self.photo_index = PhotoIndex([str(p) for p in photos], regions, self.metadata.flatbuffer_sha256)
+        kept: list[str] = []
+        failed: list[str] = []
+        start = self._resume(partial, names, regions, kept, failed) if partial else 0
+        bar = tqdm(total=len(photos), initial=start, desc="indexing photos", unit="img", disable=not progress)
+        with bar:
+            for i in range(start, len(photos)):
+                try:
+                    regions[len(kept)] = self.embed_image(photos[i])
+                    kept.append(names[i])
+                except ImageLoadError as e:
+                    if errors is None:
+                        raise
+                    failed.append(str(e))
+                bar.update(1)
+                if partial and (i + 1) % save_every == 0 and i + 1 < len(photos):
+                    progress_made = {"photos": names, "done": i + 1, "errors": failed}
+                    PhotoIndex(kept, regions[: len(kept)], self.metadata.flatbuffer_sha256, progress_made).save(partial)
+        if errors is not None:
+            errors.extend(failed)
+        if not kept:
+            raise ValueError(f"none of the {len(photos)} photos could be read (e.g. {failed[0]})")
+        self.photo_index = PhotoIndex(kept, regions[: len(kept)].copy(), self.metadata.flatbuffer_sha256)
         self._regions32 = None
+        if partial:
+            Path(partial).unlink(missing_ok=True)
         return self.photo_index
+
+    def _resume(self, partial: str | Path, names: list[str], regions: np.ndarray, kept: list, failed: list) -> int:
+        """Photos done by an earlier build saved in ``partial`` (0 when there is none, or it was
+        of other photos or another model); their vectors copied into ``regions``."""
+        from edgecap.utils import remove_stale_temporaries
+
+        remove_stale_temporaries(partial)  # a build killed while saving leaves its temporary file
+        if not Path(partial).is_file():
+            return 0
+        try:
+            saved = PhotoIndex.load(partial)
+        except PhotoIndexError:
+            return 0
+        p = saved.progress
+        if p is None or p["photos"] != names or saved.model_digest != self.metadata.flatbuffer_sha256:
+            return 0
+        regions[: len(saved.paths)] = saved.regions
+        kept.extend(saved.paths)
+        failed.extend(str(e) for e in p["errors"])
+        return int(p["done"])
 
     def load_index(self, path: str | Path) -> PhotoIndex:
         """Load a saved index (:meth:`PhotoIndex.save`) as the collection.
