@@ -226,7 +226,7 @@ class Config:
             out.append("train.text_fraction trains with teacher forcing: set train.objective = 'cross_entropy'")
         if self.train.objective == "self_critical" and self.train.num_samples < 2:
             out.append(f"train.num_samples must be >= 2 for self-critical training, got {self.train.num_samples}")
-        return out + self.model.validate()
+        return out + self.model.validate() + _size_problems(self.model)
 
     def validate(self, source: str = "<config>") -> "Config":
         """Check every range and choice (no TensorFlow needed, so it fails in well under a second).
@@ -244,7 +244,7 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
-        """Raises: ConfigError naming the file (missing, bad TOML, unknown key)."""
+        """Raises: ConfigError naming the file (missing, unreadable, bad TOML, unknown key)."""
         path = Path(path)
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -252,6 +252,10 @@ class Config:
             raise ConfigError(f"{path}: config file not found") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: not valid TOML ({e})") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not a text file in UTF-8 ({e.reason} at byte {e.start})") from None
+        except OSError as e:  # a folder, no permission, a device
+            raise ConfigError(f"{path}: cannot read the config ({e.strerror or e})") from None
         return cls.from_dict(raw, str(path))
 
     def apply_overrides(self, overrides: list[str]) -> None:
@@ -285,6 +289,26 @@ class Config:
         from edgecap.utils import atomic_write_text
 
         atomic_write_text(path, self.to_toml())
+
+
+MAX_PARAMETERS = 2_000_000_000  #: 8 GB of float32 weights: a config past it is refused before a model is built
+_VOCABULARY_GUESS = 50_000  #: words, for the estimate (the vocabulary is not known before the data is read)
+
+
+def _size_problems(model: ModelConfig) -> list[str]:
+    """A crude upper bound of the parameters the ``[model]`` sizes (every ``*_dim`` field) ask for:
+    a recurrent layer over all of them, ``4 d²``, and word embedding and output layers,
+    ``2 V d``, with ``d`` their sum. A value such as ``hidden_dim = 10**8`` is refused here,
+    in well under a second, rather than dying out of memory in TensorFlow."""
+    dims = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if f.name.endswith("_dim")}
+    d = sum(v for v in dims.values() if isinstance(v, int) and not isinstance(v, bool) and v > 0)
+    estimate = 4 * d * d + 2 * _VOCABULARY_GUESS * d
+    if estimate <= MAX_PARAMETERS:
+        return []
+    sizes = ", ".join(f"model.{k} = {v}" for k, v in dims.items())
+    return [
+        f"the model sizes ({sizes}) ask for about {estimate:.1e} parameters, over the limit of {MAX_PARAMETERS:.0e}"
+    ]
 
 
 def _toml_value(v: Any) -> str:

@@ -40,6 +40,7 @@ __all__ = [
     "RunError",
     "SplitData",
     "build_model",
+    "check_run",
     "load_run",
     "load_split_features",
     "read_splits",
@@ -172,6 +173,26 @@ def load_split_features(
     out = {s: split_data(s) for s in data}
     out.update({f"{s}-mirrored": split_data(s, True) for s in mirrored})
     return out
+
+
+def check_run(run_dir: str | Path, data_root: str | None = None, splits: tuple[str, ...] = ()) -> Config:
+    """What :func:`load_run` and the stages after it need, checked without TensorFlow (in well
+    under a second): the run's files, its config, and the dataset's ``splits``.
+
+    Returns:
+        the run's configuration.
+
+    Raises:
+        RunError: a file missing. ConfigError: the config. DatasetError: the data (file named).
+    """
+    run_dir = Path(run_dir)
+    for name in (CONFIG, VOCAB, BEST):
+        if not (run_dir / name).is_file():
+            raise RunError(f"{run_dir / name}: missing; is {run_dir} an edgecap run directory with a checkpoint?")
+    cfg = Config.load(run_dir / CONFIG)
+    if splits:
+        read_splits(cfg, splits, data_root)
+    return cfg
 
 
 def load_run(run_dir: str | Path, which: str = BEST):

@@ -82,6 +82,10 @@ def command(
         spice=spice,
     )
     try:
+        if Path(source).is_dir():  # a run: its files and data checked before TensorFlow is imported
+            from edgecap.runs import check_run
+
+            check_run(source, data_root, (split,))
         task = _task(source)
         report = task.run("evaluate", source, split, **options)
     except (ValueError, OSError, RuntimeError) as e:

@@ -55,13 +55,16 @@ def command(source, mode, output, data_root, calibration_images, verify_images, 
     holds the verification report; a failed export is kept as OUTPUT.rejected, which the
     runtime refuses to load."""
     tensorflow_command()
-    from edgecap.export.command import run_export
     from edgecap.paths import released_dir
+    from edgecap.runs import check_run
 
     source = Path(source) if source else released_dir()
     try:
         if full_integer and mode != "int8":
             raise ValueError("--full-integer applies to --int8 only")
+        check_run(source)  # before TensorFlow is imported: a bad run is refused at once
+        from edgecap.export.command import run_export
+
         result = run_export(
             source, mode, output, data_root, calibration_images, verify_images, model_version, full_integer
         )

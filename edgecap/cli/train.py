@@ -48,6 +48,9 @@ def command(config_path, run_dir, data_root, encoder_weights, cache_dir, overrid
             overrides = (*overrides, f'model.encoder_weights="{encoder_weights}"')
         cfg.apply_overrides(list(overrides))
         cfg.validate(" ".join([str(source), *overrides]))
+        from edgecap.runs import read_splits
+
+        read_splits(cfg, ("train", "dev"), data_root)  # the data's problems before TensorFlow starts
         from edgecap.models import registry
 
         best = registry.task_of(cfg.model.architecture).stage("train")(cfg, run_dir, data_root, cache_dir)
