@@ -213,3 +213,35 @@ def test_an_index_whose_arrays_claim_more_than_the_file_holds_is_refused(tmp_pat
     os.mkfifo(fifo)
     with pytest.raises(PhotoIndexError, match="not an index file"):
         PhotoIndex.load(fifo)
+
+
+def test_the_giant_and_the_bomb_are_refused_under_a_memory_limit(packed, tmp_path):
+    """The same two files read by a process that may map at most 1 GiB: refused by name, not a MemoryError."""
+    import subprocess
+    import sys
+    import textwrap
+
+    _, flat, _ = packed
+    giant = tmp_path / "giant.tflite"
+    with open(giant, "wb") as f:
+        f.truncate(3 * 2**30)
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf, zf.open(md.METADATA_NAME, "w") as f:
+        for _ in range(1200):
+            f.write(bytes(2**20))  # 1.2 GiB inflated, ~1.2 MB on disk
+    (tmp_path / "bomb.tflite").write_bytes(flat + bomb.getvalue())
+    script = textwrap.dedent(f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+        from edgecap.runtime import metadata as md
+        for name in ("giant.tflite", "bomb.tflite"):
+            try:
+                md.read_file({str(tmp_path)!r} + "/" + name)
+            except md.ModelFileError as e:
+                print(e)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "giant.tflite: 3,221,225,472 bytes, more than a TFLite model can be" in lines[0]
+    assert "bomb.tflite: damaged edgecap metadata (edgecap.json declares 1,258,291,200 bytes" in lines[1]
