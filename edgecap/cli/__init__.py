@@ -20,7 +20,33 @@ def main():
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-from edgecap.cli import adapt, align, bench, caption, evaluate, export, models, release, search, select_decoding, train  # noqa: E402
+from edgecap.cli import (  # noqa: E402
+    adapt,
+    align,
+    bench,
+    caption,
+    caption_archive,
+    evaluate,
+    export,
+    models,
+    release,
+    search,
+    select_decoding,
+    train,
+)
 
-for _module in (train, adapt, evaluate, select_decoding, export, caption, search, align, bench, models, release):
+for _module in (
+    train,
+    adapt,
+    evaluate,
+    select_decoding,
+    export,
+    caption,
+    caption_archive,
+    search,
+    align,
+    bench,
+    models,
+    release,
+):
     main.add_command(_module.command)

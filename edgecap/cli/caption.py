@@ -15,34 +15,10 @@ from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS
 
 
 def json_line(image, result=None, error=None) -> str:
-    """One JSON Lines record: the same keys for a caption and a failure."""
-    if result is None:
-        return json.dumps(
-            {
-                "image": str(image),
-                "caption": None,
-                "log_prob": None,
-                "nbest": [],
-                "attributes": [],
-                "tags": [],
-                "constraints": [],
-                "timings_ms": {},
-                "error": error,
-            }
-        )
-    return json.dumps(
-        {
-            "image": str(image),
-            "caption": result.text,
-            "log_prob": result.log_prob,
-            "nbest": [{"caption": c.text, "log_prob": c.log_prob} for c in result.nbest],
-            "attributes": [{"word": w, "probability": round(p, 4)} for w, p in result.attributes],
-            "tags": [t.to_json() for t in result.tags],
-            "constraints": result.constraints,
-            "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
-            "error": None,
-        }
-    )
+    """One JSON Lines record (:func:`edgecap.runtime.captioner.caption_record`)."""
+    from edgecap.runtime.captioner import caption_record
+
+    return json.dumps(caption_record(image, result, error))
 
 
 def _tag_text(tag) -> str:

@@ -158,6 +158,39 @@ class CaptionResult:
         return self.best.attention
 
 
+def caption_record(image, result: CaptionResult | None = None, error: str | None = None) -> dict:
+    """The record of one photo, as ``edgecap caption --json`` and the Beam pipeline
+    (:mod:`edgecap.beam`) write it: the same keys for a caption and a failure.
+
+    Args:
+        image: the photo's path or name (written as a string).
+        result: its caption; None for a photo that failed, with ``error`` its one-line message.
+    """
+    if result is None:
+        return {
+            "image": str(image),
+            "caption": None,
+            "log_prob": None,
+            "nbest": [],
+            "attributes": [],
+            "tags": [],
+            "constraints": [],
+            "timings_ms": {},
+            "error": error,
+        }
+    return {
+        "image": str(image),
+        "caption": result.text,
+        "log_prob": result.log_prob,
+        "nbest": [{"caption": c.text, "log_prob": c.log_prob} for c in result.nbest],
+        "attributes": [{"word": w, "probability": round(p, 4)} for w, p in result.attributes],
+        "tags": [t.to_json() for t in result.tags],
+        "constraints": result.constraints,
+        "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+        "error": None,
+    }
+
+
 class TFLiteStep:
     """The ``decode_step`` signature as a :class:`edgecap.decoding.StepFunction` over the contract's state.
 
@@ -213,6 +246,8 @@ class Captioner:
             :func:`edgecap.runtime.metadata.read` returns it, checked against its schema.
     """
 
+    TASK = "captioning"  #: the metadata ``task`` of the files it runs
+
     def __init__(
         self,
         model_content: bytes,
@@ -223,7 +258,7 @@ class Captioner:
         self.options = options or CaptionerOptions()
         self.metadata = metadata
         self.source = source
-        if metadata.task != "captioning":
+        if metadata.task != self.TASK:
             raise md.ModelFileError(
                 f"{source}: a {metadata.task} model ({metadata.architecture}), not a captioner; use it with 'edgecap search' or edgecap.runtime.Retriever"
             )

@@ -244,6 +244,8 @@ class Retriever:
         ModelFileError: not a retrieval model, or the interpreter cannot run it (names ``source``).
     """
 
+    TASK = "retrieval"  #: the metadata ``task`` of the files it runs
+
     def __init__(
         self,
         model_content: bytes,
@@ -254,13 +256,13 @@ class Retriever:
         self.options = options or RetrieverOptions()
         self.metadata = metadata
         self.source = source
-        decl = (metadata.contract or {}).get("embedding") if metadata.task == "retrieval" else None
+        decl = (metadata.contract or {}).get("embedding") if metadata.task == self.TASK else None
         if not isinstance(decl, dict) or not all(
             isinstance(decl.get(k), int) and decl[k] > 0 for k in ("regions", "grid", "dim", "max_words")
         ):
             raise md.ModelFileError(
                 f"{source}: a {metadata.task} model ({metadata.architecture}), not an image–sentence alignment model; use 'edgecap caption' for captioners"
-                if metadata.task != "retrieval"
+                if metadata.task != self.TASK
                 else f"{source}: retrieval metadata without a valid 'embedding' declaration; re-export the model"
             )
         self.num_regions, self.grid, self.dim, self.max_words = (
