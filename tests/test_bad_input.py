@@ -80,7 +80,7 @@ def _repacked(path: Path, tmp_path: Path, name: str, **fields) -> Path:
         (dict(length_penalty=float("nan")), "'length_penalty' must be a number"),
         (dict(quantization="int4"), "'quantization' must be one of"),
         (dict(start_id=10**6), "'start_id' is 1000000, outside the vocabulary"),
-        (dict(vocabulary=["<pad>", "<start>", "<end>", 7]), "'vocabulary' must hold non-empty strings"),
+        (dict(vocabulary=["<pad>", "<start>", "<end>", 7]), "'vocabulary' must hold non-empty words"),
         (dict(extra=[1, 2]), "'extra' must be an object"),
         (
             dict(image_size=225),
