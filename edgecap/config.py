@@ -32,7 +32,7 @@ DATASETS = ("flickr8k", "karpathy", "folder")
 MOVED = {("train", "doubly_stochastic"): "doubly_stochastic"}
 LR_DECAYS = ("cosine", "constant")
 SELECTION_DECODINGS = ("greedy", "decode", "loss")
-DISTRIBUTES = ("auto", "mirrored", "none")
+DISTRIBUTES = ("auto", "mirrored", "multi_worker", "none")
 MIXED_PRECISIONS = ("auto", "on", "off")
 OBJECTIVES = ("cross_entropy", "self_critical")
 NEW_WORD_INITS = ("random", "mean")
@@ -79,7 +79,9 @@ class TrainConfig:
     patience: int = 4  #: epochs without a better dev CIDEr-D before stopping
     selection_decoding: str = "greedy"  #: the per-epoch selection: dev CIDEr-D of "greedy" or "decode" (the [decode] section's beam search) captions, or "loss": the dev captions' teacher-forced cross-entropy, no decoding (steadier on a few dozen photos)
     seed: int = 1234
-    distribute: str = "auto"  #: "auto" (mirrored when >1 GPU), "mirrored", "none"
+    distribute: str = (
+        "auto"  #: "auto" (mirrored when >1 GPU), "mirrored", "multi_worker" (several machines, from $TF_CONFIG), "none"
+    )
     mixed_precision: str = "auto"  #: "auto" (on a GPU), "on", "off"
     max_steps_per_epoch: int = 0  #: 0 = whole training set; for tests
     jit_compile: bool = True  #: XLA-compile the training step (cross-entropy only)

@@ -94,12 +94,14 @@ class SelectionCheckpoint(keras.callbacks.Callback):
         if not self.measure_start or self.state["epoch"] or self.state["history"]:
             return
         score, fields, detail = self.measure()
+        score = agreed(score)
         self.state["history"].append({"epoch": 0, **fields})
         self.state.update({self.best_key: score, "best_epoch": 0})
-        for name in (BEST, LAST):  # a run killed in epoch 1 resumes from here
-            with atomic_path(self.run_dir / name) as tmp:
-                self.model.save_weights(tmp)
-        atomic_write_text(self.run_dir / STATE, json.dumps(self.state, indent=1))
+        if is_chief():
+            for name in (BEST, LAST):  # a run killed in epoch 1 resumes from here
+                with atomic_path(self.run_dir / name) as tmp:
+                    self.model.save_weights(tmp)
+            atomic_write_text(self.run_dir / STATE, json.dumps(self.state, indent=1))
         print(f"epoch 0 (the starting weights): {self.label} {self.sign * score:.3f}{detail}", flush=True)
 
     def measure(self) -> tuple[float, dict, str]:
@@ -113,18 +115,22 @@ class SelectionCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.time()
         score, fields, detail = self.measure()
+        score = agreed(score)  # every worker decides on the same number
+        chief = is_chief()  # only the chief writes; the other workers keep the state in memory
         st = self.state
         st["history"].append({"epoch": epoch + 1, **fields, **{k: float(v) for k, v in (logs or {}).items()}})
         if score > st[self.best_key]:
             st.update({self.best_key: score, "best_epoch": epoch + 1, "wait": 0})
-            with atomic_path(self.run_dir / BEST) as tmp:
-                self.model.save_weights(tmp)
+            if chief:
+                with atomic_path(self.run_dir / BEST) as tmp:
+                    self.model.save_weights(tmp)
         else:
             st["wait"] += 1
         st["epoch"] = epoch + 1
-        with atomic_path(self.run_dir / LAST) as tmp:
-            self.model.save_weights(tmp)
-        atomic_write_text(self.run_dir / STATE, json.dumps(st, indent=1))
+        if chief:
+            with atomic_path(self.run_dir / LAST) as tmp:
+                self.model.save_weights(tmp)
+            atomic_write_text(self.run_dir / STATE, json.dumps(st, indent=1))
         print(
             f"epoch {epoch + 1}: {self.label} {self.sign * score:.3f}{detail} (best {self.sign * st[self.best_key]:.3f} at epoch {st['best_epoch']}, selection {time.time() - t0:.0f}s)",
             flush=True,
@@ -134,8 +140,84 @@ class SelectionCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+_MULTI_WORKER: list = []  # the process's one MultiWorkerMirroredStrategy (it can be made only once)
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run's files: always, except on the workers of a
+    multi-worker run other than the chief (TF_CONFIG's ``chief``, else ``worker`` 0)."""
+    if not _MULTI_WORKER:
+        return True
+    resolver = _MULTI_WORKER[0].cluster_resolver
+    cluster = resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+    )
+
+
+def agreed(score: float) -> float:
+    """``score`` averaged over the workers of a multi-worker run (the same number on every
+    worker, so that they keep the same epoch and stop together); as it is otherwise."""
+    if not _MULTI_WORKER:
+        return score
+    return float(_MULTI_WORKER[0].reduce("MEAN", tf.constant(score, tf.float32), axis=None))
+
+
+def multi_worker_fit(model) -> None:
+    """Let ``model.fit`` run under ``MultiWorkerMirroredStrategy`` in Keras 3, which does not
+    (keras-team/keras#20585, open): its symbolic build all-reduces the first data batch, and
+    its train function reduces each scalar log with ``axis=0``; both raise. Here the build
+    takes this worker's first replica's batch, and the train function runs ``train_step`` on
+    every replica (gradients are all-reduced inside it, as always) and reads the logs of the
+    first local replica. Nothing else of ``fit`` changes."""
+    import types
+
+    strategy = model.distribute_strategy
+
+    def local(value):
+        return (
+            strategy.experimental_local_results(value)[0]
+            if isinstance(value, tf.distribute.DistributedValues)
+            else value
+        )
+
+    def symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(local, next(it))
+                break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+
+        @tf.function
+        def one_step(data):
+            return tf.nest.map_structure(local, strategy.run(self.train_step, args=(data,)))
+
+        self.train_function = lambda iterator: one_step(next(iterator))
+        return self.train_function
+
+    model._maybe_symbolic_build = types.MethodType(symbolic_build, model)
+    model.make_train_function = types.MethodType(make_train_function, model)
+
+
 def _strategy(cfg: Config) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy of ``train.distribute``.
+
+    ``"multi_worker"``: ``tf.distribute.MultiWorkerMirroredStrategy`` configured from
+    ``$TF_CONFIG`` (as Kubernetes, Vertex AI and Slurm wrappers set it), made once per process,
+    before TensorFlow runs anything (:func:`start_run` makes it first). ``train.batch_size``
+    is the global batch, split evenly over all replicas of all workers; the learning rate is
+    not scaled.
+    """
     mode = cfg.train.distribute  # one of config.DISTRIBUTES
+    if mode == "multi_worker":
+        if not _MULTI_WORKER:
+            _MULTI_WORKER.append(tf.distribute.MultiWorkerMirroredStrategy())
+        return _MULTI_WORKER[0]
     gpus = tf.config.list_logical_devices("GPU")
     if mode == "mirrored" or (mode == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -192,6 +274,8 @@ def start_run(run_dir: str | Path, cfg: Config) -> tuple[Path, Config, bool]:
         ConfigError: a bad value. RunError: the run was started with another configuration.
     """
     run_dir = Path(run_dir)
+    if cfg.train.distribute == "multi_worker":  # before TensorFlow runs anything: collectives are set up at startup
+        _strategy(cfg)
     resuming = (run_dir / STATE).is_file()
     if resuming:
         cfg = _check_resume(run_dir, cfg)
@@ -224,9 +308,10 @@ def run_state(
         vocab = vocab.extended((c for it in train_split.items for c in it.captions), cfg.data.min_count)
     if text:  # the unpaired text's words, after the paired ones (whose ids, and rows in init, stay)
         vocab = vocab.extended(text, cfg.data.caption_text_min_count)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.save(run_dir / CONFIG)
-    vocab.save(run_dir / VOCAB)
+    if is_chief():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.save(run_dir / CONFIG)
+        vocab.save(run_dir / VOCAB)
     return {"epoch": 0, best_key: -1.0, "best_epoch": 0, "wait": 0, "history": []}, vocab
 
 
@@ -438,13 +523,13 @@ def fit_run(
             print("training had already finished")
             return run_dir / BEST
     averaging = [AveragedWeights(resumed=resuming)] if t.ema_momentum else []  # must run before the selection
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        *averaging,
-        selection,
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
-        *(callbacks or []),
-    ]
+    logs = [keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)] if is_chief() else []
+    callbacks = [keras.callbacks.TerminateOnNaN(), *averaging, selection, *logs, *(callbacks or [])]
+    if _MULTI_WORKER:
+        multi_worker_fit(model)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)  # each worker takes its share of every global batch
     model.fit(
         dataset.repeat(),
         epochs=t.epochs,
