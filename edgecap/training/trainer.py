@@ -200,7 +200,8 @@ def multi_worker_fit(model) -> None:
         self.train_function = lambda iterator: one_step(next(iterator))
         return self.train_function
 
-    model._maybe_symbolic_build = types.MethodType(symbolic_build, model)
+    if type(model)._maybe_symbolic_build is keras.Model._maybe_symbolic_build:  # not a model's own (SCST's)
+        model._maybe_symbolic_build = types.MethodType(symbolic_build, model)
     model.make_train_function = types.MethodType(make_train_function, model)
 
 
@@ -436,8 +437,6 @@ def train(
     strategy = _strategy(cfg)
     if t.objective == "self_critical" and cfg.model.fine_tune_from:
         raise ConfigError("train.objective = 'self_critical' trains the decoder only; leave model.fine_tune_from empty")
-    if t.objective == "self_critical" and strategy.num_replicas_in_sync > 1:
-        raise ConfigError("train.objective = 'self_critical' runs on one device for now; set train.distribute = 'none'")
     flip = cfg.data.horizontal_flip and t.objective == "cross_entropy"
     data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir, mirrored=("train",) if flip else ())
     train_split, dev = data["train"], data["dev"]
