@@ -21,7 +21,7 @@ WORKER = textwrap.dedent("""
     import keras
     import numpy as np
     from edgecap.config import Config
-    from edgecap.training.trainer import train
+    from edgecap.models import registry
 
     config, run_dir, weights_dir, crash = sys.argv[1:5]
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
@@ -33,7 +33,8 @@ WORKER = textwrap.dedent("""
         def on_train_end(self, logs=None):
             np.save(f"{weights_dir}/w{index}.npy", np.concatenate([np.ravel(w) for w in self.model.get_weights()]))
 
-    train(Config.load(config), run_dir, callbacks=[Worker()])
+    cfg = Config.load(config)
+    registry.task_of(cfg.model.architecture).stage("train")(cfg, run_dir, callbacks=[Worker()])  # its task's trainer
 """)
 
 
@@ -73,3 +74,31 @@ def test_two_workers_end_identical_and_a_killed_run_resumes(tmp_path):
     np.testing.assert_array_equal(first, second)
     assert json.loads((run / "state.json").read_text())["epoch"] == 2
     assert not list(run.glob(".*tmp*"))  # one writer: no temporary left behind
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not HAVE_SHARED, reason="runs once in CI: in the pass with ../shared (it trains on its Flickr8k slice)"
+)
+@pytest.mark.parametrize("trainer", ["self_critical", "ranking", "attributes"])
+def test_the_other_trainers_end_identical_on_two_workers(trainer, tiny_run, tmp_path):
+    from edgecap.models.alignment.config import AlignmentConfig
+    from edgecap.models.semantic_attention.config import AttributeDetectorConfig
+
+    if trainer == "self_critical":
+        cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=2, batch_size=4, objective="self_critical",
+                          init_from=str(tiny_run), num_samples=3, distribute="multi_worker")  # fmt: skip
+    else:
+        cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=3, distribute="multi_worker")
+        weights = cfg.model.encoder_weights
+        cfg.model = (
+            AlignmentConfig(encoder_weights=weights, embedding_dim=16, hidden_dim=24, max_words=12)
+            if trainer == "ranking"
+            else AttributeDetectorConfig(encoder_weights=weights, num_attributes=16, hidden_dim=32)
+        )
+    config = tmp_path / "config.toml"
+    cfg.save(config)
+    done = _run_workers(config, tmp_path / "run", tmp_path, crash=False)
+    assert done.returncode == 0, done.stdout[-5000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "w0.npy"), np.load(tmp_path / "w1.npy"))
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["epoch"] == 1
