@@ -357,6 +357,24 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
     assert bad.returncode == 1 and "no_such_model" in bad.stderr
 
 
+def test_bench_of_a_retrieval_file_alone_writes_its_figures_without_a_captioner_baseline(tmp_path, examples):
+    out = _cli(
+        "bench",
+        "--model",
+        "visual_semantic_alignment_flickr8k",
+        "--images",
+        str(examples),
+        "--repeats",
+        "3",
+        "--json",
+        str(tmp_path / "bench.json"),
+    )
+    assert out.returncode == 0 and "nan" not in out.stdout, out.stderr[-2000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["results"][0]["embed_image_ms"] > 0 and "keras" not in report
+    assert "no captioner" in report["keras_skipped"]
+
+
 def test_the_builtin_alignment_model_is_the_default_of_search_and_listed_as_retrieval(examples, tmp_path):
     """`edgecap search` without --model uses the built-in alignment file; its test R@K are in its metadata."""
     from edgecap.runtime import Retriever
