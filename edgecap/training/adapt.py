@@ -26,6 +26,7 @@ from pathlib import Path
 from edgecap.config import Config
 from edgecap.paths import released_dir
 from edgecap.runs import ADAPTED, BEST, CONFIG, VOCAB, RunError, read_splits
+from edgecap.runtime.vocabulary import Vocabulary
 from edgecap.utils import atomic_write_text, sha256_file
 
 #: the training schedule of an adaptation (``[train]`` keys); a few hundred photos give a few
@@ -138,7 +139,7 @@ def record_adaptation(run_dir: str | Path, init: Path, cfg: Config, data_root: s
         "from": str(init),
         "from_name": _released_name() if init == released_dir().resolve() else init.name,
         "from_checkpoint_sha256": sha256_file(init / BEST),
-        "from_vocabulary": _vocabulary_size(init),
+        "from_vocabulary": len(Vocabulary.load(init / VOCAB)),
         "data": cfg.data.root,
         "photos": {s: len(items) for s, items in data.items()},
         "split": {
@@ -160,10 +161,6 @@ def _has_test(cfg: Config, data_root: str | None) -> bool:
     except DatasetError:
         return False
     return True
-
-
-def _vocabulary_size(run: Path) -> int:
-    return len(json.loads((run / VOCAB).read_text())["words"])
 
 
 def adapt(
