@@ -473,6 +473,8 @@ def model_card_markdown(card: dict) -> str:
                 f"| {row['beam_size']} | {row['length_penalty']} | {row.get('no_repeat_ngram_size', 0)} | {row['CIDEr-D']:.2f} | {bleu} | {row['mean_words']:.1f} |"
             )
     lines += ["", "## Speed (`edgecap bench`, this machine)", "", "```", card["bench_text"], "```", ""]
+    if "platforms" in card:  # Markdown lines measured after the release (scripts/check_arm.sh)
+        lines += ["## Platforms (docs/platforms.md)", "", *card["platforms"], ""]
     lines += [
         "## Limits",
         "",

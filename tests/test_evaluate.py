@@ -43,6 +43,38 @@ def test_evaluate_run_and_export_agree(tiny_run, tiny_float32, tmp_path):
     assert [c["caption"] for c in keras["captions"]] == [c["caption"] for c in tflite["captions"]]
     assert keras["metrics"] == pytest.approx(tflite["metrics"], abs=1e-6)
 
+    # captions made elsewhere (`edgecap caption --json`, e.g. on a device) are scored as they are
+    made = tmp_path / "device.jsonl"
+    made.write_text(
+        "".join(
+            json.dumps({"image": f"/pi/photos/{c['image_id']}", "caption": c["caption"], "error": None}) + "\n"
+            for c in tflite["captions"]
+        )
+    )
+    scored = run(made, "device", "--config", str(tiny_run / "config.toml"))
+    assert scored["images"] == tflite["images"] and scored["metrics"] == pytest.approx(tflite["metrics"], abs=1e-6)
+    made.write_text(made.read_text() + json.dumps({"image": "elsewhere.jpg", "caption": "a dog", "error": None}) + "\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgecap.cli",
+            "evaluate",
+            str(made),
+            "--split",
+            "dev",
+            "--config",
+            str(tiny_run / "config.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert (
+        proc.returncode == 1
+        and f"{made}:{tflite['images'] + 1}: elsewhere.jpg is not a photo of the dev split" in proc.stderr
+    )
+
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="METEOR and the PTB tokenizer need Java")
 def test_evaluate_defaults_to_the_decoding_chosen_on_dev(tiny_run, tmp_path):

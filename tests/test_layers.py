@@ -120,3 +120,23 @@ def test_the_layer_check_sees_an_upward_import(tmp_path):
     assert found == {"edgecap.cli", "edgecap.runtime.vocabulary"} and _floor("edgecap.cli") > _floor(
         "edgecap.runtime.x"
     )
+
+
+def test_a_subcommand_imports_no_other_subcommand():
+    """`edgecap caption` imports the caption module alone (the cold start on a Pi); every name
+    of the lazy group resolves to a command of that name."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from edgecap.cli import COMMANDS, main\n"
+        "assert all(main.get_command(None, n).name == n for n in ['caption'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('edgecap.cli.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['edgecap.cli.caption', 'edgecap.cli.common']"
+    from edgecap.cli import COMMANDS, main
+
+    assert all(main.get_command(None, name).name == name for name in COMMANDS)

@@ -1,52 +1,51 @@
 """The ``edgecap`` command: one module per subcommand, each thin (parse, call, print).
 
 Heavy imports (TensorFlow) happen inside the commands that need them, so ``edgecap caption``
-runs on a device with only the runtime installed.
+runs on a device with only the runtime installed; a subcommand's module is imported only when it
+runs (:class:`LazyGroup`).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
 
 from edgecap import __version__
 
+#: subcommand → its module under edgecap.cli, imported only when that command runs (or for
+#: ``edgecap --help``), so ``edgecap caption`` imports what captioning needs and nothing more
+COMMANDS = {
+    "train": "train",
+    "adapt": "adapt",
+    "evaluate": "evaluate",
+    "select-decoding": "select_decoding",
+    "export": "export",
+    "caption": "caption",
+    "caption-archive": "caption_archive",
+    "search": "search",
+    "align": "align",
+    "bench": "bench",
+    "models": "models",
+    "release": "release",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when asked for (click's lazy-loading pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"edgecap.cli.{COMMANDS[name]}").command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgecap")
 def main():
     """Attention image captioners, trained with Keras and run on device with TFLite."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-
-
-from edgecap.cli import (  # noqa: E402
-    adapt,
-    align,
-    bench,
-    caption,
-    caption_archive,
-    evaluate,
-    export,
-    models,
-    release,
-    search,
-    select_decoding,
-    train,
-)
-
-for _module in (
-    train,
-    adapt,
-    evaluate,
-    select_decoding,
-    export,
-    caption,
-    caption_archive,
-    search,
-    align,
-    bench,
-    models,
-    release,
-):
-    main.add_command(_module.command)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from edgecap.cli.common import OutputError, WholeLines, fail, photo_paths, writable_folder
+from edgecap.cli.common import OutputError, WholeLines, fail, kernel_options, photo_paths, writable_folder
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS
 
 
@@ -51,7 +51,18 @@ def _tag_text(tag) -> str:
 @click.option(
     "--nbest", type=click.IntRange(1), default=1, show_default=True, help="Captions per image (<= beam size)."
 )
-@click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="Interpreter threads inside each Invoke (default with several workers: 1 each).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="Processes captioning photos side by side, each with its own interpreter (default: the cores this process may use, at most one per 8 photos, so a few photos are captioned in this process). The output keeps the photos' order.",
+)
 @click.option(
     "--json",
     "as_json",
@@ -81,11 +92,7 @@ def _tag_text(tag) -> str:
     is_flag=True,
     help="Do not compare the model's weights with the SHA-256 digest in its metadata at load (saves one SHA-256 pass over the file; a damaged file is then not detected).",
 )
-@click.option(
-    "--reference-kernels",
-    is_flag=True,
-    help="Run the interpreter's reference kernels: slower, but the same outputs, hence the same captions, on x86 and aarch64 (the optimised int8 kernels may round differently on each CPU). A portability check: on the int8 models the captions are worse than with the default kernels (see the README).",
-)
+@kernel_options
 @click.option(
     "--tagger",
     "taggers",
@@ -111,12 +118,13 @@ def command(
     no_repeat_ngram,
     nbest,
     threads,
+    workers,
     as_json,
     show_attributes,
     attention_dir,
     max_pixels,
     skip_digest,
-    reference_kernels,
+    kernels,
     taggers,
     show_tags,
     constrain,
@@ -148,7 +156,7 @@ def command(
             quiet=not verbose,
             check_digest=not skip_digest,
             max_pixels=max_pixels,
-            reference_kernels=reference_kernels,
+            kernels=kernels,
             taggers=taggers,
             constrain=constrain,
         )
@@ -169,7 +177,11 @@ def command(
         m = captioner.metadata
         click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
     try:
-        failures = _caption_each(captioner, images, as_json, show_attributes, show_tags, verbose, attention_dir)
+        results = _results(captioner, path, options, images, workers)
+        try:
+            failures = _caption_each(results, as_json, show_attributes, show_tags, verbose, attention_dir)
+        finally:
+            results.close()
     except KeyboardInterrupt:  # Ctrl-C: every line written so far is whole (one write a line)
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -181,21 +193,44 @@ def command(
         sys.exit(2)
 
 
-def _caption_each(captioner, images, as_json, show_attributes, show_tags, verbose, attention_dir) -> int:
-    """Caption every photo of ``images``, one output line (or JSON line) each; the failures' count."""
-    from edgecap.runtime import ImageLoadError, ModelFileError
+def _results(captioner, path, options, images, workers: int | None):
+    """``(image, result, error)`` for every photo of ``images``, in order: captioned here, or
+    by worker processes (:mod:`edgecap.runtime.pool`) when there are photos enough for them."""
+    from concurrent.futures.process import BrokenProcessPool
 
+    from edgecap.runtime import ImageLoadError, ModelFileError
+    from edgecap.runtime.pool import caption_in_workers, default_workers
+
+    photos = list(photo_paths(images))
+    readable = [image for image, error in photos if error is None]
+    workers = workers or min(default_workers(), max(1, len(readable) // 8))
+    pooled = caption_in_workers(path, options, readable, workers) if workers > 1 else None
+    try:
+        for image, error in photos:
+            if error is not None:
+                yield image, None, error
+            elif pooled is not None:
+                _, result, error = next(pooled)
+                yield image, result, error
+            else:
+                try:
+                    yield image, captioner.caption(image), None
+                except ImageLoadError as e:
+                    yield image, None, str(e)
+    except ModelFileError as e:  # the model, not the photo: nothing else will caption
+        fail(str(e))
+    except BrokenProcessPool as e:
+        fail(f"a worker process died while captioning with {path} ({e}); --workers 1 captions in this process")
+    finally:
+        if pooled is not None:
+            pooled.close()  # stops the workers, also on Ctrl-C or a closed output
+
+
+def _caption_each(results, as_json, show_attributes, show_tags, verbose, attention_dir) -> int:
+    """One output line (or JSON line) for each ``(image, result, error)``; the failures' count."""
     out = WholeLines()
     failures = 0
-    for image, error in photo_paths(images):
-        result = None
-        if error is None:
-            try:
-                result = captioner.caption(image)
-            except ImageLoadError as e:
-                error = str(e)
-            except ModelFileError as e:  # the model, not the photo: nothing else will caption
-                fail(str(e))
+    for image, result, error in results:
         if error is not None:
             click.echo(f"error: {error}", err=True)
             if as_json:

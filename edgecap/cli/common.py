@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import sys
@@ -11,6 +12,31 @@ from pathlib import Path
 import click
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+#: edgecap.runtime.interpreter.KERNELS, spelled out so that `--help` needs no numpy (a test
+#: keeps the two equal)
+KERNELS = ("default", "builtin", "reference")
+
+
+def kernel_options(command):
+    """``--kernels default|builtin|reference`` (the command receives ``kernels``), and the older
+    flag ``--reference-kernels`` (hidden), which means ``--kernels reference``."""
+
+    @functools.wraps(command)
+    def wrapper(*args, reference_kernels: bool = False, **kwargs):
+        if reference_kernels:
+            kwargs["kernels"] = "reference"
+        return command(*args, **kwargs)
+
+    wrapper = click.option("--reference-kernels", is_flag=True, hidden=True, help="Same as --kernels reference.")(
+        wrapper
+    )
+    return click.option(
+        "--kernels",
+        type=click.Choice(KERNELS),
+        default="default",
+        show_default=True,
+        help="The interpreter's kernels. default: optimised, with XNNPACK (fastest; int8 rounding differs between x86 and arm64); builtin: optimised, without XNNPACK; reference: TFLite's reference kernels, slower, but the same arithmetic, hence the same captions, on x86 and arm64 (docs/platforms.md).",
+    )(wrapper)
 
 
 def fail(message: str, code: int = 1):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgecap.cli.common import fail, tensorflow_command
+from edgecap.cli.common import fail, kernel_options, tensorflow_command
 
 
 @click.command("evaluate")
@@ -33,11 +33,7 @@ from edgecap.cli.common import fail, tensorflow_command
 )
 @click.option("--limit", type=click.IntRange(0), default=0, help="First N images only.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads (.tflite SOURCE).")
-@click.option(
-    "--reference-kernels",
-    is_flag=True,
-    help="Run the interpreter's reference kernels (.tflite SOURCE; see caption --help).",
-)
+@kernel_options
 @click.option(
     "--tagger",
     "taggers",
@@ -57,7 +53,7 @@ def command(
     config_path,
     limit,
     threads,
-    reference_kernels,
+    kernels,
     taggers,
     spice,
     output,
@@ -77,7 +73,7 @@ def command(
         config=config_path,
         limit=limit,
         num_threads=threads,
-        reference_kernels=reference_kernels,
+        kernels=kernels,
         taggers=tuple(taggers),
         spice=spice,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from edgecap.cli.common import fail, photo_list, writable
+from edgecap.cli.common import fail, kernel_options, photo_list, writable
 from edgecap.paths import DEFAULT_RETRIEVAL_PRESET
 
 
@@ -50,11 +50,9 @@ from edgecap.paths import DEFAULT_RETRIEVAL_PRESET
     "--json", "as_json", is_flag=True, help="JSON Lines: one object per query with its top photos and scores."
 )
 @click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
-@click.option("--reference-kernels", is_flag=True, help="Run the interpreter's reference kernels (see caption --help).")
+@kernel_options
 @click.option("--verbose", "-v", is_flag=True, help="Timings of indexing and of each query.")
-def command(
-    queries, model_path, images, index_path, texts, scores_path, top, as_json, threads, reference_kernels, verbose
-):
+def command(queries, model_path, images, index_path, texts, scores_path, top, as_json, threads, kernels, verbose):
     """Find the photos that fit a sentence (image search, Karpathy & Fei-Fei 2015), without TensorFlow.
 
     \b
@@ -101,7 +99,7 @@ def command(
             writable(index_path, "--index")
         retriever = Retriever.from_file(
             resolve_model(model_path),
-            RetrieverOptions(num_threads=threads, quiet=not verbose, reference_kernels=reference_kernels),
+            RetrieverOptions(num_threads=threads, quiet=not verbose, kernels=kernels),
         )
         t0 = time.perf_counter()
         skipped: list[str] = []

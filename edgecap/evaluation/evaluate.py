@@ -59,13 +59,15 @@ def evaluate(
     num_threads: int | None = None,
     spice: bool = False,
     no_repeat_ngram_size: int | None = None,
-    reference_kernels: bool = False,
+    kernels: str = "default",
     taggers: tuple[str, ...] = (),
 ) -> dict:
     """Caption every image of ``split`` and compute the COCO caption metrics (×100).
 
     Args:
-        source: a run directory (Keras, best checkpoint) or a ``.tflite`` file (runtime).
+        source: a run directory (Keras, best checkpoint), a ``.tflite`` file (runtime), or a
+            ``.jsonl`` file of captions already made by ``edgecap caption --json`` (e.g. on a
+            device: :func:`read_caption_records`), scored as they are.
         split: ``train`` | ``dev`` | ``test``.
         beam_size, length_penalty, max_length, no_repeat_ngram_size: decoding settings; ``None``
             takes the model's own (chosen on dev by ``edgecap select-decoding``, kept in the
@@ -73,7 +75,7 @@ def evaluate(
         data_root: dataset folder override.
         config: dataset config for a ``.tflite`` source (default: the run's / the shipped config).
         limit: first N images only (0 = all).
-        num_threads, reference_kernels: interpreter settings for a ``.tflite`` source
+        num_threads, kernels: interpreter settings for a ``.tflite`` source
             (:class:`edgecap.runtime.CaptionerOptions`).
         taggers: built-in tagger names whose tags constrain the captions as in ``edgecap
             caption`` (a ``.tflite`` source only; :mod:`edgecap.runtime.guidance`).
@@ -82,7 +84,8 @@ def evaluate(
         ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "taggers", "constrained", "metrics", "seconds", "captions"}``.
 
     Raises:
-        ValueError: ``taggers`` with a run directory.
+        ValueError: ``taggers`` with a run directory; a ``.jsonl`` source naming a photo that is
+            not in ``split``, or a malformed line.
     """
     from edgecap.runs import read_splits
 
@@ -93,7 +96,12 @@ def evaluate(
         raise ValueError(
             f"{source}: tags constrain the runtime's search: evaluate an exported .tflite file with --tagger"
         )
-    if source.is_dir():
+    if source.suffix == ".jsonl":
+        cfg = Config.load(config) if config else default_config()
+        items = read_splits(cfg, (split,), data_root)[split]
+        captions, items = read_caption_records(source, items, split)
+        beam_size = length_penalty = no_repeat_ngram_size = None  # as the file's maker chose
+    elif source.is_dir():
         from edgecap.models.keras_step import KerasStep, caption_features
         from edgecap.runs import load_run
 
@@ -129,7 +137,7 @@ def evaluate(
                 max_length=max_length,
                 no_repeat_ngram_size=no_repeat_ngram_size,
                 num_threads=num_threads,
-                reference_kernels=reference_kernels,
+                kernels=kernels,
                 taggers=tuple(taggers),
                 return_attention=False,
             ),
@@ -160,6 +168,38 @@ def evaluate(
     }
 
 
+def read_caption_records(path: Path, items: list, split: str = "test") -> tuple[dict[str, str], list]:
+    """The captions of an ``edgecap caption --json`` file for the photos of a split, matched by
+    file name; records with an ``error`` are left out.
+
+    Returns:
+        ``({image_id: caption}, the items captioned)``.
+
+    Raises:
+        ValueError: a line that is not a caption record (``file:line``), a photo not in the
+            split, or no photo of the split at all.
+    """
+    by_name = {it.path.name: it for it in items}
+    captions: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                name, caption, error = Path(record["image"]).name, record["caption"], record.get("error")
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: not a caption record of `edgecap caption --json` ({e})") from None
+            if error is not None:
+                continue
+            if name not in by_name:
+                raise ValueError(f"{path}:{n}: {name} is not a photo of the {split} split")
+            captions[by_name[name].image_id] = caption
+    if not captions:
+        raise ValueError(f"{path}: no caption of a {split} photo")
+    return captions, [it for it in items if it.image_id in captions]
+
+
 def evaluate_retrieval(
     source: str | Path,
     split: str = "test",
@@ -167,7 +207,7 @@ def evaluate_retrieval(
     config: str | Path | None = None,
     limit: int = 0,
     num_threads: int | None = None,
-    reference_kernels: bool = False,
+    kernels: str = "default",
 ) -> dict:
     """Image annotation and image search on ``split`` (Karpathy & Fei-Fei 2015, Table 1): every
     image against every reference sentence (1,000 × 5,000 on Flickr8k test), scored by eq. 8.
@@ -175,7 +215,7 @@ def evaluate_retrieval(
     Args:
         source: an alignment run directory (Keras, best checkpoint) or ``.tflite`` file (runtime).
         config: dataset config for a ``.tflite`` source (default: the shipped alignment config).
-        limit, num_threads, reference_kernels: as in :func:`evaluate`.
+        limit, num_threads, kernels: as in :func:`evaluate`.
 
     Returns:
         ``{"source", "split", "images", "sentences", "metrics": {"annotation R@1", ..., "search med r"}, "paper_flickr8k_brnn", "seconds"}``
@@ -205,9 +245,7 @@ def evaluate_retrieval(
         cfg = Config.load(config) if config else default_config("visual_semantic_alignment_flickr8k.toml")
         items = read_splits(cfg, (split,), data_root)[split]
         items = items[:limit] if limit else items
-        retriever = Retriever.from_file(
-            source, RetrieverOptions(num_threads=num_threads, reference_kernels=reference_kernels)
-        )
+        retriever = Retriever.from_file(source, RetrieverOptions(num_threads=num_threads, kernels=kernels))
         regions = np.stack(
             [retriever.embed_image(it.path) for it in tqdm(items, desc=f"embedding {split} photos", unit="img")]
         )
@@ -263,9 +301,13 @@ def evaluate_attributes(source: str | Path, split: str = "test", data_root: str 
 def caption_report(r: dict) -> str:
     """A captioning report (:func:`evaluate`) as ``edgecap evaluate`` prints it."""
     tags = f", tags of {', '.join(r['taggers'])}: {r['constrained']} captions constrained" if r.get("taggers") else ""
-    return (
-        f"{r['source']} on {r['split']} ({r['images']} images, beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}{tags}):\n  "
-        + "  ".join(f"{k} {v:.2f}" for k, v in r["metrics"].items())
+    decoding = (
+        "captions as made"
+        if r["beam_size"] is None
+        else f"beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}"
+    )
+    return f"{r['source']} on {r['split']} ({r['images']} images, {decoding}{tags}):\n  " + "  ".join(
+        f"{k} {v:.2f}" for k, v in r["metrics"].items()
     )
 
 

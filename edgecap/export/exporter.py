@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from edgecap.export import portable_ops
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import LOG_PROBS, TOKENS, StepContract
 from edgecap.runtime.ops import operators
@@ -142,6 +143,9 @@ def convert(
             tensor names (which hold the Keras layer names); matching ops stay float32, with
             quantize/dequantize around them. ``""``: full-integer (int8 builtins only).
 
+    An ``int8`` flatbuffer then goes through :func:`edgecap.export.portable_ops.rewrite`, so
+    that it computes the same with the reference kernels and runs on ``tflite-runtime`` 2.14.
+
     Raises:
         ValueError: unknown mode, or ``int8`` without calibration.
         ExportError: the converter failed, or ``float_layers`` matches no op.
@@ -162,8 +166,11 @@ def convert(
             # cast inside the graph): inference_input_type would also turn h, c into integers.
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     try:
-        if mode == "int8" and float_layers:
-            return _int8_with_float_layers(converter, calibration, float_layers)
+        if mode == "int8":
+            converted = (
+                _int8_with_float_layers(converter, calibration, float_layers) if float_layers else converter.convert()
+            )
+            return portable_ops.rewrite(converted)[0]
         return converter.convert()
     except ExportError:
         raise

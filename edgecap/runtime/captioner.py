@@ -22,7 +22,7 @@ from edgecap.decoding.search import Hypothesis
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import IMAGE, LOG_PROBS, TOKENS, ContractError, StepContract, infer_contract
 from edgecap.runtime.guidance import ConstraintOptions, choose_constraints, keep_constrained, per_word
-from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
+from edgecap.runtime.interpreter import BACKENDS, Signature, check_kernels, make_interpreter, quiet_native_logs
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
 
@@ -47,16 +47,19 @@ class CaptionerOptions:
             load (refuses a damaged file; False saves that hash pass over the file).
         max_pixels: refuse photos with more pixels than this once decoded (JPEGs far larger
             than the model input are decoded at 1/2, 1/4 or 1/8 size first).
-        reference_kernels: run the interpreter's reference kernels: slower, but bit-identical
-            outputs on x86 and aarch64 (see :func:`edgecap.runtime.interpreter.make_interpreter`).
-            A portability check, not a deployment setting: on the int8 models their captions
-            are worse than the default kernels' (README, "Platforms").
+        kernels: ``"default"`` | ``"builtin"`` | ``"reference"``
+            (:func:`edgecap.runtime.interpreter.make_interpreter`): ``"reference"`` gives
+            bit-identical outputs on x86 and aarch64, slower; a portability check.
         taggers: built-in tagger names (``edgecap models``) or ``.tflite`` paths whose tags come
             with each caption (:attr:`CaptionResult.tags`); empty: none.
         tagger_options: score threshold, max results and category lists of every tagger.
         constrain: let the taggers' words constrain the beam search (Anderson et al. 2017;
             :mod:`edgecap.runtime.guidance` decides which and when); False: tags are only reported.
         constraints: the rules of ``constrain``.
+
+    Raises:
+        ValueError: a value out of its range (beam size, n-best size, n-gram size, length,
+            threads, pixels), or unknown ``kernels``.
     """
 
     beam_size: int | None = None
@@ -70,7 +73,7 @@ class CaptionerOptions:
     quiet: bool = True
     check_digest: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
-    reference_kernels: bool = False
+    kernels: str = "default"
     taggers: tuple[str, ...] = ()
     tagger_options: TaggerOptions = field(default_factory=TaggerOptions)
     constrain: bool = True
@@ -89,6 +92,7 @@ class CaptionerOptions:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
         if self.max_pixels < 1:
             raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
+        check_kernels(self.kernels)
 
 
 @dataclass
@@ -264,7 +268,7 @@ class Captioner:
             )
         try:
             self.interpreter, self.backend = make_interpreter(
-                model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels
+                model_content, self.options.num_threads, self.options.backends, self.options.kernels
             )
             self.encode_signature = Signature(self.interpreter, "encode")
             self.step_signature = Signature(self.interpreter, "decode_step")
@@ -288,7 +292,7 @@ class Captioner:
 
     def _load_tagger(self, name_or_path: str) -> Tagger:
         """A built-in tagger by name, or a tagger file; it runs with the captioner's kernels."""
-        options = dataclasses.replace(self.options.tagger_options, reference_kernels=self.options.reference_kernels)
+        options = dataclasses.replace(self.options.tagger_options, kernels=self.options.kernels)
         if Path(name_or_path).suffix == ".tflite" or Path(name_or_path).is_file():
             return Tagger.create_from_model_path(name_or_path, options)
         return Tagger.from_preset(name_or_path, options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import platform
 import sys
 import time
 import types
@@ -17,6 +18,26 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+#: The kernel sets an interpreter can run (:func:`make_interpreter`).
+KERNELS = ("default", "builtin", "reference")
+#: 32-bit ARM, where tflite-runtime 2.14's optimised int8 kernels crash (:func:`kernels_for`).
+ARM32 = ("armv7l", "armv6l", "armv8l")
+
+
+def check_kernels(kernels: str) -> None:
+    """Raises ValueError for a name not in :data:`KERNELS`."""
+    if kernels not in KERNELS:
+        raise ValueError(f"unknown kernels {kernels!r}; choose from {KERNELS}")
+
+
+def kernels_for(backend: str, kernels: str, machine: str | None = None) -> str:
+    """The kernel set that runs: ``kernels``, except with ``tflite-runtime`` on 32-bit ARM, where
+    it is always ``"reference"``. There its optimised int8 ``FULLY_CONNECTED`` (gemmlowp, with the
+    per-channel weight scales our files have) dereferences a null pointer and kills the process,
+    with or without XNNPACK (docs/platforms.md#32-bit-raspberry-pi-os); the reference kernels run
+    and give the same outputs as on x86."""
+    machine = platform.machine() if machine is None else machine
+    return "reference" if backend == "tflite_runtime" and machine in ARM32 else kernels
 
 
 class NoInterpreterError(ImportError):
@@ -41,7 +62,7 @@ def make_interpreter(
     model_content: bytes,
     num_threads: int | None = None,
     backends: Sequence[str] = BACKENDS,
-    reference_kernels: bool = False,
+    kernels: str = "default",
 ):
     """Build an interpreter from the first importable backend.
 
@@ -49,18 +70,31 @@ def make_interpreter(
         model_content: the ``.tflite`` file's bytes.
         num_threads: CPU threads for the kernels (None: the backend's default).
         backends: names to try, in order.
-        reference_kernels: run TFLite's reference kernels (``OpResolverType.BUILTIN_REF``: no
-            XNNPACK delegate, no CPU-specific code paths) instead of the optimised ones. Slower,
-            but the same integer arithmetic on every CPU, so x86 and aarch64 give identical
-            outputs; the optimised int8 kernels may round differently on each CPU.
+        kernels: which kernels run the operators (:data:`KERNELS`):
+
+            - ``"default"``: the optimised builtin kernels with the XNNPACK delegate
+              (``OpResolverType.AUTO``), the fastest; their int8 rounding differs between x86
+              and aarch64, and between XNNPACK versions.
+            - ``"builtin"``: the optimised builtin kernels without XNNPACK
+              (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``): the same outputs from ``tflite-runtime``
+              2.14 and LiteRT on one CPU; still CPU-specific.
+            - ``"reference"``: TFLite's reference kernels (``BUILTIN_REF``): slower, but the same
+              integer arithmetic on every CPU, so x86 and aarch64 give identical outputs. Their
+              int8 ``SUM`` is wrong (docs/platforms.md#reference-kernels); files exported since
+              ``portable_ops`` have none.
+
+            With ``tflite-runtime`` on 32-bit ARM every choice runs the reference kernels
+            (:func:`kernels_for`).
 
     Returns:
         ``(interpreter, backend_name)``.
 
     Raises:
         NoInterpreterError: none of ``backends`` is installed.
-        ValueError: the backend refuses the model (corrupt file, unsupported ops).
+        ValueError: the backend refuses the model (corrupt file, unsupported ops), or an
+            unknown ``kernels``.
     """
+    check_kernels(kernels)
     errors = []
     for backend in backends:
         try:
@@ -68,7 +102,11 @@ def make_interpreter(
         except ImportError as e:
             errors.append(f"{backend}: {e}")
             continue
-        resolver = module.OpResolverType.BUILTIN_REF if reference_kernels else module.OpResolverType.AUTO
+        resolver = {
+            "default": module.OpResolverType.AUTO,
+            "builtin": module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            "reference": module.OpResolverType.BUILTIN_REF,
+        }[kernels_for(backend, kernels)]
         return module.Interpreter(
             model_content=model_content, num_threads=num_threads, experimental_op_resolver_type=resolver
         ), backend

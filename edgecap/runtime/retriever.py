@@ -32,7 +32,7 @@ import numpy as np
 
 from edgecap.runtime import metadata as md
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors, word_alignment
-from edgecap.runtime.interpreter import BACKENDS, Signature, make_interpreter, quiet_native_logs
+from edgecap.runtime.interpreter import BACKENDS, Signature, check_kernels, make_interpreter, quiet_native_logs
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, ImageLoadError, load_image
 from edgecap.runtime.vocabulary import Vocabulary
 
@@ -57,7 +57,12 @@ class RetrieverOptions:
         quiet: silence the interpreter's own log lines while the model loads.
         check_digest: compare the weights with the SHA-256 digest in the metadata at load.
         max_pixels: refuse photos with more pixels than this once decoded.
-        reference_kernels: the interpreter's reference kernels (bit-identical on x86 and aarch64).
+        kernels: ``"default"`` | ``"builtin"`` | ``"reference"``
+            (:func:`edgecap.runtime.interpreter.make_interpreter`): ``"reference"`` gives
+            bit-identical outputs on x86 and aarch64.
+
+    Raises:
+        ValueError: unknown ``kernels``.
     """
 
     num_threads: int | None = None
@@ -65,7 +70,10 @@ class RetrieverOptions:
     quiet: bool = True
     check_digest: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
-    reference_kernels: bool = False
+    kernels: str = "default"
+
+    def __post_init__(self):
+        check_kernels(self.kernels)
 
 
 @dataclass
@@ -275,7 +283,7 @@ class Retriever:
         self.vocab = Vocabulary(list(metadata.vocabulary))
         try:
             self.interpreter, self.backend = make_interpreter(
-                model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels
+                model_content, self.options.num_threads, self.options.backends, self.options.kernels
             )
             self.image_signature = Signature(self.interpreter, "embed_image")
             self.sentence_signature = Signature(self.interpreter, "embed_sentence")

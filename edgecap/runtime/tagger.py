@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecap.runtime.interpreter import BACKENDS, make_interpreter, quiet_native_logs
+from edgecap.runtime.interpreter import BACKENDS, check_kernels, make_interpreter, quiet_native_logs
 from edgecap.runtime.metadata import ModelFileError
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
 
@@ -73,7 +73,7 @@ class TaggerOptions:
         backends: interpreter packages to try, in order.
         quiet: silence the interpreter's own log lines while the model loads.
         max_pixels: refuse photos with more pixels than this once decoded.
-        reference_kernels: run the interpreter's reference kernels (the same arithmetic on x86
+        kernels: ``"default"`` | ``"builtin"`` | ``"reference"`` (the same arithmetic on x86
             and aarch64; see :func:`edgecap.runtime.interpreter.make_interpreter`).
 
     Raises:
@@ -89,9 +89,10 @@ class TaggerOptions:
     backends: tuple[str, ...] = BACKENDS
     quiet: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
-    reference_kernels: bool = False
+    kernels: str = "default"
 
     def __post_init__(self):
+        check_kernels(self.kernels)
         if not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if self.max_results == 0 or self.max_results < -1:
@@ -204,7 +205,7 @@ class Tagger:
         try:
             with quiet_native_logs(self.options.quiet):
                 self.interpreter, self.backend = make_interpreter(
-                    model_content, self.options.num_threads, self.options.backends, self.options.reference_kernels
+                    model_content, self.options.num_threads, self.options.backends, self.options.kernels
                 )
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:

@@ -1,0 +1,54 @@
+"""`edgecap caption --workers N`: photos captioned by N processes, output as one process writes it."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def _caption(folder, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "edgecap.cli", "caption", str(folder), "--json", "--tagger", "none", *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _records(stdout: str) -> list[dict]:
+    records = [json.loads(line) for line in stdout.splitlines()]
+    for record in records:
+        record.pop("timings_ms")
+    return records
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, examples):
+    """17 photos (the examples, copied) and, in the middle by name, a file that is not a photo."""
+    out = tmp_path_factory.mktemp("photos")
+    for i in range(6):
+        for photo in sorted(examples.glob("*.jpg")):
+            shutil.copy(photo, out / f"{i}_{photo.name}")
+    (out / "3_broken.jpg").write_bytes(b"not a jpeg")
+    return out
+
+
+def test_two_workers_give_the_serial_output_in_order_and_isolate_a_bad_photo(folder):
+    serial, pooled = _caption(folder, "--workers", "1"), _caption(folder, "--workers", "2")
+    assert serial.returncode == pooled.returncode == 2, pooled.stderr[-2000:]  # 2: a photo could not be read
+    one, two = _records(serial.stdout), _records(pooled.stdout)
+    assert len(one) == 19 and [r["image"] for r in one] == sorted(r["image"] for r in one)
+    assert two == one  # the same captions, log-probabilities and order
+    broken = [r for r in two if r["error"]]
+    assert len(broken) == 1 and broken[0]["image"].endswith("3_broken.jpg") and "3_broken.jpg" in broken[0]["error"]
+    assert "3_broken.jpg" in pooled.stderr and "Traceback" not in pooled.stderr
+
+
+def test_workers_caption_with_the_chosen_model_and_decoding(folder, tmp_path):
+    """The workers load the same file with the same options (a greedy 2-best would be refused)."""
+    args = ("--model", "multimodal_rnn_flickr8k", "--beam-size", "2", "--nbest", "2")
+    serial, pooled = _caption(folder, *args, "--workers", "1"), _caption(folder, *args, "--workers", "2")
+    assert _records(pooled.stdout) == _records(serial.stdout)
+    assert all(len(r["nbest"]) == 2 for r in _records(pooled.stdout) if not r["error"])
