@@ -35,7 +35,7 @@ def kernel_options(command):
         type=click.Choice(KERNELS),
         default="default",
         show_default=True,
-        help="The interpreter's kernels. default: optimised, with XNNPACK (fastest; int8 rounding differs between x86 and arm64); builtin: optimised, without XNNPACK; reference: TFLite's reference kernels, slower, but the same arithmetic, hence the same captions, on x86 and arm64 (docs/platforms.md).",
+        help="The interpreter's kernels. default: optimised, with XNNPACK (fastest; int8 rounding differs between x86 and arm64); builtin: optimised, without XNNPACK; reference: TFLite's reference kernels, slower, but the same integer arithmetic on every CPU (a float32 stem still differs in its last bits; docs/platforms.md).",
     )(wrapper)
 
 

@@ -48,8 +48,8 @@ class CaptionerOptions:
         max_pixels: refuse photos with more pixels than this once decoded (JPEGs far larger
             than the model input are decoded at 1/2, 1/4 or 1/8 size first).
         kernels: ``"default"`` | ``"builtin"`` | ``"reference"``
-            (:func:`edgecap.runtime.interpreter.make_interpreter`): ``"reference"`` gives
-            bit-identical outputs on x86 and aarch64, slower; a portability check.
+            (:func:`edgecap.runtime.interpreter.make_interpreter`): ``"reference"`` runs the
+            integer operators identically on every CPU, slower; a portability check.
         taggers: built-in tagger names (``edgecap models``) or ``.tflite`` paths whose tags come
             with each caption (:attr:`CaptionResult.tags`); empty: none.
         tagger_options: score threshold, max results and category lists of every tagger.

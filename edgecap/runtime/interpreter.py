@@ -34,8 +34,8 @@ def kernels_for(backend: str, kernels: str, machine: str | None = None) -> str:
     """The kernel set that runs: ``kernels``, except with ``tflite-runtime`` on 32-bit ARM, where
     it is always ``"reference"``. There its optimised int8 ``FULLY_CONNECTED`` (gemmlowp, with the
     per-channel weight scales our files have) dereferences a null pointer and kills the process,
-    with or without XNNPACK (docs/platforms.md#32-bit-raspberry-pi-os); the reference kernels run
-    and give the same outputs as on x86."""
+    with or without XNNPACK (docs/platforms.md#32-bit-raspberry-pi-os); the reference kernels run,
+    their integer operators as on x86."""
     machine = platform.machine() if machine is None else machine
     return "reference" if backend == "tflite_runtime" and machine in ARM32 else kernels
 
@@ -76,12 +76,13 @@ def make_interpreter(
               (``OpResolverType.AUTO``), the fastest; their int8 rounding differs between x86
               and aarch64, and between XNNPACK versions.
             - ``"builtin"``: the optimised builtin kernels without XNNPACK
-              (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``): the same outputs from ``tflite-runtime``
-              2.14 and LiteRT on one CPU; still CPU-specific.
+              (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``): nearly the same outputs from
+              ``tflite-runtime`` 2.14 and LiteRT on one CPU; still CPU-specific.
             - ``"reference"``: TFLite's reference kernels (``BUILTIN_REF``): slower, but the same
-              integer arithmetic on every CPU, so x86 and aarch64 give identical outputs. Their
-              int8 ``SUM`` is wrong (docs/platforms.md#reference-kernels); files exported since
-              ``portable_ops`` have none.
+              integer arithmetic on every CPU; float32 operators (an int8 file's stem) still
+              differ in their last bits between x86 and ARM. Their int8 ``SUM`` is wrong
+              (docs/platforms.md#reference-kernels); files exported since ``portable_ops`` have
+              none.
 
             With ``tflite-runtime`` on 32-bit ARM every choice runs the reference kernels
             (:func:`kernels_for`).

@@ -58,8 +58,8 @@ class RetrieverOptions:
         check_digest: compare the weights with the SHA-256 digest in the metadata at load.
         max_pixels: refuse photos with more pixels than this once decoded.
         kernels: ``"default"`` | ``"builtin"`` | ``"reference"``
-            (:func:`edgecap.runtime.interpreter.make_interpreter`): ``"reference"`` gives
-            bit-identical outputs on x86 and aarch64.
+            (:func:`edgecap.runtime.interpreter.make_interpreter`): ``"reference"`` runs the
+            integer operators identically on every CPU.
 
     Raises:
         ValueError: unknown ``kernels``.

@@ -73,8 +73,8 @@ class TaggerOptions:
         backends: interpreter packages to try, in order.
         quiet: silence the interpreter's own log lines while the model loads.
         max_pixels: refuse photos with more pixels than this once decoded.
-        kernels: ``"default"`` | ``"builtin"`` | ``"reference"`` (the same arithmetic on x86
-            and aarch64; see :func:`edgecap.runtime.interpreter.make_interpreter`).
+        kernels: ``"default"`` | ``"builtin"`` | ``"reference"`` (the same integer arithmetic
+            on every CPU; see :func:`edgecap.runtime.interpreter.make_interpreter`).
 
     Raises:
         ValueError: a threshold outside [0, 1], ``max_results`` 0 or below -1, both lists naming
