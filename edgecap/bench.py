@@ -244,33 +244,73 @@ QUERIES = (
 )
 
 
+SYNTHETIC_PHOTOS = 100_000  #: photos of the synthetic index a query is timed over (besides the real one)
+
+
+def synthetic_index(num_photos: int, num_regions: int, dim: int, model_digest: str, seed: int = 0):
+    """A :class:`~edgecap.runtime.PhotoIndex` of random int4 region vectors and int8 pooled
+    vectors: what the photos show does not change what a query costs."""
+    from edgecap.runtime import PhotoIndex
+
+    rng = np.random.default_rng(seed)
+    return PhotoIndex(
+        [f"synthetic/{i:07d}.jpg" for i in range(num_photos)],
+        rng.integers(0, 256, (num_photos, num_regions, (dim + 1) // 2), dtype=np.uint8),
+        rng.uniform(0.01, 0.02, (num_photos, num_regions)).astype(np.float32),
+        rng.integers(-127, 128, (num_photos, dim), dtype=np.int8),
+        rng.uniform(0.01, 0.02, (num_photos,)).astype(np.float32),
+        dim,
+        model_digest,
+    )
+
+
 def bench_retrieval_file(
     model_path: Path, threads: int, photos: list[Path], repeats: int, index_size: int = 1000
 ) -> dict:
     """An image–sentence alignment file: load, ``embed_image``, ``embed_sentence`` and a whole
-    text query (``Retriever.search``: embed the sentence, eq. 8 against every photo, rank)
-    over an index of ``index_size`` photos (the timed photos' region vectors repeated: the
-    cost does not depend on what the photos show)."""
+    text query (``Retriever.search``: embed the sentence, pre-select by the pooled vectors,
+    eq. 8 over the candidates, rank) over an index of ``index_size`` photos (the timed photos'
+    region vectors repeated) saved and memory-mapped, its size per photo, and the same query
+    over a synthetic index of ``$EDGECAP_BENCH_SYNTHETIC_PHOTOS`` photos (default
+    :data:`SYNTHETIC_PHOTOS`; 0 skips it), also saved and memory-mapped."""
+    import tempfile
+
     from edgecap.runtime import PhotoIndex, Retriever, RetrieverOptions
     from edgecap.runtime.ops import signature_macs_by_kind
 
     options = RetrieverOptions(num_threads=threads)
     load_ms = _median_ms(lambda: Retriever.from_file(model_path, options), 3)
     retriever = Retriever.from_file(model_path, options)
+    digest = retriever.metadata.flatbuffer_sha256
     pixels = [load_image(p, retriever.metadata.image_size)[None] for p in photos]
     image_ms = statistics.median(_median_ms(lambda x=x: retriever.embed_pixels(x), repeats) for x in pixels)
-    regions = np.stack([retriever.embed_pixels(x) for x in pixels]).astype(np.float16)
+    regions = np.stack([retriever.embed_pixels(x) for x in pixels])
     rows = np.resize(np.arange(len(regions)), index_size)
-    retriever.photo_index = PhotoIndex(
-        [str(photos[i]) for i in rows], regions[rows], retriever.metadata.flatbuffer_sha256
-    )
-    retriever.search(QUERIES[0])  # converts the index to float32 once
     sentence_ms = statistics.median(_median_ms(lambda q=q: retriever.embed_sentences([q]), repeats) for q in QUERIES)
-    query_ms = statistics.median(_median_ms(lambda q=q: retriever.search(q, k=5), repeats) for q in QUERIES)
+
+    def query_ms(index_path: Path) -> float:
+        retriever.load_index(index_path)
+        retriever.search(QUERIES[0])  # the first query reads the pooled vectors from the page cache
+        return statistics.median(_median_ms(lambda q=q: retriever.search(q, k=5), repeats) for q in QUERIES)
+
+    synthetic = int(os.environ.get("EDGECAP_BENCH_SYNTHETIC_PHOTOS", SYNTHETIC_PHOTOS))
+    with tempfile.TemporaryDirectory(prefix="edgecap-bench-") as tmp:
+        real = PhotoIndex.from_vectors([str(photos[i]) for i in rows], regions[rows], digest).save(
+            Path(tmp) / "real.npz"
+        )
+        real_ms = query_ms(real)
+        index_kb = real.stat().st_size / index_size / 1e3
+        peak = _peak_rss_mb()  # before the synthetic index is made
+        if synthetic:
+            made = synthetic_index(synthetic, retriever.num_regions, retriever.dim, digest).save(
+                Path(tmp) / "synthetic.npz"
+            )
+            synthetic_ms = query_ms(made)
+            retriever.photo_index = None  # the map closes with the folder
     flatbuffer = model_path.read_bytes()
     image_macs = signature_macs_by_kind(flatbuffer, "embed_image", retriever.image_signature.tensor_shape)
     rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
-    return {
+    out = {
         "model": str(model_path),
         "name": retriever.metadata.name,
         "task": "retrieval",
@@ -282,14 +322,18 @@ def bench_retrieval_file(
         "embed_image_ms": image_ms,
         "embed_sentence_ms": sentence_ms,
         "index_photos": index_size,
-        "query_ms": query_ms,
+        "query_ms": real_ms,
+        "index_kb_per_photo": index_kb,
         "embed_image_macs": sum(image_macs.values()),
         "embed_image_float_macs": image_macs["float"],
         "int8_gmacs": rates["int8"],
         "float_gmacs": rates["float"],
         "floor_ms": {"embed_image": floor_ms(image_macs, rates)},
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak,
     }
+    if synthetic:
+        out["synthetic_photos"], out["synthetic_query_ms"] = synthetic, synthetic_ms
+    return out
 
 
 def bench_keras(run_dir: Path, photos: list[Path], repeats: int) -> dict:
@@ -321,11 +365,50 @@ def bench_keras(run_dir: Path, photos: list[Path], repeats: int) -> dict:
     return {"run": str(run_dir), "greedy_ms": statistics.median(times), "tensorflow": tf.__version__}
 
 
-def _in_subprocess(args: list[str]) -> dict | list:
-    out = subprocess.run([sys.executable, "-m", "edgecap.bench", *args], capture_output=True, text=True)
+def _in_subprocess(args: list[str], source: Path | None = None) -> dict | list:
+    """Run a benchmark worker (``python -m edgecap.bench ARGS``), with the code of the source
+    tree ``source`` when given (a baseline revision), and return its JSON."""
+    env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
+    out = subprocess.run(
+        [sys.executable, "-m", "edgecap.bench", *args], capture_output=True, text=True, env=env, cwd=source
+    )
     if out.returncode != 0:
         raise RuntimeError(f"benchmark worker {' '.join(args[:2])} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def checkout(revision: str, into: Path) -> Path:
+    """The source tree of git ``revision`` of this checkout, extracted into ``into`` (``git
+    archive``: no work tree or branch is touched). Its built-in files are that revision's.
+
+    Raises:
+        ValueError: edgecap is not running from a git checkout, or no such revision.
+    """
+    import tarfile
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        raise ValueError(f"--baseline needs a git checkout of edgecap; {root} is not one")
+    known = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], capture_output=True
+    )
+    if known.returncode != 0:
+        raise ValueError(f"--baseline {revision}: no such git revision in {root}")
+    proc = subprocess.Popen(["git", "-C", str(root), "archive", revision], stdout=subprocess.PIPE)
+    with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+        tar.extractall(into, filter="data")
+    if proc.wait() != 0:
+        raise ValueError(f"--baseline {revision}: git archive failed")
+    return into
+
+
+def _baseline_path(model: Path, source: Path) -> Path:
+    """A built-in file's counterpart in the baseline tree ``source``; any other file as it is."""
+    from edgecap.paths import released_dir
+
+    model = Path(model).resolve()
+    released = released_dir().resolve()
+    return source / "export" / model.name if model.parent == released else model
 
 
 def run_bench(
@@ -334,6 +417,7 @@ def run_bench(
     image_dir=None,
     repeats: int = 20,
     keras_run: str | Path | None = None,
+    baseline: str | None = None,
 ) -> dict:
     """All figures as a dict: ``{"machine", "photos", "repeats", "results": [one dict per model and
     thread count], "keras": {...} (or "keras_skipped")}``.
@@ -344,6 +428,8 @@ def run_bench(
         keras_run: run directory of the Keras baseline (default: the released checkpoint);
             ``"none"`` skips it. It is skipped too when no captioner is timed, and a baseline
             that fails is reported as skipped, with its error, beside the files' figures.
+        baseline: a git revision: each model is timed a second time, in this run, with the code
+            and the built-in files of that revision (rows with ``"baseline": revision``).
 
     Raises:
         FileNotFoundError: no photos. RuntimeError: a worker process failed.
@@ -358,10 +444,19 @@ def run_bench(
         "results": [],
     }
     photo_args = [str(p) for p in photos]
+    thread_arg = ",".join(map(str, thread_counts))
     for path in model_paths:
-        report["results"] += _in_subprocess(
-            ["--worker", str(path), ",".join(map(str, thread_counts)), str(repeats), *photo_args]
-        )
+        report["results"] += _in_subprocess(["--worker", str(path), thread_arg, str(repeats), *photo_args])
+    if baseline:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="edgecap-baseline-") as tmp:
+            source = checkout(baseline, Path(tmp))
+            for path in model_paths:
+                rows = _in_subprocess(
+                    ["--worker", str(_baseline_path(path, source)), thread_arg, str(repeats), *photo_args], source
+                )
+                report["results"] += [{**row, "baseline": baseline} for row in rows]
     keras_dir = None if str(keras_run) == "none" else Path(keras_run) if keras_run else released_dir()
     if keras_dir is None:
         report["keras_skipped"] = "--keras-run none"
@@ -394,6 +489,39 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def _label(row: dict) -> str:
+    """A row's model file name, ``@REVISION`` for a baseline row, cut to 38 characters."""
+    name = Path(row["model"]).name
+    if "baseline" in row:
+        tag = f"@{row['baseline']}"
+        name = name[: 38 - len(tag)] + tag
+    return name[:38]
+
+
+def _against_baseline(r: dict) -> list[str]:
+    """One line per baseline row: the same file's figures now against the baseline's."""
+    lines = []
+    now = {(Path(t["model"]).name, t["threads"]): t for t in r["results"] if "baseline" not in t}
+    for old in (t for t in r["results"] if "baseline" in t):
+        new = now.get((Path(old["model"]).name, old["threads"]))
+        if new is None:
+            continue
+        head = f"{Path(new['model']).name} at {new['threads']} thread(s), now against {old['baseline']}:"
+        if "beam3_ms" in new and "beam3_ms" in old:
+            share = new["outside_invoke_share"]["beam3"], old["outside_invoke_share"]["beam3"]
+            lines.append(
+                f"{head} beam-3 caption {new['beam3_ms']:.2f} against {old['beam3_ms']:.2f} ms ({new['beam3_ms'] / old['beam3_ms']:.2f}x; "
+                f"outside Invoke {share[0]:.1%} against {share[1]:.1%}), greedy {new['greedy_ms']:.2f} against {old['greedy_ms']:.2f} ms, "
+                f"encode {new['encode_ms']:.2f} against {old['encode_ms']:.2f} ms"
+            )
+        elif "query_ms" in new and "query_ms" in old:
+            lines.append(
+                f"{head} text query over {new['index_photos']} photos {new['query_ms']:.2f} against {old['query_ms']:.2f} ms "
+                f"({new['query_ms'] / old['query_ms']:.2f}x)"
+            )
+    return lines
+
+
 def format_report(r: dict) -> str:
     lines = [
         f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)"
@@ -406,7 +534,7 @@ def format_report(r: dict) -> str:
     for t in (t for t in r["results"] if t.get("task") != "retrieval"):
         fl = t["floor_ms"]
         lines.append(
-            f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "
+            f"{_label(t):38} {t['threads']:>4} {t['size_mb']:8.2f} {t['encode_ms']:9.2f} ({fl['encode']:5.2f})  "
             f"{t['step_ms']['1']:6.3f} / {t['step_ms']['3']:6.3f} ({fl['step']['1']:.3f} / {fl['step']['3']:.3f})  {t['greedy_ms']:9.2f}  {t['beam3_ms']:9.2f} ({t['outside_invoke_share']['beam3']:5.1%})        "
             f"{t['encode_macs'] / 1e6:7.1f}M ({t['encode_float_macs'] / t['encode_macs']:4.0%}) / {t['step_macs']['1'] / 1e6:5.2f}M  {t['int8_gmacs']:8.1f} / {t['float_gmacs']:5.1f}  {t['peak_rss_mb']:8.0f}"
         )
@@ -417,20 +545,26 @@ def format_report(r: dict) -> str:
     for t in (t for t in r["results"] if "tags" in t):
         g = t["tags"]
         lines.append(
-            f"{Path(t['model']).name[:38]:38} {t['threads']:>4}  with tags ({', '.join(g['pipeline'])}): beam-3 {g['pipeline_beam3_ms']:.2f} ms, "
+            f"{_label(t):38} {t['threads']:>4}  with tags ({', '.join(g['pipeline'])}): beam-3 {g['pipeline_beam3_ms']:.2f} ms, "
             f"{g['pipeline_beam3_ms'] / t['beam3_ms']:.2f}x the model alone ({g['constrained_photos']} of {r['photos']} photos constrained); "
             "taggers alone: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in g["tagger_ms"].items())
         )
     retrieval = [t for t in r["results"] if t.get("task") == "retrieval"]
     if retrieval:
         lines.append(
-            "retrieval model                        thr  size MB  embed_image ms (floor)  embed_sentence ms  text query over N photos ms  peak RSS MB"
+            "retrieval model                        thr  size MB  embed_image ms (floor)  embed_sentence ms  text query over N photos ms  index KB/photo  peak RSS MB"
         )
         for t in retrieval:
-            lines.append(
-                f"{Path(t['model']).name[:38]:38} {t['threads']:>4} {t['size_mb']:8.2f} {t['embed_image_ms']:10.2f} ({t['floor_ms']['embed_image']:5.2f})  {t['embed_sentence_ms']:17.3f}  "
-                f"{t['query_ms']:17.2f} (N = {t['index_photos']})  {t['peak_rss_mb']:11.0f}"
+            synthetic = (
+                f"; over {t['synthetic_photos']:,} synthetic photos {t['synthetic_query_ms']:.2f} ms"
+                if "synthetic_query_ms" in t
+                else ""
             )
+            lines.append(
+                f"{_label(t):38} {t['threads']:>4} {t['size_mb']:8.2f} {t['embed_image_ms']:10.2f} ({t['floor_ms']['embed_image']:5.2f})  {t['embed_sentence_ms']:17.3f}  "
+                f"{t['query_ms']:17.2f} (N = {t['index_photos']})  {t.get('index_kb_per_photo', float('nan')):14.1f}  {t['peak_rss_mb']:11.0f}{synthetic}"
+            )
+    lines += _against_baseline(r)
     if r["results"]:
         lines.append(f"interpreter: {r['results'][0]['interpreter']}")
     if "keras" in r:

@@ -166,9 +166,21 @@ def _index_file(tmp_path, name="photos.npz", **arrays) -> str:
     return path
 
 
-def _header(**fields) -> np.ndarray:
-    header = {"format": INDEX_FORMAT, "model_digest": "ab" * 32, "paths": ["a.jpg", "b.jpg"], **fields}
+def _header(format=1, **fields) -> np.ndarray:
+    header = {"format": format, "model_digest": "ab" * 32, "paths": ["a.jpg", "b.jpg"], **fields}
     return np.frombuffer(json.dumps(header).encode(), np.uint8)
+
+
+def _v2(**arrays) -> dict:
+    """A whole format-2 index of 2 photos, 3 regions of 4 dimensions, with ``arrays`` replaced."""
+    whole = dict(
+        header=_header(INDEX_FORMAT, dim=4),
+        regions=np.zeros((2, 3, 2), np.uint8),
+        region_scales=np.zeros((2, 3), np.float32),
+        pooled=np.zeros((2, 4), np.int8),
+        pooled_scales=np.zeros((2,), np.float32),
+    )
+    return {k: v for k, v in {**whole, **arrays}.items() if v is not None}
 
 
 @pytest.mark.parametrize(
@@ -188,6 +200,14 @@ def _header(**fields) -> np.ndarray:
             dict(header=np.frombuffer(b"[" * 100_000, np.uint8), regions=np.zeros((2, 3, 4), np.float16)),
             "RecursionError",
         ),
+        (_v2(pooled=None), "not an edgecap photo index"),
+        (_v2(header=_header(3, dim=4)), "unknown index format 3"),
+        (_v2(header=_header(INDEX_FORMAT)), "dim must be a positive integer"),
+        (_v2(regions=np.zeros((2, 3, 4), np.float16)), "regions is float16 .2, 3, 4., expected uint8"),
+        (_v2(region_scales=np.zeros((2, 4), np.float32)), "region_scales is float32 .2, 4., expected float32 .2, 3."),
+        (_v2(pooled=np.zeros((2, 5), np.int8)), "pooled is int8 .2, 5., expected int8 .2, 4."),
+        (_v2(pooled_scales=np.zeros((3,), np.float64)), "pooled_scales is float64"),
+        (dict(header=_header(INDEX_FORMAT, dim=4), regions=np.zeros((2, 3, 2), np.uint8)), "for format 2"),
     ],
 )
 def test_an_edited_index_is_refused_in_one_line(tmp_path, arrays, message):
@@ -201,10 +221,14 @@ def test_an_index_whose_arrays_claim_more_than_the_file_holds_is_refused(tmp_pat
     path = _index_file(tmp_path, header=_header(), regions=np.zeros((2, 3, 4), np.float16))
     data = bytearray(path.read_bytes())
     at = data.find(b"'shape': (2, 3, 4)")
-    data[at : at + 18] = b"'shape': (9999999,"[:18]
-    path.write_bytes(bytes(data))
-    with pytest.raises(PhotoIndexError, match="more than it holds|not an edgecap photo index"):
-        PhotoIndex.load(path)
+    for edit, message in (
+        (b"'shape': (9, 3, 4)", "more than it holds"),
+        (b"'shape': (9999999,", "unreadable array header"),
+    ):
+        data[at : at + 18] = edit[:18]
+        path.write_bytes(bytes(data))
+        with pytest.raises(PhotoIndexError, match=message):
+            PhotoIndex.load(path)
     compressed = tmp_path / "compressed.npz"
     np.savez_compressed(compressed, header=_header(), regions=np.zeros((2, 3, 4), np.float16))
     with pytest.raises(PhotoIndexError, match="is compressed"):

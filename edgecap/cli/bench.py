@@ -36,7 +36,12 @@ from edgecap.cli.common import fail
     type=click.Path(dir_okay=False),
     help="Also write the figures as JSON (one object per model and thread count under 'results').",
 )
-def command(models, threads, image_dir, repeats, keras_run, json_path):
+@click.option(
+    "--baseline",
+    metavar="REVISION",
+    help="Also time each model with the code and built-in files of this git revision, in the same run (e.g. a release tag).",
+)
+def command(models, threads, image_dir, repeats, keras_run, json_path, baseline):
     """Time load, encode, decode steps and whole captions of one or more models in one run;
     MACs and the floor (integer MACs at the int8 rate, float MACs at the float32 rate, both measured in the same run); compare with Keras float generation."""
     from edgecap.bench import format_report, run_bench
@@ -47,7 +52,7 @@ def command(models, threads, image_dir, repeats, keras_run, json_path):
         if keras_run not in (None, "none") and not Path(keras_run).is_dir():
             raise ValueError(f"--keras-run {keras_run}: no such run directory (or 'none')")
         thread_counts = [int(t) for t in threads.split(",") if t.strip()]
-        report = run_bench(paths, thread_counts, image_dir, repeats, keras_run)
+        report = run_bench(paths, thread_counts, image_dir, repeats, keras_run, baseline)
     except (ValueError, OSError, RuntimeError) as e:
         fail(str(e))
     click.echo(format_report(report))

@@ -49,10 +49,18 @@ from edgecap.paths import DEFAULT_RETRIEVAL_PRESET
 @click.option(
     "--json", "as_json", is_flag=True, help="JSON Lines: one object per query with its top photos and scores."
 )
+@click.option(
+    "--candidates",
+    type=click.IntRange(0),
+    default=None,
+    help="Photos ranked by eq. 8 per query, pre-selected by their pooled vectors (default: 200; 0: every photo). --scores always scores every photo.",
+)
 @click.option("--threads", type=click.IntRange(1), default=None, help="Interpreter threads.")
 @kernel_options
 @click.option("--verbose", "-v", is_flag=True, help="Timings of indexing and of each query.")
-def command(queries, model_path, images, index_path, texts, scores_path, top, as_json, threads, kernels, verbose):
+def command(
+    queries, model_path, images, index_path, texts, scores_path, top, as_json, candidates, threads, kernels, verbose
+):
     """Find the photos that fit a sentence (image search, Karpathy & Fei-Fei 2015), without TensorFlow.
 
     \b
@@ -121,11 +129,18 @@ def command(queries, model_path, images, index_path, texts, scores_path, top, as
             click.echo(f"wrote {index_path}: {len(retriever.photo_index.paths)} photos")
             sys.exit(2 if skipped else 0)
         t0 = time.perf_counter()
-        matrix = retriever.scores(
-            list(queries), strict=not scores_path
-        )  # (N, M); a score matrix keeps every text, even one of unknown words
+        paths = retriever.photo_index.paths
+        if scores_path:  # every photo against every text; a score matrix keeps even a text of unknown words
+            matrix = retriever.scores(list(queries), strict=False)
+            ranked = [
+                [(paths[i], float(matrix[i, j])) for i in np.argsort(-matrix[:, j], kind="stable")[:top]]
+                for j in range(len(queries))
+            ]
+        else:
+            preselect = {} if candidates is None else {"candidates": candidates or None}
+            ranked = [[(h.path, h.score) for h in retriever.search(q, top, **preselect)] for q in queries]
         if verbose:
-            click.echo(f"{len(queries)} queries scored in {(time.perf_counter() - t0) * 1e3:.1f} ms", err=True)
+            click.echo(f"{len(queries)} queries answered in {(time.perf_counter() - t0) * 1e3:.1f} ms", err=True)
     except (ModelFileError, NoInterpreterError, ImageLoadError, PhotoIndexError, QueryError, ValueError, OSError) as e:
         fail(str(e))
     if scores_path:
@@ -142,21 +157,14 @@ def command(queries, model_path, images, index_path, texts, scores_path, top, as
         )
         if texts:
             sys.exit(2 if skipped else 0)
-    paths = retriever.photo_index.paths
-    for j, query in enumerate(queries):
-        order = np.argsort(-matrix[:, j], kind="stable")[:top]
+    for query, hits in zip(queries, ranked):
         if as_json:
             click.echo(
-                json.dumps(
-                    {
-                        "query": query,
-                        "results": [{"path": paths[i], "score": round(float(matrix[i, j]), 4)} for i in order],
-                    }
-                )
+                json.dumps({"query": query, "results": [{"path": p, "score": round(score, 4)} for p, score in hits]})
             )
         else:
             click.echo(query)
-            for i in order:
-                click.echo(f"  {matrix[i, j]:8.2f}  {paths[i]}")
+            for p, score in hits:
+                click.echo(f"  {score:8.2f}  {p}")
     if skipped:  # as caption: the readable photos were searched, the others named on stderr
         sys.exit(2)

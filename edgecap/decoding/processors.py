@@ -30,9 +30,16 @@ class SuppressTokens(LogitsProcessor):
         self.token_ids = np.asarray(sorted(set(int(i) for i in token_ids)), dtype=np.int64)
         if self.token_ids.size and self.token_ids[0] < 0:
             raise ValueError(f"token ids must be >= 0, got {self.token_ids.tolist()}")
+        self._runs: list[slice] = []  # the ids as runs of consecutive ids: a few slice writes per step
+        for i in self.token_ids.tolist():
+            if self._runs and self._runs[-1].stop == i:
+                self._runs[-1] = slice(self._runs[-1].start, i + 1)
+            else:
+                self._runs.append(slice(i, i + 1))
 
     def __call__(self, log_probs: np.ndarray, sequences: np.ndarray) -> np.ndarray:
-        log_probs[:, self.token_ids] = -np.inf
+        for run in self._runs:
+            log_probs[:, run] = -np.inf
         return log_probs
 
 
@@ -76,8 +83,12 @@ class NoRepeatNGram(LogitsProcessor):
             return log_probs
         for row, seq in enumerate(sequences.tolist()):
             prefix = seq[t - n + 1 :]  # the last n-1 words
-            banned = [seq[i + n - 1] for i in range(t - n + 1) if seq[i : i + n - 1] == prefix]
-            log_probs[row, banned] = -np.inf
+            last = prefix[-1]
+            banned = [
+                seq[i + n - 1] for i in range(t - n + 1) if seq[i + n - 2] == last and seq[i : i + n - 1] == prefix
+            ]
+            if banned:  # rare: most steps touch no entry
+                log_probs[row, banned] = -np.inf
         return log_probs
 
 

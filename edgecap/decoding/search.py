@@ -8,6 +8,7 @@ index. Scores are float32 sums, as on the device.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -130,12 +131,29 @@ def greedy_search(
     return hyps
 
 
-def top_candidates(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` best entries of ``scores (K, V)`` as ``(rows, tokens)``, best first.
+def _nth_best_bound(flat: np.ndarray, n: int) -> float:
+    """A lower bound of the ``n``-th largest entry of ``flat (N,)`` (``n`` < N) that few entries pass.
+
+    The ``n``-th largest of the maxima of ``4n`` disjoint blocks: those maxima are ``n`` distinct
+    entries at least as large, so every one of the ``n`` best passes ``>=`` it. One reduction
+    over the scores instead of a partition of all of them.
+    """
+    block = flat.size // (4 * n)
+    if block < 8:  # too few entries for blocks to pay: the exact n-th largest
+        return float(np.partition(flat, flat.size - n)[flat.size - n])
+    maxima = flat[: block * 4 * n].reshape(4 * n, block).max(axis=1).tolist()  # 4n entries
+    maxima.sort(reverse=True)
+    return maxima[n - 1]
+
+
+def best_candidates(scores: np.ndarray, n: int) -> list[tuple[float, int, int]]:
+    """The ``n`` best entries of ``scores float32 (K, V)`` as ``(score, row, token)``, best first.
 
     Order: higher score, then lower token id, then lower row (beam) index, whatever the
     platform's selection algorithm does with ties (``np.argpartition`` breaks them
-    differently on x86 and aarch64).
+    differently on x86 and aarch64). A block maximum bounds the ``n``-th best from below, and
+    only the few entries above the bound are sorted, in Python: a beam step's log-probabilities
+    arrive in a cache the interpreter has just filled, where each numpy call costs microseconds.
 
     Raises:
         ValueError: ``n`` < 1.
@@ -143,15 +161,38 @@ def top_candidates(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     vocab = scores.shape[1]
-    flat = scores.ravel()
+    flat = scores.reshape(-1)
     if n < flat.size:  # every entry at least as good as the n-th best, ties at the boundary included
-        nth = np.partition(flat, flat.size - n)[flat.size - n]
-        idx = np.flatnonzero(flat >= nth)
+        bound = _nth_best_bound(flat, n)
+        if bound == -math.inf:  # most blocks -inf (padding rows, constrained states): the exact one
+            bound = flat[np.argpartition(flat, flat.size - n)[flat.size - n]]
+        idx = np.flatnonzero(flat >= bound)
     else:
         idx = np.arange(flat.size)
-    rows, tokens = np.divmod(idx, vocab)
-    order = np.lexsort((rows, tokens, -flat[idx]))[:n]
-    return rows[order], tokens[order]
+    if idx.size > 8 * n + 64:  # many ties at the bound (e.g. -inf): numpy sorts them
+        rows, tokens = np.divmod(idx, vocab)
+        order = np.lexsort((rows, tokens, -flat[idx]))[:n]
+        return list(zip(flat[idx[order]].tolist(), rows[order].tolist(), tokens[order].tolist()))
+    values, ids = flat[idx].tolist(), idx.tolist()
+    if len(values) > n:  # int8 log-probabilities tie often: keep the n best values and their ties
+        nth = sorted(values, reverse=True)[n - 1]
+        pairs = [(v, i) for v, i in zip(values, ids) if v >= nth]
+    else:
+        pairs = list(zip(values, ids))
+    # idx = row * V + token: ties on the token go to the lower row, i.e. the lower idx
+    best = sorted(pairs, key=lambda c: (-c[0], c[1] % vocab, c[1]))[:n]
+    return [(score, i // vocab, i % vocab) for score, i in best]
+
+
+def top_candidates(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` best entries of ``scores (K, V)`` as ``(rows, tokens)`` int64 arrays, best first,
+    in the order of :func:`best_candidates`.
+
+    Raises:
+        ValueError: ``n`` < 1.
+    """
+    best = best_candidates(scores, n)
+    return np.array([c[1] for c in best], np.int64), np.array([c[2] for c in best], np.int64)
 
 
 def beam_search(
@@ -176,6 +217,9 @@ def beam_search(
 
     The step always runs with ``beam_size`` rows: the first step repeats the image's state
     ``beam_size`` times with all but one row scored -inf, so an interpreter is sized once.
+    Per step the search makes few arrays: the step's log-probabilities become the candidate
+    scores in place, the words and attention rows so far live in ``(K, max_length)`` arrays
+    whose rows are reordered with the state, and only the ``2K`` best candidates reach Python.
 
     Args:
         step: the decoder step, called with B = ``beam_size``.
@@ -185,7 +229,8 @@ def beam_search(
         max_length: most words per caption (``<end>`` not counted).
         length_penalty: exponent α of the length normalisation.
         num_return: n-best size (<= ``beam_size``).
-        processors: edits applied to the log-probabilities before each choice.
+        processors: edits applied to the log-probabilities before each choice; they see the
+            words so far as ``int32 (K, t)``.
 
     Returns:
         up to ``num_return`` hypotheses, best first.
@@ -198,48 +243,42 @@ def beam_search(
     K = beam_size
     state = tuple(np.repeat(s, K, axis=0) for s in state)
     tokens = np.full((K,), start_id, np.int32)
-    scores = np.full((K,), -np.inf, np.float32)  # (K,) running log-probs; rows 1.. are padding at t = 0
+    scores = np.full((K, 1), -np.inf, np.float32)  # (K, 1) running log-probs; rows 1.. are padding at t = 0
     scores[0] = 0.0
-    seqs: list[list[int]] = [[] for _ in range(K)]
-    attns: list[list[np.ndarray]] = [[] for _ in range(K)]
+    words = np.zeros((K, max_length), np.int32)  # (K, T) row r's first t entries: its words so far
+    alphas: np.ndarray | None = None  # (K, T, L) the attention row of each of those words
+    identity = list(range(K))
     finished: list[Hypothesis] = []
 
     def norm(logp: float, length: int) -> float:
         return logp / (length**length_penalty) if length_penalty else logp
 
-    def finish(row: int, logp: float) -> None:
-        seq = seqs[row]
-        finished.append(
-            Hypothesis(
-                list(seq),
-                logp,
-                norm(logp, len(seq) + 1),
-                np.stack(attns[row]) if attns[row] else (np.zeros((0, attn_size), np.float32) if attn_size else None),
-            )
-        )
+    def finish(row: int, logp: float, t: int) -> None:  # the caption of `row`: its t words, then <end>
+        attention = alphas[row, :t].copy() if alphas is not None else None
+        finished.append(Hypothesis(words[row, :t].tolist(), logp, norm(logp, t + 1), attention))
 
-    attn_size = 0
     for t in range(max_length + 1):
-        log_probs, state, alpha = step(tokens, state)
-        if alpha is not None:
-            attn_size = alpha.shape[-1]
+        log_probs, state, alpha = step(tokens, state)  # (K, V)
+        if alpha is not None and alphas is None:
+            alphas = np.zeros((K, max_length, alpha.shape[-1]), alpha.dtype)
+        if not log_probs.flags.writeable:
+            log_probs = log_probs.copy()
         if processors:
-            log_probs = processors(log_probs, np.asarray(seqs, np.int64).reshape(len(seqs), t))
+            log_probs = processors(log_probs, words[:, :t])
         if t == max_length:  # out of room: every live beam ends here
             end_lp = log_probs[:, end_id]
-            for row in range(len(seqs)):
-                if np.isfinite(scores[row]):
-                    finish(row, float(scores[row] + (end_lp[row] if np.isfinite(end_lp[row]) else np.float32(0.0))))
+            for row in range(K):
+                if np.isfinite(scores[row, 0]):
+                    s = scores[row, 0] + (end_lp[row] if np.isfinite(end_lp[row]) else np.float32(0.0))
+                    finish(row, float(s), t)
             break
-        cand = scores[:, None] + log_probs  # (K, V) float32
-        rows, toks = top_candidates(cand, min(2 * K, cand.size))
+        log_probs += scores  # (K, V) candidate scores, float32
         keep_rows, keep_tokens, keep_scores = [], [], []
-        for row, token in zip(rows.tolist(), toks.tolist()):
-            score = cand[row, token]
-            if not np.isfinite(score):
+        for score, row, token in best_candidates(log_probs, min(2 * K, log_probs.size)):
+            if not math.isfinite(score):
                 break
             if token == end_id:  # the attention rows of the words before <end>
-                finish(row, float(score))
+                finish(row, score, t)
             else:
                 keep_rows.append(row)
                 keep_tokens.append(token)
@@ -250,24 +289,28 @@ def beam_search(
             break
         finished.sort(key=lambda h: -h.score)
         del finished[K:]
-        best_alive = norm(float(keep_scores[0]), t + 2)
         if len(finished) >= K and (
             length_penalty <= 0
-            and keep_scores[0] <= finished[-1].score
+            and np.float32(keep_scores[0]) <= finished[-1].score
             or length_penalty > 0
-            and best_alive < finished[-1].score
+            and norm(keep_scores[0], t + 2) < finished[-1].score
         ):
             break
         while len(keep_rows) < K:  # fewer live candidates than beams: pad, scored -inf, to keep B constant
             keep_rows.append(keep_rows[0])
             keep_tokens.append(keep_tokens[0])
-            keep_scores.append(-np.inf)
-        idx = np.asarray(keep_rows)
-        if (idx != np.arange(K)).any():
+            keep_scores.append(-math.inf)
+        if keep_rows != identity:
+            idx = np.array(keep_rows)
             state = tuple(s[idx] for s in state)
-        seqs = [seqs[r] + [tok] for r, tok in zip(keep_rows, keep_tokens)]
-        attns = [attns[r] + ([alpha[r]] if alpha is not None else []) for r in keep_rows]
-        scores = np.asarray(keep_scores, np.float32)
-        tokens = np.asarray(keep_tokens, np.int32)
+            words = words[idx]
+            if alphas is not None:
+                alphas = alphas[idx]
+                alphas[:, t] = alpha[idx]
+        elif alphas is not None:
+            alphas[:, t] = alpha
+        words[:, t] = keep_tokens
+        scores = np.array(keep_scores, np.float32)[:, None]
+        tokens = np.array(keep_tokens, np.int32)
     finished.sort(key=lambda h: -h.score)
     return finished[:num_return]

@@ -11,19 +11,14 @@ alignment ``.tflite`` file, without TensorFlow.
 The model (Karpathy & Fei-Fei, CVPR 2015, §3.1) maps a photo to R region vectors and a
 sentence to one vector per word; a photo–sentence score is eq. 8, ``Σ_t max_i v_iᵀ s_t``
 (:mod:`edgecap.runtime.alignment_scores`). An index keeps the region vectors of a photo
-collection (``float16 (N, R, h)``), so a query costs one ``embed_sentence`` call and one
-matrix product.
+collection in 4 bits and a pooled vector per photo in int8 (:mod:`edgecap.runtime.photo_index`,
+13.5 KB a photo, memory-mapped), so a query costs one ``embed_sentence`` call, one int8
+matrix–vector product over the pooled vectors and eq. 8 over the best few hundred photos.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import math
-import os
-import stat
 import threading
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,18 +28,22 @@ import numpy as np
 from edgecap.runtime import metadata as md
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors, word_alignment
 from edgecap.runtime.interpreter import BACKENDS, Signature, check_kernels, make_interpreter, quiet_native_logs
+from edgecap.runtime.photo_index import (  # noqa: F401 (INDEX_FORMAT: re-exported)
+    DEFAULT_CANDIDATES,
+    INDEX_FORMAT,
+    PhotoIndex,
+    PhotoIndexError,
+    empty_like_index,
+    pooled_vectors,
+    quantize_int4,
+    quantize_int8,
+)
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, ImageLoadError, load_image
 from edgecap.runtime.vocabulary import Vocabulary
-
-INDEX_FORMAT = 1
 
 
 class QueryError(ValueError):
     """A text query the model cannot read (empty, or no word of its vocabulary)."""
-
-
-class PhotoIndexError(ValueError):
-    """A photo index that is missing, damaged, empty, or built with another model (names the file)."""
 
 
 @dataclass
@@ -112,133 +111,6 @@ class Alignment:
         return None if r >= self.grid * self.grid else divmod(r, self.grid)
 
 
-@dataclass
-class PhotoIndex:
-    """Region vectors of a photo collection, for one model.
-
-    Attributes:
-        paths: the photos, in index order.
-        regions: ``float16 (N, R, h)``.
-        model_digest: the SHA-256 digest of the model's weights (its ``flatbuffer_sha256``):
-            an index only answers queries of the model that built it.
-        progress: of an unfinished index (:meth:`Retriever.index` with ``partial``): every
-            photo asked for (``"photos"``), how many are done (``"done"``, the unreadable
-            counted) and the errors (``"errors"``); None for a finished index.
-    """
-
-    paths: list[str]
-    regions: np.ndarray
-    model_digest: str
-    progress: dict | None = None
-
-    def save(self, path: str | Path) -> Path:
-        """Write the index as one ``.npz`` (atomically: a crash leaves no half-written file).
-
-        Raises:
-            OSError: the folder does not exist or is not writable (names ``path``).
-        """
-        from edgecap.utils import atomic_write_bytes
-
-        buf = io.BytesIO()
-        fields = {"format": INDEX_FORMAT, "model_digest": self.model_digest, "paths": self.paths}
-        header = json.dumps(fields if self.progress is None else {**fields, "progress": self.progress})
-        np.savez(buf, regions=self.regions, header=np.frombuffer(header.encode(), np.uint8))
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except OSError as e:
-            raise OSError(f"{path}: cannot write the index ({e.strerror or e})") from None
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "PhotoIndex":
-        """Read an index written by :meth:`save`, every size checked before it is read.
-
-        Raises:
-            PhotoIndexError: a missing, special, damaged, edited or foreign file (names ``path``).
-        """
-        path = Path(path)
-        try:
-            kind = os.stat(path).st_mode
-        except FileNotFoundError:
-            raise PhotoIndexError(f"{path}: index file not found") from None
-        except OSError as e:
-            raise PhotoIndexError(f"{path}: cannot read the index ({e.strerror or e})") from None
-        if not stat.S_ISREG(kind):
-            raise PhotoIndexError(f"{path}: not an index file (a folder or special file)")
-        try:
-            _check_index_entries(path)
-            with np.load(path, allow_pickle=False) as z:
-                header, regions = z["header"], z["regions"]
-            if header.dtype != np.uint8 or header.ndim != 1:
-                raise ValueError(f"header is {header.dtype} {header.shape}, expected uint8 bytes")
-            header = json.loads(header.tobytes().decode("utf-8"))
-        except PhotoIndexError:
-            raise
-        except (OSError, ValueError, KeyError, EOFError, RecursionError, zipfile.BadZipFile, UnicodeDecodeError) as e:
-            raise PhotoIndexError(f"{path}: not an edgecap photo index ({type(e).__name__}: {e})") from None
-        if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
-            raise PhotoIndexError(
-                f"{path}: unknown index format {header.get('format') if isinstance(header, dict) else type(header).__name__!r}"
-            )
-        paths, model_digest = header.get("paths"), header.get("model_digest")
-        if (
-            not isinstance(paths, list)
-            or not all(isinstance(x, str) for x in paths)
-            or not isinstance(model_digest, str)
-        ):
-            raise PhotoIndexError(
-                f"{path}: damaged index header (paths must be a list of strings, model_digest a string)"
-            )
-        if regions.dtype != np.float16 or regions.ndim != 3 or len(regions) != len(paths):
-            raise PhotoIndexError(
-                f"{path}: {len(paths)} photos but region vectors {regions.dtype} {regions.shape}, expected float16 ({len(paths)}, R, h)"
-            )
-        progress = header.get("progress")
-        if progress is not None and not (
-            isinstance(progress, dict)
-            and isinstance(progress.get("photos"), list)
-            and isinstance(progress.get("done"), int)
-            and isinstance(progress.get("errors"), list)
-        ):
-            raise PhotoIndexError(f"{path}: damaged index header (progress)")
-        return cls(paths, regions, model_digest, progress)
-
-
-INDEX_ENTRIES = {"header.npy", "regions.npy"}
-
-
-def _check_index_entries(path: Path) -> None:
-    """An index is an uncompressed ``.npz`` (``np.savez``) of exactly :data:`INDEX_ENTRIES`; a
-    stored entry cannot be larger than the file, so nothing read from it can outgrow it.
-
-    Raises:
-        PhotoIndexError: other entries, a compressed entry, or sizes beyond the file's.
-    """
-    size = path.stat().st_size
-    with zipfile.ZipFile(path) as zf:
-        infos = zf.infolist()
-        names = {i.filename for i in infos}
-        if names != INDEX_ENTRIES or len(infos) != len(INDEX_ENTRIES):
-            raise PhotoIndexError(
-                f"{path}: not an edgecap photo index (entries {sorted(names)[:5]}, expected {sorted(INDEX_ENTRIES)})"
-            )
-        for info in infos:
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
-                raise PhotoIndexError(
-                    f"{path}: damaged index ({info.filename} is compressed or declares {info.file_size:,} bytes in a {size:,}-byte file)"
-                )
-            with zf.open(info) as f:  # the array's own header: its shape must fit in the entry
-                version = np.lib.format.read_magic(f)
-                read_header = (
-                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read_header(f)
-            if dtype.hasobject or math.prod(shape) * dtype.itemsize > info.file_size:
-                raise PhotoIndexError(
-                    f"{path}: damaged index ({info.filename} declares {dtype} {shape}, more than it holds)"
-                )
-
-
 class Retriever:
     """An alignment model file: photos and sentences → region and word vectors → eq. 8 scores.
 
@@ -299,7 +171,6 @@ class Retriever:
                 f"{source}: signatures give regions {regions.shape} and words {words.shape}, the metadata declares ({self.num_regions}, {self.dim}) and (1, {self.max_words}, {self.dim}); re-export the model"
             )
         self.photo_index: PhotoIndex | None = None
-        self._regions32: np.ndarray | None = None  # the index as float32, made once per index
 
     @classmethod
     def from_file(
@@ -409,97 +280,117 @@ class Retriever:
         from tqdm.auto import tqdm
 
         names = [str(p) for p in photos]
-        regions = np.empty((len(photos), self.num_regions, self.dim), np.float16)
+        arrays = empty_like_index(len(photos), self.num_regions, self.dim)  # (regions, scales, pooled, scales)
         kept: list[str] = []
         failed: list[str] = []
-        start = self._resume(partial, names, regions, kept, failed) if partial else 0
+        start = self._resume(partial, names, arrays, kept, failed) if partial else 0
+
+        def so_far(progress_made: dict | None = None) -> PhotoIndex:  # views while in progress, copies at the end
+            n = len(kept)
+            parts = (a[:n] if progress_made else a[:n].copy() for a in arrays)
+            return PhotoIndex(list(kept), *parts, self.dim, self.metadata.flatbuffer_sha256, progress_made)
+
         bar = tqdm(total=len(photos), initial=start, desc="indexing photos", unit="img", disable=not progress)
         with bar:
             for i in range(start, len(photos)):
                 try:
-                    regions[len(kept)] = self.embed_image(photos[i])
-                    kept.append(names[i])
+                    regions = self.embed_image(photos[i])[None]  # (1, R, h)
                 except ImageLoadError as e:
                     if errors is None:
                         raise
                     failed.append(str(e))
+                else:
+                    quantized = (*quantize_int4(regions), *quantize_int8(pooled_vectors(regions)))
+                    for target, value in zip(arrays, quantized):
+                        target[len(kept)] = value[0]
+                    kept.append(names[i])
                 bar.update(1)
                 if partial and (i + 1) % save_every == 0 and i + 1 < len(photos):
-                    progress_made = {"photos": names, "done": i + 1, "errors": failed}
-                    PhotoIndex(kept, regions[: len(kept)], self.metadata.flatbuffer_sha256, progress_made).save(partial)
+                    so_far({"photos": names, "done": i + 1, "errors": failed}).save(partial)
         if errors is not None:
             errors.extend(failed)
         if not kept:
             raise ValueError(f"none of the {len(photos)} photos could be read (e.g. {failed[0]})")
-        self.photo_index = PhotoIndex(kept, regions[: len(kept)].copy(), self.metadata.flatbuffer_sha256)
-        self._regions32 = None
+        self.photo_index = so_far()
         if partial:
             Path(partial).unlink(missing_ok=True)
         return self.photo_index
 
-    def _resume(self, partial: str | Path, names: list[str], regions: np.ndarray, kept: list, failed: list) -> int:
+    def _resume(self, partial: str | Path, names: list[str], arrays: tuple, kept: list, failed: list) -> int:
         """Photos done by an earlier build saved in ``partial`` (0 when there is none, or it was
-        of other photos or another model); their vectors copied into ``regions``."""
+        of other photos or another model); their arrays copied into ``arrays``."""
         from edgecap.utils import remove_stale_temporaries
 
         remove_stale_temporaries(partial)  # a build killed while saving leaves its temporary file
         if not Path(partial).is_file():
             return 0
         try:
-            saved = PhotoIndex.load(partial)
+            saved = PhotoIndex.load(partial, mmap=False)
         except PhotoIndexError:
             return 0
         p = saved.progress
         if p is None or p["photos"] != names or saved.model_digest != self.metadata.flatbuffer_sha256:
             return 0
-        regions[: len(saved.paths)] = saved.regions
+        if saved.regions.shape[1:] != arrays[0].shape[1:] or saved.dim != self.dim:
+            return 0
+        n = len(saved.paths)
+        for target, source in zip(arrays, (saved.regions, saved.region_scales, saved.pooled, saved.pooled_scales)):
+            target[:n] = source
         kept.extend(saved.paths)
         failed.extend(str(e) for e in p["errors"])
         return int(p["done"])
 
     def load_index(self, path: str | Path) -> PhotoIndex:
-        """Load a saved index (:meth:`PhotoIndex.save`) as the collection.
+        """Load a saved index (:meth:`PhotoIndex.save`), memory-mapped, as the collection.
 
         Raises:
             PhotoIndexError: damaged, or built with another model (names ``path``).
         """
         index = PhotoIndex.load(path)
-        if index.model_digest != self.metadata.flatbuffer_sha256 or index.regions.shape[1:] != (
-            self.num_regions,
-            self.dim,
+        if (
+            index.model_digest != self.metadata.flatbuffer_sha256
+            or index.num_regions != self.num_regions
+            or index.dim != self.dim
         ):
             raise PhotoIndexError(
                 f"{path}: this index was built with another model than {self.source}; build it again with this model"
             )
-        self.photo_index, self._regions32 = index, None
+        self.photo_index = index
         return index
 
-    def _regions(self) -> np.ndarray:
+    def _index(self) -> PhotoIndex:
         if self.photo_index is None:
             raise ValueError("no photos indexed: call index(photos) or load_index(path) first")
-        if self._regions32 is None:
-            self._regions32 = self.photo_index.regions.astype(np.float32)
-        return self._regions32
+        return self.photo_index
 
-    def scores(self, texts: Sequence[str], strict: bool = True) -> np.ndarray:
-        """``float32 (N photos, M texts)`` eq. 8 scores against the indexed photos.
+    def scores(self, texts: Sequence[str], strict: bool = True, block: int = 2048) -> np.ndarray:
+        """``float32 (N photos, M texts)`` eq. 8 scores against every indexed photo (their int4
+        region vectors, ``block`` photos at a time).
 
         Raises:
             QueryError: with ``strict``, a text without any known word (see :meth:`embed_sentences`).
             ValueError: nothing indexed.
         """
-        return score_matrix(self._regions(), self.embed_sentences(texts, strict=strict))
+        index = self._index()
+        words = self.embed_sentences(texts, strict=strict)
+        return np.concatenate([index.eq8_scores(slice(a, a + block), words) for a in range(0, len(index), block)])
 
-    def search(self, text: str, k: int = 5) -> list[Hit]:
+    def search(self, text: str, k: int = 5, candidates: int | None = DEFAULT_CANDIDATES) -> list[Hit]:
         """The ``k`` indexed photos that fit ``text`` best, best first (image search).
 
+        The ``candidates`` photos whose pooled vectors fit the sentence best are ranked by
+        eq. 8 (:meth:`PhotoIndex.candidates`); None ranks every photo by eq. 8. Equal scores
+        go to the lower index.
+
         Raises:
-            QueryError: see :meth:`tokens`. ValueError: nothing indexed.
+            QueryError: see :meth:`tokens`. ValueError: nothing indexed, or ``candidates`` < 1.
         """
-        s = self.scores([text])[:, 0]
-        assert self.photo_index is not None  # scores() raised otherwise
+        index = self._index()
+        words = self.embed_sentences([text])[0]  # (T, h)
+        rows = index.candidates(words, candidates)  # (C,) ascending
+        s = index.eq8_scores(rows, [words])[:, 0]  # (C,)
         order = np.argsort(-s, kind="stable")[:k]
-        return [Hit(int(i), float(s[i]), path=self.photo_index.paths[i]) for i in order]
+        return [Hit(int(rows[i]), float(s[i]), path=index.paths[rows[i]]) for i in order]
 
     def annotate(self, photo: ImageInput, sentences: Sequence[str], k: int = 5) -> list[Hit]:
         """The ``k`` of ``sentences`` that fit ``photo`` best, best first (image annotation).

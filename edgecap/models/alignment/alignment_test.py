@@ -150,14 +150,14 @@ def test_index_search_annotate_align(exported, examples, tmp_path):
     retriever = Retriever.from_file(exported.path)
     photos = sorted(examples.glob("*.jpg"))
     index = retriever.index(photos)
-    assert index.regions.shape == (3, 50, 24) and index.regions.dtype == np.float16
+    assert index.regions.shape == (3, 50, 12) and index.regions.dtype == np.uint8 and index.dim == 24  # int4 pairs
     scores = retriever.scores(["a cat", "a cup of coffee on a table"])
     hits = retriever.search("a cup of coffee on a table", k=3)
     assert [h.path for h in hits] == [str(photos[i]) for i in np.argsort(-scores[:, 1], kind="stable")]
     index.save(tmp_path / "photos.npz")
     other = Retriever.from_file(exported.path)
     loaded = other.load_index(tmp_path / "photos.npz")
-    assert loaded.paths == index.paths and np.array_equal(loaded.regions, index.regions)
+    assert loaded.paths == index.paths and np.array_equal(loaded.regions, index.regions) and loaded.memory_mapped
     np.testing.assert_array_equal(other.scores(["a cat", "a cup of coffee on a table"]), scores)
     sentences = ["a cat", "a cup of coffee on a table", "a man in a space suit"]
     ranked = retriever.annotate(photos[0], sentences, k=3)
@@ -274,12 +274,14 @@ def test_search_command_writes_the_score_matrix(exported, examples, tmp_path):
         assert out.exit_code == 1 and message in out.output, (args, out.output)
 
 
-def test_bench_times_a_retrieval_file(exported, examples):
+def test_bench_times_a_retrieval_file(exported, examples, monkeypatch):
     from edgecap.bench import format_report, run_bench
 
+    monkeypatch.setenv("EDGECAP_BENCH_SYNTHETIC_PHOTOS", "3000")
     report = run_bench([exported.path], [1], examples, repeats=3, keras_run="none")
     (row,) = report["results"]
     assert row["task"] == "retrieval" and row["index_photos"] == 1000 and row["embed_image_macs"] > 0
-    assert all(row[k] > 0 for k in ("embed_image_ms", "embed_sentence_ms", "query_ms"))
+    assert all(row[k] > 0 for k in ("embed_image_ms", "embed_sentence_ms", "query_ms", "synthetic_query_ms"))
+    assert row["synthetic_photos"] == 3000 and 0 < row["index_kb_per_photo"] < 50 * 24 * 2 / 1e3  # under float16
     text = format_report(report)
     assert "retrieval model" in text and "encode ms" not in text  # no captioner table without a captioner
