@@ -117,6 +117,59 @@ def rate_gmacs(kind: str, threads: int, repeats: int = 50) -> float:
     return best
 
 
+#: operator kind → (layer probe file name part, its MACs): see :data:`edgecap.export.probe.LAYER_PROBES`
+LAYER_PROBES = {
+    "conv": 112 * 112 * 32 * 3 * 3 * 3,  # MobileNetV2's Conv1: 224×224×3 → 112×112×32, stride 2
+    "conv1x1": 28 * 28 * 64 * 192,  # 28×28×192 → 64
+    "depthwise": 28 * 28 * 192 * 3 * 3,  # 3×3 over 28×28×192
+}
+
+
+def _fastest_rate(interpreter, macs: int, repeats: int, rng) -> float:
+    """``macs`` over the fastest invoke of an allocated one-input ``interpreter``, in GMAC/s."""
+    detail = interpreter.get_input_details()[0]
+    shape, dtype = detail["shape"], detail["dtype"]
+    x = rng.integers(-128, 127, shape) if dtype == np.int8 else rng.normal(size=shape)
+    interpreter.set_tensor(detail["index"], x.astype(dtype))
+    interpreter.invoke()
+    return macs / _fastest_ms(interpreter.invoke, repeats) / 1e6
+
+
+def op_rates_gmacs(threads: int, step_rows: tuple[int, ...] = (1, 3), repeats: int = 50) -> dict[str, float]:
+    """This machine's rate in GMAC/s of each operator kind (:func:`edgecap.runtime.ops.signature_macs_by_op`
+    keys), each from its own probe: a convolution layer of each kind (:data:`LAYER_PROBES`), the
+    dense probe at its best row count (``"<arithmetic>/fc"``, also for ``"other"``) and at the decode
+    step's row counts (``"<arithmetic>/fc@B"``)."""
+    from edgecap.runtime.interpreter import make_interpreter
+
+    rng, rates = np.random.default_rng(0), {}
+    for arithmetic, prefix in (("int8", "int8"), ("float", "float32")):
+        rates[f"{arithmetic}/fc"] = rates[f"{arithmetic}/other"] = rate_gmacs(arithmetic, threads, repeats)
+        path, (_, dim), _ = PROBES[arithmetic]
+        interpreter, _ = make_interpreter(path.read_bytes(), threads)
+        for rows in step_rows:
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], (rows, dim))
+            interpreter.allocate_tensors()
+            rates[f"{arithmetic}/fc@{rows}"] = _fastest_rate(interpreter, rows * dim * dim, repeats, rng)
+        for kind, macs in LAYER_PROBES.items():
+            probe = Path(__file__).parent / "assets" / f"{prefix}_{kind}_probe.tflite"
+            interpreter, _ = make_interpreter(probe.read_bytes(), threads)
+            interpreter.allocate_tensors()
+            rates[f"{arithmetic}/{kind}"] = _fastest_rate(interpreter, macs, repeats, rng)
+    return rates
+
+
+def per_op_floor_ms(macs: dict[str, int], rates: dict[str, float], rows: int | None = None) -> float:
+    """The time ``macs`` by operator kind (:func:`edgecap.runtime.ops.signature_macs_by_op`) take, each
+    kind at its own rate (:func:`op_rates_gmacs`); fully connected layers at the rate of ``rows``
+    rows when given (a decode step of that many beams)."""
+    total = 0.0
+    for key, n in macs.items():
+        rate = rates.get(f"{key}@{rows}", rates[key]) if key.endswith("/fc") and rows else rates[key]
+        total += n / rate
+    return total / 1e6
+
+
 def floor_ms(macs: dict[str, int], rates: dict[str, float]) -> float:
     """The time ``macs`` (:func:`edgecap.runtime.ops.signature_macs_by_kind`) take at ``rates`` (GMAC/s by kind)."""
     return sum(macs[k] / rates[k] for k in macs) / 1e6
@@ -125,7 +178,7 @@ def floor_ms(macs: dict[str, int], rates: dict[str, float]) -> float:
 def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int) -> dict:
     """Every figure of one model file at one thread count (see the module docstring)."""
     from edgecap.runtime import Captioner, CaptionerOptions
-    from edgecap.runtime.ops import signature_macs_by_kind
+    from edgecap.runtime.ops import by_arithmetic, signature_macs_by_op
 
     def load(beam):
         return Captioner.from_file(
@@ -138,15 +191,17 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
     encode = [_median_and_min_ms(lambda x=x: greedy.encode(x), repeats) for x in pixels]
     encode_ms, encode_min_ms = (statistics.median(e[i] for e in encode) for i in (0, 1))
     flatbuffer = model_path.read_bytes()  # the metadata after the flatbuffer is ignored
-    step_ms, step_min_ms, step_macs = {}, {}, {}  # by beam count, keyed "1" and "3" (JSON keys)
+    step_ms, step_min_ms, step_macs, step_ops = {}, {}, {}, {}  # by beam count, keyed "1" and "3" (JSON keys)
     for k, captioner in ((1, greedy), (3, beam)):
         state, memory = captioner.encode(pixels[0])
         step = captioner.step_function(memory)
         tokens, state = np.full((k,), captioner.metadata.start_id, np.int32), tuple(np.repeat(s, k, 0) for s in state)
         step(tokens, state)
         step_ms[str(k)], step_min_ms[str(k)] = _median_and_min_ms(lambda: step(tokens, state), repeats * 5)
-        step_macs[str(k)] = signature_macs_by_kind(flatbuffer, "decode_step", captioner.step_signature.tensor_shape)
-    encode_macs = signature_macs_by_kind(flatbuffer, "encode", greedy.encode_signature.tensor_shape)
+        step_ops[str(k)] = signature_macs_by_op(flatbuffer, "decode_step", captioner.step_signature.tensor_shape)
+        step_macs[str(k)] = by_arithmetic(step_ops[str(k)])
+    encode_ops = signature_macs_by_op(flatbuffer, "encode", greedy.encode_signature.tensor_shape)
+    encode_macs = by_arithmetic(encode_ops)
 
     def whole(captioner) -> tuple[float, float, float, float]:
         """Per caption, the medians over photos of: the median, the share outside Invoke, the
@@ -178,6 +233,7 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
     beam_ms, beam_out, beam_words, beam_min_ms = whole(beam)
     tags = bench_tags(model_path, threads, photos, repeats, whole)
     rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
+    op_rates = op_rates_gmacs(threads)
     return {
         "model": str(model_path),
         "name": greedy.metadata.name,
@@ -202,6 +258,12 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
             "encode": floor_ms(encode_macs, rates),
             "step": {k: floor_ms(v, rates) for k, v in step_macs.items()},
         },
+        "per_op_floor_ms": {
+            "encode": per_op_floor_ms(encode_ops, op_rates),
+            "step": {k: per_op_floor_ms(v, op_rates, int(k)) for k, v in step_ops.items()},
+        },
+        "macs_by_op": {"encode": encode_ops, "step": step_ops},
+        "op_gmacs": op_rates,
         "tags": tags,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -276,7 +338,7 @@ def bench_retrieval_file(
     import tempfile
 
     from edgecap.runtime import PhotoIndex, Retriever, RetrieverOptions
-    from edgecap.runtime.ops import signature_macs_by_kind
+    from edgecap.runtime.ops import by_arithmetic, signature_macs_by_op
 
     options = RetrieverOptions(num_threads=threads)
     load_ms = _median_ms(lambda: Retriever.from_file(model_path, options), 3)
@@ -308,8 +370,10 @@ def bench_retrieval_file(
             synthetic_ms = query_ms(made)
             retriever.photo_index = None  # the map closes with the folder
     flatbuffer = model_path.read_bytes()
-    image_macs = signature_macs_by_kind(flatbuffer, "embed_image", retriever.image_signature.tensor_shape)
+    image_ops = signature_macs_by_op(flatbuffer, "embed_image", retriever.image_signature.tensor_shape)
+    image_macs = by_arithmetic(image_ops)
     rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
+    op_rates = op_rates_gmacs(threads, step_rows=())
     out = {
         "model": str(model_path),
         "name": retriever.metadata.name,
@@ -329,6 +393,8 @@ def bench_retrieval_file(
         "int8_gmacs": rates["int8"],
         "float_gmacs": rates["float"],
         "floor_ms": {"embed_image": floor_ms(image_macs, rates)},
+        "per_op_floor_ms": {"embed_image": per_op_floor_ms(image_ops, op_rates)},
+        "op_gmacs": op_rates,
         "peak_rss_mb": peak,
     }
     if synthetic:
@@ -527,7 +593,10 @@ def format_report(r: dict) -> str:
         f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)"
     ]
     if any(t.get("task") != "retrieval" for t in r["results"]):
-        lines.append("medians of the runs, and below each model the minima (the machine's best, when nothing else ran)")
+        lines.append(
+            "medians of the runs, and below each model the minima (the machine's best, when nothing else ran) and the per-op floor "
+            "(each operator kind at its own probe's rate, fully connected layers at the step's rows)"
+        )
         lines.append(
             "model                                  thr  size MB  encode ms (floor)  step ms B=1 / B=3 (floor)        greedy ms  beam-3 ms (outside invoke)  MACs encode (float) / step B=1  GMAC/s int8 / float  peak RSS MB"
         )
@@ -542,6 +611,11 @@ def format_report(r: dict) -> str:
         lines.append(
             f"{'':38} {'':>4} {'minima':>8} {m['encode']:9.2f} {'':8} {m['step']['1']:6.3f} / {m['step']['3']:6.3f} {'':17} {m['greedy']:9.2f}  {m['beam3']:9.2f}"
         )
+        if "per_op_floor_ms" in t:  # not in the figures of a baseline revision from before it
+            p = t["per_op_floor_ms"]
+            lines.append(
+                f"{'':38} {'':>4} {'per-op floor':>12} {p['encode']:5.2f} {'':8} {p['step']['1']:6.3f} / {p['step']['3']:6.3f}"
+            )
     for t in (t for t in r["results"] if "tags" in t):
         g = t["tags"]
         lines.append(
@@ -552,7 +626,7 @@ def format_report(r: dict) -> str:
     retrieval = [t for t in r["results"] if t.get("task") == "retrieval"]
     if retrieval:
         lines.append(
-            "retrieval model                        thr  size MB  embed_image ms (floor)  embed_sentence ms  text query over N photos ms  index KB/photo  peak RSS MB"
+            "retrieval model                        thr  size MB  embed_image ms (floor, per-op floor)  embed_sentence ms  text query over N photos ms  index KB/photo  peak RSS MB"
         )
         for t in retrieval:
             synthetic = (
@@ -561,7 +635,7 @@ def format_report(r: dict) -> str:
                 else ""
             )
             lines.append(
-                f"{_label(t):38} {t['threads']:>4} {t['size_mb']:8.2f} {t['embed_image_ms']:10.2f} ({t['floor_ms']['embed_image']:5.2f})  {t['embed_sentence_ms']:17.3f}  "
+                f"{_label(t):38} {t['threads']:>4} {t['size_mb']:8.2f} {t['embed_image_ms']:10.2f} ({t['floor_ms']['embed_image']:5.2f}, {t.get('per_op_floor_ms', {}).get('embed_image', float('nan')):5.2f})      {t['embed_sentence_ms']:17.3f}  "
                 f"{t['query_ms']:17.2f} (N = {t['index_photos']})  {t.get('index_kb_per_photo', float('nan')):14.1f}  {t['peak_rss_mb']:11.0f}{synthetic}"
             )
     lines += _against_baseline(r)

@@ -199,7 +199,7 @@ def _conv_weights(path) -> list[tuple[str, str]]:
 def test_int8_keeps_the_encoder_stem_float32_and_full_integer_quantizes_every_layer(tiny_run, tmp_path, examples):
     from edgecap.export.exporter import export_model, representative_dataset
     from edgecap.runs import load_run
-    from edgecap.runtime.ops import signature_macs_by_kind
+    from edgecap.runtime.ops import signature_macs_by_kind, signature_macs_by_op
 
     _, vocab, model = load_run(tiny_run)
     photos = sorted(examples.glob("*.jpg"))
@@ -233,6 +233,11 @@ def test_int8_keeps_the_encoder_stem_float32_and_full_integer_quantizes_every_la
             md.flatbuffer(path.read_bytes()), "encode", captioner.encode_signature.tensor_shape
         )  # bench's floor
         assert macs["int8"] > 0 and (macs["float"] == 0 if full else macs["float"] > 0.1 * macs["int8"])
+        by_op = signature_macs_by_op(
+            md.flatbuffer(path.read_bytes()), "encode", captioner.encode_signature.tensor_shape
+        )
+        assert by_op["int8/depthwise"] > 0 and by_op["int8/conv1x1"] > 0  # past the stem
+        assert (by_op["float/conv"] == 0) if full else (by_op["float/conv"] > 0 and by_op["float/depthwise"] > 0)
 
 
 @needs_release
@@ -389,6 +394,15 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
         assert r["encode_float_macs"] == r["encode_macs"] and r["floor_ms"]["encode"] == pytest.approx(
             r["encode_macs"] / r["float_gmacs"] / 1e6
         )
+        # the per-op floor: each kind of MobileNetV2 convolution at its own probe's rate
+        by_op, rates = r["macs_by_op"]["encode"], r["op_gmacs"]
+        assert by_op["float/depthwise"] > 0 and by_op["float/conv1x1"] > 0 and by_op["float/conv"] > 0
+        assert (
+            sum(by_op.values()) == r["encode_macs"]
+            and sum(r["macs_by_op"]["step"]["3"].values()) == r["step_macs"]["3"]
+        )
+        assert r["per_op_floor_ms"]["encode"] == pytest.approx(sum(n / rates[k] for k, n in by_op.items()) / 1e6)
+        assert r["per_op_floor_ms"]["step"]["1"] > 0 and rates["int8/fc@1"] > 0
     bad = _cli("bench", "--model", "no_such_model", "--keras-run", "none")
     assert bad.returncode == 1 and "no_such_model" in bad.stderr
 

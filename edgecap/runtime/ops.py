@@ -85,16 +85,18 @@ def operators(model_bytes: bytes) -> list[Operator]:
 
 
 INTEGER_TYPES = ("INT8", "UINT8", "INT16")
+OP_KINDS = ("fc", "conv1x1", "conv", "depthwise", "other")  #: operator kinds of :func:`signature_macs_by_op`
 
 
-def signature_macs_by_kind(
+def signature_macs_by_op(
     model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]
 ) -> dict[str, int]:
-    """MACs of one call of signature ``signature_key``, split by the arithmetic that runs them.
+    """MACs of one call of signature ``signature_key``, split by arithmetic and operator kind.
 
-    An operator counts as ``"int8"`` when its input or its weights are integer (full-integer
-    ops, and the hybrid kernels of dynamic-range files, which quantize the input on the fly),
-    else as ``"float"`` (float32 and float16 files, and the float32 stem of an int8 file).
+    Keys are ``"<arithmetic>/<kind>"``: arithmetic ``"int8"`` when an operator's input or
+    weights are integer (full-integer ops, and the hybrid kernels of dynamic-range files), else
+    ``"float"``; kind ``"fc"`` (FULLY_CONNECTED, BATCH_MATMUL), ``"conv1x1"``, ``"conv"``
+    (CONV_2D with a larger kernel), ``"depthwise"`` (DEPTHWISE_CONV_2D) or ``"other"`` (MUL).
 
     Args:
         model_bytes: the ``.tflite`` file's bytes (trailing metadata is ignored).
@@ -102,7 +104,7 @@ def signature_macs_by_kind(
         tensor_shape: tensor index (in the signature's subgraph) → its allocated shape.
 
     Returns:
-        ``{"int8": MACs, "float": MACs}``.
+        ``{"int8/fc": MACs, ..., "float/other": MACs}``, every key present.
 
     Raises:
         KeyError: no such signature. ImportError: no TFLite schema module installed.
@@ -119,7 +121,7 @@ def signature_macs_by_kind(
     if index is None:
         raise KeyError(f"no signature {signature_key!r} in the model")
     graph = model.Subgraphs(index)
-    total = {"int8": 0, "float": 0}
+    total = {f"{a}/{k}": 0 for a in ("int8", "float") for k in OP_KINDS}
     for k in range(graph.OperatorsLength()):
         node = graph.Operators(k)
         code = _builtin_code(model, node)
@@ -127,19 +129,39 @@ def signature_macs_by_kind(
         out = list(tensor_shape(int(node.OutputsAsNumpy()[0])))
         if code == op.FULLY_CONNECTED:
             w = tensor_shape(ins[1])  # (out, in)
-            macs = prod(out) * w[-1]
+            kind, macs = "fc", prod(out) * w[-1]
         elif code == op.CONV_2D:
             w = tensor_shape(ins[1])  # (Co, kh, kw, Ci)
-            macs = prod(out) * w[1] * w[2] * w[3]
+            kind, macs = "conv1x1" if w[1] == w[2] == 1 else "conv", prod(out) * w[1] * w[2] * w[3]
         elif code == op.DEPTHWISE_CONV_2D:
             w = tensor_shape(ins[1])  # (1, kh, kw, C)
-            macs = prod(out) * w[1] * w[2]
+            kind, macs = "depthwise", prod(out) * w[1] * w[2]
         elif code == op.BATCH_MATMUL:
-            macs = prod(out) * tensor_shape(ins[0])[-1]
+            kind, macs = "fc", prod(out) * tensor_shape(ins[0])[-1]
         elif code == op.MUL:
-            macs = prod(out)
+            kind, macs = "other", prod(out)
         else:
             continue
         types = {type_names.get(graph.Tensors(j).Type(), "") for j in ins[:2] if j >= 0}
-        total["int8" if types & set(INTEGER_TYPES) else "float"] += macs
+        total[f"{'int8' if types & set(INTEGER_TYPES) else 'float'}/{kind}"] += macs
     return total
+
+
+def signature_macs_by_kind(
+    model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]
+) -> dict[str, int]:
+    """MACs of one call of signature ``signature_key``, split by the arithmetic that runs them
+    (:func:`signature_macs_by_op` summed over operator kinds).
+
+    Returns:
+        ``{"int8": MACs, "float": MACs}``.
+
+    Raises:
+        KeyError: no such signature. ImportError: no TFLite schema module installed.
+    """
+    return by_arithmetic(signature_macs_by_op(model_bytes, signature_key, tensor_shape))
+
+
+def by_arithmetic(by_op: dict[str, int]) -> dict[str, int]:
+    """``{"int8": MACs, "float": MACs}`` from MACs by operator kind (:func:`signature_macs_by_op`)."""
+    return {a: sum(v for k, v in by_op.items() if k.startswith(a + "/")) for a in ("int8", "float")}

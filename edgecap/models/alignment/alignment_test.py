@@ -283,5 +283,6 @@ def test_bench_times_a_retrieval_file(exported, examples, monkeypatch):
     assert row["task"] == "retrieval" and row["index_photos"] == 1000 and row["embed_image_macs"] > 0
     assert all(row[k] > 0 for k in ("embed_image_ms", "embed_sentence_ms", "query_ms", "synthetic_query_ms"))
     assert row["synthetic_photos"] == 3000 and 0 < row["index_kb_per_photo"] < 50 * 24 * 2 / 1e3  # under float16
+    assert row["per_op_floor_ms"]["embed_image"] > 0 and row["op_gmacs"]["int8/depthwise"] > 0
     text = format_report(report)
     assert "retrieval model" in text and "encode ms" not in text  # no captioner table without a captioner
