@@ -304,10 +304,10 @@ def beam_search(
             idx = np.array(keep_rows)
             state = tuple(s[idx] for s in state)
             words = words[idx]
-            if alphas is not None:
+            if alphas is not None and alpha is not None:
                 alphas = alphas[idx]
                 alphas[:, t] = alpha[idx]
-        elif alphas is not None:
+        elif alphas is not None and alpha is not None:
             alphas[:, t] = alpha
         words[:, t] = keep_tokens
         scores = np.array(keep_scores, np.float32)[:, None]

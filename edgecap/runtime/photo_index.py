@@ -279,7 +279,10 @@ class PhotoIndex:
                     f"{path}: {len(paths)} photos but region vectors {regions.dtype} {regions.shape}, expected float16 ({len(paths)}, R, h)"
                 )
             return cls.from_vectors(paths, regions, model_digest, progress)
-        return cls(paths, *_checked_arrays(path, arrays, len(paths), header.get("dim")), model_digest, progress, mmap)
+        regions, region_scales, pooled, pooled_scales, dim = _checked_arrays(
+            path, arrays, len(paths), header.get("dim")
+        )
+        return cls(paths, regions, region_scales, pooled, pooled_scales, dim, model_digest, progress, mmap)
 
 
 def _checked_arrays(path: Path, a: dict, n: int, dim) -> tuple:

@@ -287,8 +287,9 @@ class Retriever:
 
         def so_far(progress_made: dict | None = None) -> PhotoIndex:  # views while in progress, copies at the end
             n = len(kept)
-            parts = (a[:n] if progress_made else a[:n].copy() for a in arrays)
-            return PhotoIndex(list(kept), *parts, self.dim, self.metadata.flatbuffer_sha256, progress_made)
+            regions, scales, pooled, pooled_scales = (a[:n] if progress_made else a[:n].copy() for a in arrays)
+            digest = self.metadata.flatbuffer_sha256
+            return PhotoIndex(list(kept), regions, scales, pooled, pooled_scales, self.dim, digest, progress_made)
 
         bar = tqdm(total=len(photos), initial=start, desc="indexing photos", unit="img", disable=not progress)
         with bar:
