@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 INDEX_FORMAT = 2  #: format 1 (float16 region vectors) still loads, into memory
-INT4_MAX = 7  #: int4 codes are -7..7 (symmetric)
+INT4_MAX = 7  #: int4 values are -7..7 (symmetric), stored as the codes 1..15
 DEFAULT_CANDIDATES = 200  #: photos re-ranked by eq. 8 per query (chosen on Flickr8k dev: docs/runtime.md#photo-index)
 _CHUNK = 16384  #: photos per block of the pre-selection product
 
@@ -124,12 +124,17 @@ class PhotoIndex:
     def from_vectors(
         cls, paths: list[str], regions: np.ndarray, model_digest: str, progress: dict | None = None
     ) -> "PhotoIndex":
-        """Quantize ``float (N, R, h)`` region vectors into an index."""
-        codes, scales = quantize_int4(regions)
-        pooled, pooled_scales = quantize_int8(pooled_vectors(regions))
-        return cls(
-            list(paths), codes, scales, pooled, pooled_scales, int(np.shape(regions)[-1]), model_digest, progress
-        )
+        """Quantize ``float (N, R, h)`` region vectors into an index (1,024 photos at a time, so a
+        large float16 index of format 1 is never held as float32 whole)."""
+        n, r, dim = np.shape(regions)
+        arrays = empty_like_index(n, r, dim)
+        for a in range(0, n, 1024):
+            block = np.asarray(regions[a : a + 1024], np.float32)
+            quantized = (*quantize_int4(block), *quantize_int8(pooled_vectors(block)))
+            for target, value in zip(arrays, quantized):
+                target[a : a + len(block)] = value
+        codes, scales, pooled, pooled_scales = arrays
+        return cls(list(paths), codes, scales, pooled, pooled_scales, dim, model_digest, progress)
 
     def __len__(self) -> int:
         return len(self.paths)
