@@ -77,5 +77,31 @@ def test_ctrl_c_exits_130_with_whole_json_lines(examples):
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=60)
     lines = [first, *rest.splitlines(keepends=True)]
-    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, (len(lines), err[-2000:])
     assert len(lines) < 600 and all(json.loads(line)["caption"] for line in lines)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_that_python_swallows_in_a_finalizer_is_still_seen():
+    """A KeyboardInterrupt raised inside ``__del__`` is printed as "Exception ignored" and lost;
+    ``edgecap caption`` checks the flag its handler sets between photos as well."""
+    import os
+    import signal
+    import time
+
+    from edgecap.cli.common import interrupt_flag
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the handler runs here, and its KeyboardInterrupt dies with __del__
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background CI job ignores SIGINT
+    try:
+        with interrupt_flag() as interrupted:
+            Finalizer()
+            time.sleep(0.01)
+            assert interrupted.is_set()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
