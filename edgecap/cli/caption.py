@@ -10,15 +10,7 @@ from pathlib import Path
 
 import click
 
-from edgecap.cli.common import (
-    OutputError,
-    WholeLines,
-    fail,
-    interrupt_flag,
-    kernel_options,
-    photo_paths,
-    writable_folder,
-)
+from edgecap.cli.common import OutputError, WholeLines, fail, kernel_options, photo_paths, writable_folder
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS
 
 
@@ -185,14 +177,11 @@ def command(
         m = captioner.metadata
         click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
     try:
-        with interrupt_flag() as interrupted:
-            results = _results(captioner, path, options, images, workers)
-            try:
-                failures = _caption_each(
-                    results, as_json, show_attributes, show_tags, verbose, attention_dir, interrupted
-                )
-            finally:
-                results.close()
+        results = _results(captioner, path, options, images, workers)
+        try:
+            failures = _caption_each(results, as_json, show_attributes, show_tags, verbose, attention_dir)
+        finally:
+            results.close()
     except KeyboardInterrupt:  # Ctrl-C: every line written so far is whole (one write a line)
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -237,17 +226,11 @@ def _results(captioner, path, options, images, workers: int | None):
             pooled.close()  # stops the workers, also on Ctrl-C or a closed output
 
 
-def _caption_each(results, as_json, show_attributes, show_tags, verbose, attention_dir, interrupted) -> int:
-    """One output line (or JSON line) for each ``(image, result, error)``; the failures' count.
-
-    Raises:
-        KeyboardInterrupt: Ctrl-C, also one whose exception Python swallowed (``interrupted`` set).
-    """
+def _caption_each(results, as_json, show_attributes, show_tags, verbose, attention_dir) -> int:
+    """One output line (or JSON line) for each ``(image, result, error)``; the failures' count."""
     out = WholeLines()
     failures = 0
     for image, result, error in results:
-        if interrupted.is_set():
-            raise KeyboardInterrupt
         if error is not None:
             click.echo(f"error: {error}", err=True)
             if as_json:

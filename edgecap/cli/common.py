@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import signal
 import stat
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,29 +47,6 @@ def fail(message: str, code: int = 1):
 
 class OutputError(OSError):
     """Standard output cannot be written (a full disk, a file size limit, a closed pipe)."""
-
-
-@contextlib.contextmanager
-def interrupt_flag() -> Iterator[threading.Event]:
-    """Ctrl-C kept as a flag as well as raised as ``KeyboardInterrupt``: a ``KeyboardInterrupt``
-    raised while Python runs a finalizer or a weakref callback is printed as "Exception ignored"
-    and lost, so a long loop checks the flag between items too. A SIGINT already ignored (a
-    background job) stays ignored. Main thread only."""
-    flag = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
-        yield flag
-        return
-
-    def handler(signum, frame):
-        flag.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class WholeLines:
