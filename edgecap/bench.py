@@ -117,12 +117,7 @@ def rate_gmacs(kind: str, threads: int, repeats: int = 50) -> float:
     return best
 
 
-#: operator kind → (layer probe file name part, its MACs): see :data:`edgecap.export.probe.LAYER_PROBES`
-LAYER_PROBES = {
-    "conv": 112 * 112 * 32 * 3 * 3 * 3,  # MobileNetV2's Conv1: 224×224×3 → 112×112×32, stride 2
-    "conv1x1": 28 * 28 * 64 * 192,  # 28×28×192 → 64
-    "depthwise": 28 * 28 * 192 * 3 * 3,  # 3×3 over 28×28×192
-}
+LAYER_PROBES = ("conv", "conv1x1", "depthwise")  #: the layer probes' kinds (:data:`edgecap.export.probe.LAYER_PROBES`)
 
 
 def _fastest_rate(interpreter, macs: int, repeats: int, rng) -> float:
@@ -137,10 +132,12 @@ def _fastest_rate(interpreter, macs: int, repeats: int, rng) -> float:
 
 def op_rates_gmacs(threads: int, step_rows: tuple[int, ...] = (1, 3), repeats: int = 50) -> dict[str, float]:
     """This machine's rate in GMAC/s of each operator kind (:func:`edgecap.runtime.ops.signature_macs_by_op`
-    keys), each from its own probe: a convolution layer of each kind (:data:`LAYER_PROBES`), the
+    keys), each from its own probe: a convolution layer of each kind (:data:`LAYER_PROBES`, its
+    MACs counted from the file), the
     dense probe at its best row count (``"<arithmetic>/fc"``, also for ``"other"``) and at the decode
     step's row counts (``"<arithmetic>/fc@B"``)."""
-    from edgecap.runtime.interpreter import make_interpreter
+    from edgecap.runtime.interpreter import Signature, make_interpreter
+    from edgecap.runtime.ops import signature_macs_by_op
 
     rng, rates = np.random.default_rng(0), {}
     for arithmetic, prefix in (("int8", "int8"), ("float", "float32")):
@@ -151,11 +148,14 @@ def op_rates_gmacs(threads: int, step_rows: tuple[int, ...] = (1, 3), repeats: i
             interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], (rows, dim))
             interpreter.allocate_tensors()
             rates[f"{arithmetic}/fc@{rows}"] = _fastest_rate(interpreter, rows * dim * dim, repeats, rng)
-        for kind, macs in LAYER_PROBES.items():
-            probe = Path(__file__).parent / "assets" / f"{prefix}_{kind}_probe.tflite"
-            interpreter, _ = make_interpreter(probe.read_bytes(), threads)
+        for kind in LAYER_PROBES:
+            probe = (Path(__file__).parent / "assets" / f"{prefix}_{kind}_probe.tflite").read_bytes()
+            interpreter, _ = make_interpreter(probe, threads)
             interpreter.allocate_tensors()
-            rates[f"{arithmetic}/{kind}"] = _fastest_rate(interpreter, macs, repeats, rng)
+            macs = signature_macs_by_op(
+                probe, "serving_default", Signature(interpreter, "serving_default").tensor_shape
+            )
+            rates[f"{arithmetic}/{kind}"] = _fastest_rate(interpreter, macs[f"{arithmetic}/{kind}"], repeats, rng)
     return rates
 
 

@@ -327,8 +327,8 @@ def index_search_scores(index, sentences: list):
     out = np.full((len(index), len(sentences)), -np.inf, np.float32)
     for j, words in enumerate(sentences):
         if len(words):
-            rows = index.candidates(words)
-            out[rows, j] = index.eq8_scores(rows, [words])[:, 0]
+            rows, scores = index.rank(words)
+            out[rows, j] = scores
         else:
             out[:, j] = 0.0
     return out

@@ -91,6 +91,13 @@ def pooled_vectors(regions: np.ndarray) -> np.ndarray:
     return regions[:, -1] + regions.mean(axis=1)
 
 
+def quantize_photos(regions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The index arrays of photos' region vectors ``float (n, R, h)``: ``(regions, region_scales,
+    pooled, pooled_scales)`` as in :class:`PhotoIndex`."""
+    regions = np.asarray(regions, np.float32)
+    return (*quantize_int4(regions), *quantize_int8(pooled_vectors(regions)))
+
+
 @dataclass
 class PhotoIndex:
     """Region vectors of a photo collection, for one model.
@@ -129,10 +136,8 @@ class PhotoIndex:
         n, r, dim = np.shape(regions)
         arrays = empty_like_index(n, r, dim)
         for a in range(0, n, 1024):
-            block = np.asarray(regions[a : a + 1024], np.float32)
-            quantized = (*quantize_int4(block), *quantize_int8(pooled_vectors(block)))
-            for target, value in zip(arrays, quantized):
-                target[a : a + len(block)] = value
+            for target, value in zip(arrays, quantize_photos(regions[a : a + 1024])):
+                target[a : a + len(value)] = value
         codes, scales, pooled, pooled_scales = arrays
         return cls(list(paths), codes, scales, pooled, pooled_scales, dim, model_digest, progress)
 
@@ -200,6 +205,16 @@ class PhotoIndex:
             raise ValueError(f"candidates must be >= 1, got {n}")
         pre = self.preselect_scores(np.asarray(words, np.float32).sum(axis=0))
         return np.sort(np.argpartition(-pre, n - 1)[:n])
+
+    def rank(self, words: np.ndarray, candidates: int | None = DEFAULT_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
+        """Image search for one sentence ``words float (T, h)``: the :meth:`candidates` and their
+        eq. 8 scores, ``(rows int (C,) ascending, scores float32 (C,))``.
+
+        Raises:
+            ValueError: ``candidates`` < 1.
+        """
+        rows = self.candidates(words, candidates)
+        return rows, self.eq8_scores(rows, [words])[:, 0]
 
     def save(self, path: str | Path) -> Path:
         """Write the index as one uncompressed ``.npz`` (atomically: a crash leaves no

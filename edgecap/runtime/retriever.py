@@ -34,9 +34,7 @@ from edgecap.runtime.photo_index import (  # noqa: F401 (INDEX_FORMAT: re-export
     PhotoIndex,
     PhotoIndexError,
     empty_like_index,
-    pooled_vectors,
-    quantize_int4,
-    quantize_int8,
+    quantize_photos,
 )
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, ImageLoadError, load_image
 from edgecap.runtime.vocabulary import Vocabulary
@@ -301,8 +299,7 @@ class Retriever:
                         raise
                     failed.append(str(e))
                 else:
-                    quantized = (*quantize_int4(regions), *quantize_int8(pooled_vectors(regions)))
-                    for target, value in zip(arrays, quantized):
+                    for target, value in zip(arrays, quantize_photos(regions)):
                         target[len(kept)] = value[0]
                     kept.append(names[i])
                 bar.update(1)
@@ -388,8 +385,7 @@ class Retriever:
         """
         index = self._index()
         words = self.embed_sentences([text])[0]  # (T, h)
-        rows = index.candidates(words, candidates)  # (C,) ascending
-        s = index.eq8_scores(rows, [words])[:, 0]  # (C,)
+        rows, s = index.rank(words, candidates)  # (C,) ascending, (C,)
         order = np.argsort(-s, kind="stable")[:k]
         return [Hit(int(rows[i]), float(s[i]), path=index.paths[rows[i]]) for i in order]
 
