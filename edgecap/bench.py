@@ -5,7 +5,8 @@ after the other, in the same run: compare models only within one run, never agai
 from another machine or session. Per model and thread count it reports the load, ``encode``,
 one ``decode_step`` at B = 1 and B = 3, whole captions (preprocess + encode + decode) greedy
 and with beam 3 as ``edgecap caption`` runs them (no attention maps read back), the share of
-caption time spent outside the interpreter's ``Invoke``, peak memory, the MACs of ``encode``
+caption time spent outside the interpreter's ``Invoke`` (and the time inside it and in
+preprocessing, which no change to the search can remove), peak memory, the MACs of ``encode``
 and of a step (counted from the file's own operators, :mod:`edgecap.runtime.ops`), and
 ``floor_ms``: the integer MACs divided by this machine's int8 rate plus the float MACs (a
 float32 file, or the float32 stem of an int8 file) divided by its float32 rate, both measured
@@ -203,34 +204,41 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
     encode_ops = signature_macs_by_op(flatbuffer, "encode", greedy.encode_signature.tensor_shape)
     encode_macs = by_arithmetic(encode_ops)
 
-    def whole(captioner) -> tuple[float, float, float, float]:
+    def whole(captioner) -> tuple[float, float, float, float, float, float]:
         """Per caption, the medians over photos of: the median, the share outside Invoke, the
-        words; and of the fastest run."""
-        per_photo, fastest, outside, words = [], [], [], []
+        words, the fastest run, the time inside Invoke and the preprocessing (ms)."""
+        per_photo, fastest, outside, words, inside, preprocess = [], [], [], [], [], []
         sigs = (captioner.encode_signature, captioner.step_signature)
         for p in photos:
             captioner.caption(p)  # warm-up for this photo
-            times, shares = [], []
+            times, shares, invoke, prep = [], [], [], []
             for _ in range(repeats):
                 before = sum(s.invoke_seconds for s in sigs)
                 t0 = time.perf_counter()
                 result = captioner.caption(p)
                 total = time.perf_counter() - t0
+                spent = sum(s.invoke_seconds for s in sigs) - before
                 times.append(total * 1e3)
-                shares.append(1.0 - (sum(s.invoke_seconds for s in sigs) - before) / total)
+                shares.append(1.0 - spent / total)
+                invoke.append(spent * 1e3)
+                prep.append(result.timings_ms["preprocess"])
             per_photo.append(statistics.median(times))
             fastest.append(min(times))
             outside.append(statistics.median(shares))
+            inside.append(statistics.median(invoke))
+            preprocess.append(statistics.median(prep))
             words.append(len(result.tokens))
         return (
             statistics.median(per_photo),
             statistics.median(outside),
             float(np.mean(words)),
             statistics.median(fastest),
+            statistics.median(inside),
+            statistics.median(preprocess),
         )
 
-    greedy_ms, greedy_out, greedy_words, greedy_min_ms = whole(greedy)
-    beam_ms, beam_out, beam_words, beam_min_ms = whole(beam)
+    greedy_ms, greedy_out, greedy_words, greedy_min_ms, greedy_invoke_ms, greedy_prep_ms = whole(greedy)
+    beam_ms, beam_out, beam_words, beam_min_ms, beam_invoke_ms, beam_prep_ms = whole(beam)
     tags = bench_tags(model_path, threads, photos, repeats, whole)
     rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
     op_rates = op_rates_gmacs(threads)
@@ -248,6 +256,8 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
         "beam3_ms": beam_ms,
         "min_ms": {"encode": encode_min_ms, "step": step_min_ms, "greedy": greedy_min_ms, "beam3": beam_min_ms},
         "outside_invoke_share": {"greedy": greedy_out, "beam3": beam_out},
+        "invoke_ms": {"greedy": greedy_invoke_ms, "beam3": beam_invoke_ms},
+        "preprocess_ms": {"greedy": greedy_prep_ms, "beam3": beam_prep_ms},
         "words": {"greedy": greedy_words, "beam3": beam_words},
         "encode_macs": sum(encode_macs.values()),
         "encode_float_macs": encode_macs["float"],
@@ -580,6 +590,12 @@ def _against_baseline(r: dict) -> list[str]:
                 f"outside Invoke {share[0]:.1%} against {share[1]:.1%}), greedy {new['greedy_ms']:.2f} against {old['greedy_ms']:.2f} ms, "
                 f"encode {new['encode_ms']:.2f} against {old['encode_ms']:.2f} ms"
             )
+            if "invoke_ms" in new:  # what no change to the search can remove
+                fixed = new["invoke_ms"]["beam3"] + new["preprocess_ms"]["beam3"]
+                lines.append(
+                    f"{'':4}its beam-3 Invoke and preprocessing alone: {new['invoke_ms']['beam3']:.2f} + "
+                    f"{new['preprocess_ms']['beam3']:.2f} ms, {fixed / old['beam3_ms']:.2f}x the baseline's whole caption"
+                )
         elif "query_ms" in new and "query_ms" in old:
             lines.append(
                 f"{head} text query over {new['index_photos']} photos {new['query_ms']:.2f} against {old['query_ms']:.2f} ms "
@@ -615,6 +631,12 @@ def format_report(r: dict) -> str:
             p = t["per_op_floor_ms"]
             lines.append(
                 f"{'':38} {'':>4} {'per-op floor':>12} {p['encode']:5.2f} {'':8} {p['step']['1']:6.3f} / {p['step']['3']:6.3f}"
+            )
+        if "invoke_ms" in t:  # not in the figures of a baseline revision from before it
+            i, pre = t["invoke_ms"]["beam3"], t["preprocess_ms"]["beam3"]
+            lines.append(
+                f"{'':38} {'':>4} beam-3 caption: Invoke {i:.2f} ms, preprocessing {pre:.2f} ms "
+                f"({pre / t['beam3_ms']:.1%}), search and tensor copies {t['beam3_ms'] - i - pre:.2f} ms (medians)"
             )
     for t in (t for t in r["results"] if "tags" in t):
         g = t["tags"]

@@ -26,3 +26,18 @@ def test_an_unknown_revision_is_one_error(tmp_path):
         pytest.skip("needs a git checkout of edgecap")
     with pytest.raises(ValueError, match="--baseline no-such-revision"):
         checkout("no-such-revision", tmp_path)
+
+
+def test_the_report_says_what_invoke_and_preprocessing_alone_are_against_the_baseline():
+    """On the committed run (docs/bench/2026-12-06-frontier.json): the part no search change can remove."""
+    import json
+
+    report = json.loads((ROOT / "docs" / "bench" / "2026-12-06-frontier.json").read_text())
+    now = {Path(r["model"]).name: r for r in report["results"] if "baseline" not in r}
+    then = {Path(r["model"]).name: r for r in report["results"] if "baseline" in r}
+    text = format_report(report)
+    for name, new in now.items():
+        fixed = new["invoke_ms"]["beam3"] + new["preprocess_ms"]["beam3"]
+        assert fixed < new["beam3_ms"]
+        assert f"{fixed / then[name]['beam3_ms']:.2f}x the baseline's whole caption" in text
+    assert "Invoke and preprocessing alone" not in format_report({**report, "results": list(then.values())})

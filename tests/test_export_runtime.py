@@ -390,6 +390,7 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
         m = r["min_ms"]  # the fastest run is never slower than the median
         assert m["encode"] <= r["encode_ms"] and m["beam3"] <= r["beam3_ms"] and m["step"]["3"] <= r["step_ms"]["3"]
         assert 0 < r["floor_ms"]["step"]["1"] and 0 <= r["outside_invoke_share"]["beam3"] < 1
+        assert 0 < r["invoke_ms"]["beam3"] < r["beam3_ms"] and r["preprocess_ms"]["beam3"] > 0
         # a float32 file: every MAC is float, so its floor is at the float32 rate, not the int8 one
         assert r["encode_float_macs"] == r["encode_macs"] and r["floor_ms"]["encode"] == pytest.approx(
             r["encode_macs"] / r["float_gmacs"] / 1e6
