@@ -495,7 +495,7 @@ def run_bench(
     keras_run: str | Path | None = None,
     baseline: str | None = None,
 ) -> dict:
-    """All figures as a dict: ``{"machine", "photos", "repeats", "results": [one dict per model and
+    """All figures as a dict: ``{"machine", "photos", "photo_folder", "repeats", "results": [one dict per model and
     thread count], "keras": {...} (or "keras_skipped")}``.
 
     Args:
@@ -516,6 +516,7 @@ def run_bench(
     report: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}, Python {platform.python_version()}",
         "photos": len(photos),
+        "photo_folder": str(photos[0].parent),  # Flickr8k dev, or examples/ when ../shared is absent
         "repeats": repeats,
         "results": [],
     }
@@ -605,8 +606,9 @@ def _against_baseline(r: dict) -> list[str]:
 
 
 def format_report(r: dict) -> str:
+    folder = f" in {r['photo_folder']}" if "photo_folder" in r else ""  # not in reports from before it
     lines = [
-        f"{r['photos']} photos x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)"
+        f"{r['photos']} photos{folder} x {r['repeats']} runs, {r['machine']}; captions as `edgecap caption` runs them (no attention maps read back)"
     ]
     if any(t.get("task") != "retrieval" for t in r["results"]):
         lines.append(

@@ -367,6 +367,7 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
         str(tmp_path / "bench.json"),
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    assert f"photos in {examples} x 3 runs" in out.stdout  # which photos were timed
     report = json.loads((tmp_path / "bench.json").read_text())
     assert [Path(r["model"]).name for r in report["results"]] == [tiny_float32.name, "copy.tflite"] and report[
         "keras_skipped"
