@@ -104,17 +104,14 @@ def rate_gmacs(kind: str, threads: int, repeats: int = 50) -> float:
     counts of :data:`PROBE_ROW_FACTORS`."""
     from edgecap.runtime.interpreter import make_interpreter
 
-    path, (rows, dim), dtype = PROBES[kind]
+    path, (rows, dim), _ = PROBES[kind]
     interpreter, _ = make_interpreter(path.read_bytes(), threads)
     index = interpreter.get_input_details()[0]["index"]
     rng, best = np.random.default_rng(0), 0.0
     for n in (rows * f for f in PROBE_ROW_FACTORS):
         interpreter.resize_tensor_input(index, (n, dim))
         interpreter.allocate_tensors()
-        x = rng.integers(-128, 127, (n, dim)) if dtype == np.int8 else rng.normal(size=(n, dim))
-        interpreter.set_tensor(index, x.astype(dtype))
-        interpreter.invoke()
-        best = max(best, n * dim * dim / _fastest_ms(interpreter.invoke, repeats) / 1e6)
+        best = max(best, _fastest_rate(interpreter, n * dim * dim, repeats, rng))
     return best
 
 
@@ -172,7 +169,7 @@ def per_op_floor_ms(macs: dict[str, int], rates: dict[str, float], rows: int | N
 
 
 def floor_ms(macs: dict[str, int], rates: dict[str, float]) -> float:
-    """The time ``macs`` (:func:`edgecap.runtime.ops.signature_macs_by_kind`) take at ``rates`` (GMAC/s by kind)."""
+    """The time ``macs`` by arithmetic (:func:`edgecap.runtime.ops.by_arithmetic`) take at ``rates`` (GMAC/s by arithmetic)."""
     return sum(macs[k] / rates[k] for k in macs) / 1e6
 
 

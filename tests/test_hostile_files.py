@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from edgecap.runtime import ModelFileError
 from edgecap.runtime import metadata as md
+from edgecap.runtime.photo_index import INDEX_FORMAT, PhotoIndex, PhotoIndexError
 from edgecap.runtime.presets import preset_path
-from edgecap.runtime.retriever import INDEX_FORMAT, PhotoIndex, PhotoIndexError
 
 MODEL = preset_path("multimodal_rnn_flickr8k")  # the smallest built-in captioner
 

@@ -1,6 +1,6 @@
 """A ``.tflite`` file's own operators, read from the flatbuffer (no TensorFlow): the
-multiply-accumulates of a signature, split into integer and float arithmetic
-(:func:`signature_macs_by_kind`), and every operator's type, output names and weight type
+multiply-accumulates of a signature, split by operator kind and into integer and float
+arithmetic (:func:`signature_macs_by_op`, :func:`by_arithmetic`), and every operator's type, output names and weight type
 (:func:`operators`).
 
 Reads the flatbuffer with the TFLite schema that ships with the interpreter package
@@ -145,21 +145,6 @@ def signature_macs_by_op(
         types = {type_names.get(graph.Tensors(j).Type(), "") for j in ins[:2] if j >= 0}
         total[f"{'int8' if types & set(INTEGER_TYPES) else 'float'}/{kind}"] += macs
     return total
-
-
-def signature_macs_by_kind(
-    model_bytes: bytes, signature_key: str, tensor_shape: Callable[[int], list[int]]
-) -> dict[str, int]:
-    """MACs of one call of signature ``signature_key``, split by the arithmetic that runs them
-    (:func:`signature_macs_by_op` summed over operator kinds).
-
-    Returns:
-        ``{"int8": MACs, "float": MACs}``.
-
-    Raises:
-        KeyError: no such signature. ImportError: no TFLite schema module installed.
-    """
-    return by_arithmetic(signature_macs_by_op(model_bytes, signature_key, tensor_shape))
 
 
 def by_arithmetic(by_op: dict[str, int]) -> dict[str, int]:

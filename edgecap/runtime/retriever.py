@@ -28,9 +28,8 @@ import numpy as np
 from edgecap.runtime import metadata as md
 from edgecap.runtime.alignment_scores import score_matrix, unit_vectors, word_alignment
 from edgecap.runtime.interpreter import BACKENDS, Signature, check_kernels, make_interpreter, quiet_native_logs
-from edgecap.runtime.photo_index import (  # noqa: F401 (INDEX_FORMAT: re-exported)
+from edgecap.runtime.photo_index import (
     DEFAULT_CANDIDATES,
-    INDEX_FORMAT,
     PhotoIndex,
     PhotoIndexError,
     empty_like_index,
