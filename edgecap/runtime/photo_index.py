@@ -114,7 +114,6 @@ class PhotoIndex:
         progress: of an unfinished index (:meth:`Retriever.index` with ``partial``): every
             photo asked for (``"photos"``), how many are done (``"done"``, the unreadable
             counted) and the errors (``"errors"``); None for a finished index.
-        memory_mapped: its arrays are views of the file it was loaded from.
     """
 
     paths: list[str]
@@ -125,7 +124,6 @@ class PhotoIndex:
     dim: int
     model_digest: str
     progress: dict | None = None
-    memory_mapped: bool = False
 
     @classmethod
     def from_vectors(
@@ -143,6 +141,11 @@ class PhotoIndex:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def memory_mapped(self) -> bool:
+        """Its region vectors are a view of the file it was loaded from."""
+        return isinstance(self.regions, np.memmap)
 
     @property
     def num_regions(self) -> int:
@@ -302,7 +305,7 @@ class PhotoIndex:
         regions, region_scales, pooled, pooled_scales, dim = _checked_arrays(
             path, arrays, len(paths), header.get("dim")
         )
-        return cls(paths, regions, region_scales, pooled, pooled_scales, dim, model_digest, progress, mmap)
+        return cls(paths, regions, region_scales, pooled, pooled_scales, dim, model_digest, progress)
 
 
 def _checked_arrays(path: Path, a: dict, n: int, dim) -> tuple:
