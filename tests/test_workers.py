@@ -52,3 +52,19 @@ def test_workers_caption_with_the_chosen_model_and_decoding(folder, tmp_path):
     serial, pooled = _caption(folder, *args, "--workers", "1"), _caption(folder, *args, "--workers", "2")
     assert _records(pooled.stdout) == _records(serial.stdout)
     assert all(len(r["nbest"]) == 2 for r in _records(pooled.stdout) if not r["error"])
+
+
+def test_the_pools_manager_thread_has_ended_when_the_last_caption_is_out(examples):
+    """Left running, the pool's manager thread races the interpreter's exit, which then can print
+    "OSError: [Errno 9] Bad file descriptor" after the captions (CPython 3.11)."""
+    import threading
+    from concurrent.futures.process import _ExecutorManagerThread
+
+    from edgecap.paths import default_model
+    from edgecap.runtime import CaptionerOptions
+    from edgecap.runtime.pool import caption_in_workers
+
+    photos = sorted(examples.glob("*.jpg"))
+    out = list(caption_in_workers(default_model(), CaptionerOptions(), photos, 2))
+    assert [image for image, _, _ in out] == [str(p) for p in photos] and all(r.text for _, r, _ in out)
+    assert not [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread)]

@@ -89,7 +89,13 @@ def caption_in_workers(
             yield (done_image, *future.result())
     finally:  # also on Ctrl-C or when the caller stops early: no worker is left behind
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        if manager is not None:
+            # Its end closes the pool's wake-up pipe. Still running at interpreter exit, that close
+            # races the wake-up which exit writes down the pipe, unlocked in CPython 3.11, and
+            # "OSError: [Errno 9] Bad file descriptor" is printed after the last caption.
+            manager.join(timeout=60)
