@@ -32,9 +32,9 @@ import numpy as np
 
 from edgecap.runtime.preprocessing import load_image
 
-PROBES = {  # kind of arithmetic → (probe file, its input shape (rows, D) and dtype): Dense(D), rows·D² MACs
-    "int8": (Path(__file__).parent / "assets" / "int8_probe.tflite", (64, 512), np.int8),
-    "float": (Path(__file__).parent / "assets" / "float32_probe.tflite", (256, 256), np.float32),
+PROBES = {  # kind of arithmetic → (probe file, its input shape (rows, D)): Dense(D), rows·D² MACs
+    "int8": (Path(__file__).parent / "assets" / "int8_probe.tflite", (64, 512)),
+    "float": (Path(__file__).parent / "assets" / "float32_probe.tflite", (256, 256)),
 }
 # Each probe also runs with its rows resized to 8 times the file's: the file's rows fit one
 # core's cache best, but are too few to split over threads (int8, one run on this 2-core AMD
@@ -104,7 +104,7 @@ def rate_gmacs(kind: str, threads: int, repeats: int = 50) -> float:
     counts of :data:`PROBE_ROW_FACTORS`."""
     from edgecap.runtime.interpreter import make_interpreter
 
-    path, (rows, dim), _ = PROBES[kind]
+    path, (rows, dim) = PROBES[kind]
     interpreter, _ = make_interpreter(path.read_bytes(), threads)
     index = interpreter.get_input_details()[0]["index"]
     rng, best = np.random.default_rng(0), 0.0
@@ -131,16 +131,15 @@ def _fastest_rate(interpreter, macs: int, repeats: int, rng) -> float:
 def op_rates_gmacs(threads: int, step_rows: tuple[int, ...] = (1, 3), repeats: int = 50) -> dict[str, float]:
     """This machine's rate in GMAC/s of each operator kind (:func:`edgecap.runtime.ops.signature_macs_by_op`
     keys), each from its own probe: a convolution layer of each kind (:data:`LAYER_PROBES`, its
-    MACs counted from the file), the
-    dense probe at its best row count (``"<arithmetic>/fc"``, also for ``"other"``) and at the decode
-    step's row counts (``"<arithmetic>/fc@B"``)."""
+    MACs counted from the file), the dense probe at its best row count (``"<arithmetic>/fc"``,
+    also for ``"other"``) and at the decode step's row counts (``"<arithmetic>/fc@B"``)."""
     from edgecap.runtime.interpreter import Signature, make_interpreter
     from edgecap.runtime.ops import signature_macs_by_op
 
     rng, rates = np.random.default_rng(0), {}
     for arithmetic, prefix in (("int8", "int8"), ("float", "float32")):
         rates[f"{arithmetic}/fc"] = rates[f"{arithmetic}/other"] = rate_gmacs(arithmetic, threads, repeats)
-        path, (_, dim), _ = PROBES[arithmetic]
+        path, (_, dim) = PROBES[arithmetic]
         interpreter, _ = make_interpreter(path.read_bytes(), threads)
         for rows in step_rows:
             interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], (rows, dim))

@@ -1,7 +1,7 @@
 """A ``.tflite`` file's own operators, read from the flatbuffer (no TensorFlow): the
 multiply-accumulates of a signature, split by operator kind and into integer and float
-arithmetic (:func:`signature_macs_by_op`, :func:`by_arithmetic`), and every operator's type, output names and weight type
-(:func:`operators`).
+arithmetic (:func:`signature_macs_by_op`, :func:`by_arithmetic`), and every operator's type,
+output names and weight type (:func:`operators`).
 
 Reads the flatbuffer with the TFLite schema that ships with the interpreter package
 (``ai_edge_litert``, else ``tflite_runtime``/``tensorflow``). Counted: ``FULLY_CONNECTED``,
