@@ -179,7 +179,7 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
 
     def load(beam):
         return Captioner.from_file(
-            model_path, CaptionerOptions(beam_size=beam, num_threads=threads, return_attention=False)
+            model_path, CaptionerOptions(beam_size=beam, num_threads=threads, return_attention=False, taggers=())
         )
 
     load_ms = _median_ms(lambda: load(1), 3)

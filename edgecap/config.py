@@ -60,6 +60,8 @@ class DataConfig:
     test_fraction: float = 0.0  #: "folder" without a splits.txt: share of photos held out for test
     split_seed: int = 0  #: "folder": the seed of the dev/test draw
     extend_vocabulary: bool = False  #: with train.init_from: the training captions' words seen min_count times join the init run's vocabulary (after its words, whose ids stay)
+    extra_train: str = ""  #: more captioned photo folders (comma-separated, read as data.dataset "folder"; e.g. "../shared/data/coco_train") whose every photo trains beside the dataset's train split; "" = none
+    extra_dev: str = ""  #: more dev folders (comma-separated; e.g. "../shared/data/coco_dev") scored beside the dataset's dev split: the per-epoch selection is the mean of each dev set's score
 
 
 @dataclass
@@ -90,6 +92,7 @@ class TrainConfig:
     num_samples: int = 5  #: SCST: captions sampled per image (batch_size counts images)
     new_word_init: str = "random"  #: with a vocabulary wider than train.init_from's: the new words' embedding rows and output weights start "random" (the layer's initializer) or at the "mean" of the old words'
     text_fraction: float = 0.0  #: share of training examples that are data.caption_text sentences without a photo (a zero image; language-side training), 0 = none
+    annotation_dropout: float = 0.0  #: a tag-conditioned model (model.tag_slots): share of paired examples whose photo is zeroed, its tags kept (the decoder learns to write from tags alone)
 
 
 @dataclass
@@ -202,6 +205,7 @@ class Config:
                     "train.label_smoothing",
                     "train.ema_momentum",
                     "train.text_fraction",
+                    "train.annotation_dropout",
                     "data.dev_fraction",
                     "data.test_fraction",
                 )

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from edgecap.config import Config, ConfigError
 from edgecap.data.features import SplitData, cached_features
-from edgecap.data.readers import CaptionedImage, FolderSplit, read_dataset
+from edgecap.data.readers import CaptionedImage, DatasetError, FolderSplit, read_caption_folder, read_dataset
 from edgecap.paths import resolve_data_root
 from edgecap.runtime.vocabulary import Vocabulary
 from edgecap.utils import atomic_path
@@ -43,6 +43,8 @@ __all__ = [
     "check_run",
     "load_run",
     "load_split_features",
+    "extra_dev_name",
+    "folders",
     "read_splits",
     "run_encoder_weights",
 ]
@@ -114,8 +116,29 @@ def build_model(cfg: Config, vocab_size: int, encoder_weights: str | None = None
     return arch.build(cfg.model, vocab_size, weights, cfg.train)
 
 
-def read_splits(cfg: Config, splits: tuple[str, ...], data_root: str | None = None) -> dict[str, list[CaptionedImage]]:
-    """The configured dataset's ``splits`` (train/dev cut to ``data.train_limit``/``dev_limit``)."""
+def folders(value: str) -> list[str]:
+    """The folders of a comma-separated setting (``data.extra_train``, ``data.extra_dev``)."""
+    return [f.strip() for f in value.split(",") if f.strip()]
+
+
+def extra_dev_name(folder: str) -> str:
+    """The split name an extra dev folder is read under: ``dev:<folder name>`` (``dev:coco_dev``)."""
+    return "dev:" + Path(folder).name
+
+
+def read_splits(
+    cfg: Config, splits: tuple[str, ...], data_root: str | None = None, extra_dev: bool = False
+) -> dict[str, list[CaptionedImage]]:
+    """The configured dataset's ``splits`` (train/dev cut to ``data.train_limit``/``dev_limit``).
+
+    ``train`` also holds every photo of the ``data.extra_train`` folders (each cut to
+    ``train_limit`` on its own), after the dataset's. With ``extra_dev`` and ``dev`` among
+    ``splits``, each ``data.extra_dev`` folder is one more split, ``dev:<folder name>``.
+
+    Raises:
+        DatasetError: a folder or its captions file is missing or malformed (named), or two
+            training photos of different folders have the same file name.
+    """
     d = cfg.data
     root = resolve_data_root(d.root, data_root)
     data = read_dataset(
@@ -129,11 +152,32 @@ def read_splits(cfg: Config, splits: tuple[str, ...], data_root: str | None = No
         data["train"] = data["train"][: d.train_limit]
     if d.dev_limit and "dev" in data:
         data["dev"] = data["dev"][: d.dev_limit]
+    if "train" in data and d.extra_train:
+        seen = {it.image_id: root for it in data["train"]}
+        for folder in folders(d.extra_train):
+            path = resolve_data_root(folder)
+            items = read_caption_folder(path, ("train",), split=FolderSplit(0.0, 0.0))["train"]
+            for it in items[: d.train_limit or None]:
+                if it.image_id in seen:
+                    raise DatasetError(
+                        f"{path}: photo {it.image_id} has the name of a training photo of {seen[it.image_id]}"
+                    )
+                seen[it.image_id] = path
+                data["train"].append(it)
+    if extra_dev and "dev" in data:
+        for folder in folders(d.extra_dev):
+            items = read_caption_folder(resolve_data_root(folder), ("dev",), split=FolderSplit(0.0, 0.0))["dev"]
+            data[extra_dev_name(folder)] = items[: d.dev_limit or None]
     return data
 
 
 def load_split_features(
-    cfg: Config, splits: tuple[str, ...], data_root: str | None = None, cache_dir=None, mirrored: tuple[str, ...] = ()
+    cfg: Config,
+    splits: tuple[str, ...],
+    data_root: str | None = None,
+    cache_dir=None,
+    mirrored: tuple[str, ...] = (),
+    extra_dev: bool = False,
 ) -> dict[str, SplitData]:
     """Read the dataset and the cached annotation vectors of ``splits``.
 
@@ -143,6 +187,7 @@ def load_split_features(
     Args:
         mirrored: splits whose photos are also encoded flipped left to right; the result then
             holds them under ``"<split>-mirrored"`` too.
+        extra_dev: also the ``data.extra_dev`` folders, as ``dev:<folder name>`` (:func:`read_splits`).
     """
     from edgecap.models.backbones import (
         build_encoder,
@@ -152,7 +197,7 @@ def load_split_features(
         resolve_weights,
     )
 
-    data = read_splits(cfg, splits, data_root)
+    data = read_splits(cfg, splits, data_root, extra_dev)
     weights = resolve_weights(run_encoder_weights(cfg.model.encoder_weights, cfg.model.backbone, cache_dir))
     spec = get_backbone(cfg.model.backbone)
     split_at = cfg.model.fine_tune_from

@@ -57,7 +57,10 @@ def main() -> None:
         Path(args.split_file).read_text().split() if args.split_file else sorted(p.name for p in photos.glob("*.jpg"))
     )
     options = CaptionerOptions(
-        beam_size=args.beam_size, length_penalty=args.length_penalty, no_repeat_ngram_size=args.no_repeat_ngram
+        beam_size=args.beam_size,
+        length_penalty=args.length_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram,
+        taggers=(),
     )
     captioner = Captioner.from_file(args.model, options)
     alpha, beta, words = [], [], []

@@ -57,7 +57,7 @@ def main() -> None:
     captioner_module.Captioner.preprocess = timed("preprocess", captioner_module.Captioner.preprocess)
     captioner_module.Captioner.encode_with_items = timed("encode", captioner_module.Captioner.encode_with_items)
     captioner_module.Captioner.search = timed("search", captioner_module.Captioner.search)
-    options = CaptionerOptions(beam_size=args.beam_size, num_threads=1, return_attention=False)
+    options = CaptionerOptions(beam_size=args.beam_size, num_threads=1, return_attention=False, taggers=())
     captioner = Captioner.from_preset(args.model, options)
 
     class TimedProcessors(LogitsProcessorList):

@@ -27,7 +27,7 @@ from edgecap.utils import atomic_write_bytes
 def captions(data: bytes, meta: md.ModelMetadata) -> list[tuple[str, float]]:
     if meta.task != "captioning":
         return []
-    captioner = Captioner(data, meta, CaptionerOptions(beam_size=3, return_attention=False))
+    captioner = Captioner(data, meta, CaptionerOptions(beam_size=3, return_attention=False, taggers=()))
     return [(r.best.text, r.best.log_prob) for r in map(captioner.caption, sorted(examples_dir().glob("*.jpg")))]
 
 

@@ -9,7 +9,12 @@ word row costs about 550 bytes (an embedding and an output column), and the buil
 must stay within 8 MB. The kept words' weights are unchanged; their probabilities are renormalised
 over the smaller vocabulary by the softmax.
 
+``--keep-words N`` keeps the first N words instead, whatever made them (a run that continued
+another keeps its starting vocabulary first, the words it added after it, most frequent first):
+for a run whose vocabulary the training captions alone no longer give (``data.extra_train``).
+
 Usage: python scripts/prune_vocabulary.py runs/sat_text --min-count 28 --out runs/sat_text_pruned
+       python scripts/prune_vocabulary.py runs/sat_tags --keep-words 3400 --out runs/sat_tags_v3400
 """
 
 from __future__ import annotations
@@ -29,14 +34,8 @@ from edgecap.runtime.vocabulary import Vocabulary, tokenize
 from edgecap.utils import atomic_path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a run trained with data.caption_text")
-    parser.add_argument("--min-count", type=int, required=True, help="the new data.caption_text_min_count")
-    parser.add_argument("--out", type=Path, required=True, help="the new run directory")
-    args = parser.parse_args()
-
-    cfg, vocab, model = load_run(args.run)
+def _text_prefix(args, cfg, vocab):
+    """``(size, the text's words, those kept, the pruned vocabulary)`` for ``--min-count``."""
     if not cfg.data.caption_text or args.min_count < cfg.data.caption_text_min_count:
         raise SystemExit(
             f"{args.run}: not a run with caption text, or --min-count below its {cfg.data.caption_text_min_count}"
@@ -55,9 +54,27 @@ def main() -> None:
     kept = [w for w in text_words if counts[w] >= args.min_count]
     if text_words[: len(kept)] != kept:
         raise SystemExit(f"{args.run / VOCAB}: the text's words are not in count order; cannot cut a prefix")
-    size = first + len(kept)
-    pruned = Vocabulary(vocab.words[:size])
     cfg.data.caption_text_min_count = args.min_count
+    return first + len(kept), text_words, kept, Vocabulary(vocab.words[: first + len(kept)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a run trained with data.caption_text")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--min-count", type=int, help="the new data.caption_text_min_count")
+    group.add_argument("--keep-words", type=int, help="keep the first N words of the vocabulary")
+    parser.add_argument("--out", type=Path, required=True, help="the new run directory")
+    args = parser.parse_args()
+
+    cfg, vocab, model = load_run(args.run)
+    if args.keep_words is not None:
+        if not 4 < args.keep_words <= len(vocab):
+            raise SystemExit(f"--keep-words must be in 5..{len(vocab)}, got {args.keep_words}")
+        size, text_words, kept = args.keep_words, vocab.words[args.keep_words :], []
+        pruned = Vocabulary(vocab.words[:size])
+    else:
+        size, text_words, kept, pruned = _text_prefix(args, cfg, vocab)
     small = build_model(cfg, size)
     for ours, theirs in zip(small.weights, model.weights):
         value = keras.ops.convert_to_numpy(theirs.value)
@@ -75,7 +92,7 @@ def main() -> None:
     with atomic_path(args.out / BEST) as tmp:
         small.save_weights(tmp)
     print(
-        f"{args.out}: {len(vocab)} → {size} words ({len(text_words) - len(kept)} of the text's {len(text_words)} dropped)"
+        f"{args.out}: {len(vocab)} → {size} words ({len(text_words) - len(kept)} of the last {len(text_words)} dropped)"
     )
 
 

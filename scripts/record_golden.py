@@ -6,7 +6,9 @@ with the model's own decoding settings: each ``decode_step`` call's input tokens
 log-probabilities (float32, before the search edits them), and the hypotheses the Python search
 returned (token ids, log-probability, score, text). The Java core replays the recorded step
 outputs through its own search and must give the same tokens, log-probabilities and text
-(``android_demo/core/src/test/java/edgecap/core/GoldenTest.java``). Also, per photo, a PNG of the
+(``android_demo/core/src/test/java/edgecap/core/GoldenTest.java``). A tag-conditioned model is
+decoded with the photo's tags (the default pipeline's detector), recorded with the tag inputs
+the Python runtime made of them (``*.tags.json``, for ``TagInputsTest.java``). Also, per photo, a PNG of the
 decoded pixels and the encoder input that ``load_image`` makes of it, for the Java resize.
 
 Usage: python scripts/record_golden.py --out android_demo/core/build/golden
@@ -38,11 +40,14 @@ def _b64(array: np.ndarray, dtype: str) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
-def record(captioner: Captioner, pixels: np.ndarray, beam_size: int, constraints: list | None = None) -> dict:
+def record(
+    captioner: Captioner, pixels: np.ndarray, beam_size: int, constraints: list | None = None, tags: list | None = None
+) -> dict:
     """One decoding of one photo: every step call and the hypotheses (``constraints``: a
-    constrained beam search over these sets of word ids)."""
+    constrained beam search over these sets of word ids; ``tags``: a tag-conditioned model's
+    tags of the photo)."""
     m = captioner.metadata
-    state, memory = captioner.encode(pixels)
+    state, memory = captioner.encode(pixels, tags)
     step = captioner.step_function(memory, attention=False)
     calls = []
 
@@ -111,20 +116,45 @@ def main() -> None:
         )
     detector = Tagger.from_preset("coco_detector", TaggerOptions(max_results=2))
     tags = {photo: detector.tag(photo) for photo in photos}
+    pipeline = Tagger.from_preset("coco_detector")  # the default pipeline's options: a tagged model's inputs
+    pipeline_tags = {photo: pipeline.tag(photo) for photo in photos}
     for name in preset_names(task="captioning"):
         path = preset_path(name)
-        captioner = Captioner.from_file(path, CaptionerOptions())
+        captioner = Captioner.from_file(path, CaptionerOptions(taggers=()))
         for photo in photos:
             pixels = captioner.preprocess(photo)
+            seen = None  # a tag-conditioned model reads the photo's tags: recorded with their inputs
+            if captioner.contract.tags is not None:
+                seen = pipeline_tags[photo]
+                inputs = captioner.tag_memory(seen)
+                out = args.out / f"{name}.{photo.stem}.tags.json"
+                tag_list = [
+                    {"word": t.word, "score": t.score, "source": t.source, "forms": list(t.forms)} for t in seen
+                ]
+                out.write_text(
+                    json.dumps(
+                        {
+                            "model": str(path.resolve()),
+                            "photo": photo.name,
+                            "tags": tag_list,
+                            "ids": inputs[captioner.contract.tags.ids][0].tolist(),
+                            "scores": inputs[captioner.contract.tags.scores][0].tolist(),
+                        }
+                    )
+                )
             for k in BEAM_SIZES:
-                rec = {"model": str(path.resolve()), "photo": photo.name, **record(captioner, pixels, k)}
+                rec = {"model": str(path.resolve()), "photo": photo.name, **record(captioner, pixels, k, tags=seen)}
                 out = args.out / f"{name}.{photo.stem}.beam{k}.json"
                 out.write_text(json.dumps(rec))
                 print(f"{out}: {len(rec['calls'])} steps, {rec['hypotheses'][0]['text']!r}")
             # constrained search over the detector's two best tags (whether or not the free caption says them)
             constraints = [ids for ids in (vocabulary_forms(t, captioner.word_index) for t in tags[photo]) if ids]
             for k in CONSTRAINED_BEAM_SIZES:
-                rec = {"model": str(path.resolve()), "photo": photo.name, **record(captioner, pixels, k, constraints)}
+                rec = {
+                    "model": str(path.resolve()),
+                    "photo": photo.name,
+                    **record(captioner, pixels, k, constraints, seen),
+                }
                 out = args.out / f"{name}.{photo.stem}.constrained{k}.json"
                 out.write_text(json.dumps(rec))
                 print(f"{out}: {len(rec['calls'])} steps, {rec['hypotheses'][0]['text']!r}")

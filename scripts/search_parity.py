@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = photo_list(args.images, args.limit)
     failed = False
     for name in args.model or preset_names(Captioner.TASK):
-        options = CaptionerOptions(num_threads=1)
+        options = CaptionerOptions(num_threads=1, taggers=())
         c = Captioner.from_file(name, options) if name.endswith(".tflite") else Captioner.from_preset(name, options)
         bad = 0
         for p in photos:

@@ -198,3 +198,61 @@ def test_horizontal_flip_pairs_mirrored_features_with_swapped_captions():
     assert seen == {False, True}
     with pytest.raises(ValueError, match="mirrored features"):
         caption_dataset(features, index, caps, 16, mirrored=mirrored[:8])
+
+
+def _photo_folder(tmp_path, examples, name, photos, prefix=""):
+    import shutil
+
+    folder = tmp_path / name
+    folder.mkdir()
+    lines = []
+    for photo in photos:
+        shutil.copy(examples / photo, folder / (prefix + photo))
+        lines += [f"{prefix}{photo}\ta photo of {photo[:-4]}", f"{prefix}{photo}\tanother photo"]
+    (folder / "captions.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_extra_training_folders_join_the_train_split_and_extra_dev_folders_are_splits_of_their_own(examples, tmp_path):
+    """``data.extra_train`` (COCO photos beside Flickr8k): every photo of each folder trains
+    after the dataset's own; ``data.extra_dev``: a ``dev:<folder>`` split each, only when asked."""
+    from edgecap.config import Config
+    from edgecap.runs import read_splits
+
+    extra = _photo_folder(tmp_path, examples, "coco_like", ["chelsea.jpg", "coffee.jpg"], prefix="x_")
+    dev = _photo_folder(tmp_path, examples, "dev_like", ["astronaut.jpg"])
+    cfg = Config()
+    cfg.update(
+        {
+            "data": {
+                "dataset": "folder",
+                "root": str(examples),
+                "extra_train": f"{extra}, ",
+                "extra_dev": str(dev),
+                "train_limit": 1,
+            }
+        }
+    )
+    data = read_splits(cfg, ("train", "dev"))
+    own = read_caption_folder(examples)["train"][:1]
+    assert [it.image_id for it in data["train"]] == [own[0].image_id, "x_chelsea.jpg"]  # each cut to train_limit
+    assert set(data) == {"train", "dev"}
+    with_dev = read_splits(cfg, ("train", "dev"), extra_dev=True)
+    assert [it.image_id for it in with_dev["dev:dev_like"]] == ["astronaut.jpg"]
+    assert with_dev["dev:dev_like"][0].captions == ["a photo of astronaut", "another photo"]
+    clash = _photo_folder(tmp_path, examples, "clash", ["chelsea.jpg"])  # the same name as a training photo
+    cfg.data.extra_train, cfg.data.train_limit = str(clash), 0
+    with pytest.raises(DatasetError, match=r"clash: photo chelsea.jpg has the name of a training photo"):
+        read_splits(cfg, ("train",))
+
+
+def test_caption_text_of_photos_that_train_is_dropped(tmp_path):
+    """The COCO lines of ``caption_text`` whose photos train with their captions (coco_train)
+    would count twice: ``skip_ids`` drops them by image id."""
+    from edgecap.data.readers import read_caption_text
+
+    (tmp_path / "a.tsv").write_text(
+        "coco_val2017/000000000785\ta woman on skis\ncoco_val2017/000000000872\ta man\nflickr30k/785\ta dog\n"
+    )
+    assert read_caption_text(tmp_path, {"000000000785"}) == ["a man", "a dog"]
+    assert len(read_caption_text(tmp_path)) == 3

@@ -213,6 +213,43 @@ def test_selection_can_decode_dev_with_the_configured_beam_search(tmp_path, monk
         train(cfg, tmp_path / "bad")
 
 
+def test_selection_with_extra_dev_sets_is_the_mean_of_each_sets_score(tmp_path, examples):
+    """``data.extra_dev`` (coco_dev beside Flickr8k dev): the epoch's score is the mean of the
+    dev sets' CIDEr-D, each recorded in the history; extra training photos train with the rest."""
+    import shutil
+
+    from edgecap.evaluation import cider_d
+    from edgecap.models.keras_step import KerasStep, caption_features
+    from edgecap.runs import load_split_features
+
+    extra = tmp_path / "extra_dev"
+    extra.mkdir()
+    for photo in examples.glob("*.jpg"):
+        shutil.copy(photo, extra / ("dev_" + photo.name))
+    lines = (examples / "captions.txt").read_text().splitlines()
+    (extra / "captions.txt").write_text("".join(f"dev_{line}\n" for line in lines if line.strip()))
+    cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=3)
+    cfg.data.extra_dev = cfg.data.extra_train = str(extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, tmp_path / "run")
+    _, vocab, model = load_run(tmp_path / "run")
+    data = load_split_features(cfg, ("train", "dev"), extra_dev=True)
+    assert sum(it.image_id.startswith("dev_") for it in data["train"].items) == 3
+
+    def score(dev):
+        hyps = caption_features(KerasStep(model), dev.features, vocab, max_length=cfg.decode.max_length)
+        return cider_d(
+            dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, hyps)}
+        )
+
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    epoch = state["history"][-1]
+    assert epoch["dev_cider_d"] == pytest.approx(score(data["dev"]), abs=1e-6)
+    assert epoch["dev:extra_dev_cider_d"] == pytest.approx(score(data["dev:extra_dev"]), abs=1e-6)
+    assert state["best_cider_d"] == pytest.approx((epoch["dev_cider_d"] + epoch["dev:extra_dev_cider_d"]) / 2)
+
+
 def test_fine_tune_from_trains_the_top_of_the_encoder_only(tmp_path):
     """Same seed with and without learning: just the layers from block_16_expand on move, and the
     exported path (the whole encoder on pixels) sees them as training did (cached grid + annotate)."""
@@ -272,3 +309,28 @@ def test_encoder_weights_may_name_a_run(tmp_path):
     (tmp_path / "not_a_run").mkdir()
     with pytest.raises(RunError, match="not an edgecap run"):
         run_encoder_weights(str(tmp_path / "not_a_run"), "mobilenet_v2", cache)
+
+
+def test_a_tag_conditioned_model_continues_a_run_without_tags(tiny_run, tmp_path):
+    """``train.init_from`` a run without tag inputs: every weight it has is copied by name, the
+    tag weights start afresh; one tagged training step then runs on the tagger's real tags."""
+    from edgecap.runs import build_model
+    from edgecap.training.trainer import warm_start
+
+    source_cfg, vocab, source = load_run(tiny_run)
+    cfg = tiny_config(tmp_path, HAVE_SHARED, epochs=1, max_steps_per_epoch=2, init_from=str(tiny_run))
+    cfg.model.tag_slots = 3
+    model = build_model(cfg, len(vocab), encoder_weights="none")
+    fresh = model.decoder.tag_projection.kernel.numpy().copy()
+    warm_start(model, tiny_run, len(vocab))
+    np.testing.assert_array_equal(model.decoder.lstm_hidden.kernel.numpy(), source.decoder.lstm_hidden.kernel.numpy())
+    np.testing.assert_array_equal(
+        model.decoder.embedding.embeddings.numpy(), source.decoder.embedding.embeddings.numpy()
+    )
+    np.testing.assert_array_equal(model.decoder.tag_projection.kernel.numpy(), fresh)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(cfg, tmp_path / "tagged")
+    state = json.loads((tmp_path / "tagged" / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == [0, 1]  # the starting weights scored, then one epoch
+    assert load_run(tmp_path / "tagged")[2].step_contract().tags.size == 3

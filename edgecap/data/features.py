@@ -33,6 +33,7 @@ class SplitData:
     features: (
         np.ndarray
     )  # (N, L, D) float16 annotation vectors, or with model.fine_tune_from (N, g, g, C) (see ShowAttendTell.annotate)
+    tags: dict[str, np.ndarray] | None = None  #: a tag-conditioned model's tag tensors by name, (N, K) each
 
     @property
     def references(self) -> dict[str, list[str]]:
@@ -117,7 +118,7 @@ def cached_features(
     """
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     key = cache_key(backbone, weights_identity(weights), image_size, items, mirrored)
-    name = (split or "images") + ("-mirrored" if mirrored else "")
+    name = (split or "images").replace(":", "-") + ("-mirrored" if mirrored else "")
     path = cache_dir / "features" / f"{backbone}-{name}-{key}.npy"
     if not path.is_file():
         feats = encode_images(make_encoder(), items, image_size, desc=f"caching {name} features", mirrored=mirrored)

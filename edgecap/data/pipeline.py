@@ -83,6 +83,9 @@ def caption_dataset(
     mirror_ids: np.ndarray | None = None,
     text_captions: np.ndarray | None = None,
     text_fraction: float = 0.0,
+    tags: dict[str, np.ndarray] | None = None,
+    text_tags: dict[str, np.ndarray] | None = None,
+    annotation_dropout: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of ``({"annotations": float16 (B, L, D), "captions": int32 (B, T+1)}, targets int32 (B, T))``.
 
@@ -101,10 +104,16 @@ def caption_dataset(
             (:func:`mirror_token_map`); identity when omitted.
         text_captions: ``int32 (M, T+1)`` unpaired sentences, encoded as ``captions``.
         text_fraction: share of examples drawn from ``text_captions`` (0..1, exclusive of 1).
+        tags: a tag-conditioned model's tag tensors of the photos, by name, ``(N, K)`` each
+            (:func:`edgecap.data.tags.tag_arrays`): each example's inputs then hold its photo's.
+        text_tags: the same for the sentences of ``text_captions``, ``(M, K)`` each (pseudo-tags).
+        annotation_dropout: share of paired examples whose annotation vectors are zeroed (the
+            tags kept), so that the decoder learns to write from the tags alone.
 
     Raises:
         ValueError: ``mirrored`` does not match ``features`` in shape; ``text_fraction`` out of
-            range or without ``text_captions`` of the captions' width.
+            range or without ``text_captions`` of the captions' width; tags without rows for
+            every photo (and sentence), or an ``annotation_dropout`` outside [0, 1).
     """
     if mirrored is not None and mirrored.shape != features.shape:
         raise ValueError(f"mirrored features have shape {mirrored.shape}, expected {features.shape}")
@@ -114,21 +123,44 @@ def caption_dataset(
         raise ValueError(
             f"text_fraction must be in (0, 1) with text_captions shaped (M, {captions.shape[1]}), got {text_fraction}"
         )
+    tag_names = sorted(tags or {})
+    if tags is not None and (
+        any(len(v) != len(features) for v in tags.values())
+        or (
+            text_fraction
+            and (
+                text_tags is None
+                or sorted(text_tags) != tag_names
+                or any(len(v) != len(text_captions) for v in text_tags.values())
+            )
+        )
+    ):
+        raise ValueError(f"tags need one row per photo ({len(features)}) and, with text, per sentence")
+    if not 0.0 <= annotation_dropout < 1.0:
+        raise ValueError(f"annotation_dropout must be in [0, 1), got {annotation_dropout}")
     gather = _row_reader(features, mirrored)
 
-    def load(idx, caps):
+    def load(idx, caps, *tag_rows):
         if mirrored is None:
-            return {"annotations": gather(idx), "captions": caps}, caps[:, 1:]
-        flip = tf.random.uniform(tf.shape(idx)) < 0.5  # (B,)
-        if mirror_ids is not None:
-            caps = tf.where(flip[:, None], tf.gather(tf.constant(mirror_ids, tf.int32), caps), caps)
-        return {"annotations": gather(idx, flip), "captions": caps}, caps[:, 1:]
+            annotations = gather(idx)
+        else:
+            flip = tf.random.uniform(tf.shape(idx)) < 0.5  # (B,)
+            if mirror_ids is not None:
+                caps = tf.where(flip[:, None], tf.gather(tf.constant(mirror_ids, tf.int32), caps), caps)
+            annotations = gather(idx, flip)
+        if annotation_dropout:  # (B, ...) rows zeroed: a photo seen through its tags alone
+            keep = tf.cast(tf.random.uniform(tf.shape(idx)) >= annotation_dropout, annotations.dtype)
+            annotations = annotations * tf.reshape(keep, [-1] + [1] * (len(annotations.shape) - 1))
+        inputs = {"annotations": annotations, "captions": caps, **dict(zip(tag_names, tag_rows))}
+        return inputs, caps[:, 1:]
 
-    ds = tf.data.Dataset.from_tensor_slices((image_index, captions))
+    paired = (image_index, captions, *(tags[n][image_index] for n in tag_names))
+    ds = tf.data.Dataset.from_tensor_slices(paired)
     if shuffle:
         ds = ds.shuffle(len(image_index), seed=seed, reshuffle_each_iteration=True)
     if text_fraction:  # image index -1: a zero row (no photo)
-        text = tf.data.Dataset.from_tensor_slices((np.full(len(text_captions), -1, np.int32), text_captions))
+        text_rows = (np.full(len(text_captions), -1, np.int32), text_captions, *(text_tags[n] for n in tag_names))
+        text = tf.data.Dataset.from_tensor_slices(text_rows)
         text = text.shuffle(len(text_captions), seed=seed + 1, reshuffle_each_iteration=True)
         ds = tf.data.Dataset.sample_from_datasets(
             [ds.repeat(), text.repeat()], [1.0 - text_fraction, text_fraction], seed=seed

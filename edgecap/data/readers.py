@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -346,9 +347,15 @@ def read_dataset(
 MAX_CAPTION_TEXT_LINES = 10_000_000  #: more lines than any caption corpus: a bigger folder is refused
 
 
-def read_caption_text(folder: str | Path) -> list[str]:
+def read_caption_text(folder: str | Path, skip_ids: Collection[str] = ()) -> list[str]:
     """Unpaired captions (no photos): every ``*.tsv`` file of ``folder``, one
     ``SOURCE/IMAGE_ID<TAB>caption`` a line (``../shared/data/caption_text``).
+
+    Args:
+        folder: the folder of ``.tsv`` files.
+        skip_ids: image ids whose lines are dropped (``IMAGE_ID``, the part after the last
+            ``/``): the photos that train with their captions (``data.extra_train``), whose
+            captions would otherwise count twice.
 
     Returns:
         the captions, files in name order.
@@ -360,12 +367,15 @@ def read_caption_text(folder: str | Path) -> list[str]:
     files = sorted(folder.glob("*.tsv")) if folder.is_dir() else []
     if not files:
         raise DatasetError(f"{folder}: no caption text (*.tsv files of 'SOURCE/ID<TAB>caption' lines)")
+    skip = set(skip_ids)
     out: list[str] = []
     for path in files:
         for n, line in enumerate(_read_lines(path), 1):
             key, sep, caption = line.partition("\t")
             if not sep:
                 raise DatasetError(f"{path}:{n}: expected 'SOURCE/ID<TAB>caption', got {line[:80]!r}")
+            if skip and key.rpartition("/")[2] in skip:
+                continue
             out.append(caption)
             if len(out) > MAX_CAPTION_TEXT_LINES:
                 raise DatasetError(f"{folder}: more than {MAX_CAPTION_TEXT_LINES} captions")

@@ -10,6 +10,7 @@ from edgecap.decoding.processors import (
     LogitsProcessorList,
     MinLength,
     NoRepeatNGram,
+    PenalizeTokens,
     SuppressTokens,
     decoding_processors,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "LogitsProcessorList",
     "MinLength",
     "NoRepeatNGram",
+    "PenalizeTokens",
     "StepFunction",
     "SuppressTokens",
     "beam_search",

@@ -92,6 +92,34 @@ class NoRepeatNGram(LogitsProcessor):
         return log_probs
 
 
+class PenalizeTokens(LogitsProcessor):
+    """Subtract ``penalty`` nats from the log-probabilities of ``token_ids`` at every step: a
+    soft prior against words the evidence speaks against (``inf``: never emit them).
+
+    Args:
+        token_ids: vocabulary ids.
+        penalty: nats, > 0.
+
+    Raises:
+        ValueError: a penalty that is not > 0, or a negative id.
+    """
+
+    def __init__(self, token_ids: Iterable[int], penalty: float):
+        ids = sorted(set(int(i) for i in token_ids))
+        if not penalty > 0:
+            raise ValueError(f"penalty must be > 0, got {penalty}")
+        if ids and ids[0] < 0:
+            raise ValueError(f"token ids must be >= 0, got {ids[0]}")
+        self.ids, self.penalty = np.array(ids, np.int64), float(penalty)
+
+    def __call__(self, log_probs: np.ndarray, sequences: np.ndarray) -> np.ndarray:
+        if not len(self.ids):
+            return log_probs
+        out = log_probs.copy()
+        out[:, self.ids] -= self.penalty
+        return out
+
+
 class LogitsProcessorList(list):
     """Applies its processors in order."""
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from edgecap.config import Config, default_config
+from edgecap.evaluation.chair import chair
 from edgecap.evaluation.metrics import coco_caption_scores
 from edgecap.utils import atomic_write_text
 
@@ -62,7 +63,8 @@ def evaluate(
     kernels: str = "default",
     taggers: tuple[str, ...] = (),
 ) -> dict:
-    """Caption every image of ``split`` and compute the COCO caption metrics (×100).
+    """Caption every image of ``split`` and compute the COCO caption metrics and CHAIR (×100;
+    :mod:`edgecap.evaluation.chair`: the ground-truth objects from the references' words).
 
     Args:
         source: a run directory (Keras, best checkpoint), a ``.tflite`` file (runtime), or a
@@ -81,7 +83,10 @@ def evaluate(
             caption`` (a ``.tflite`` source only; :mod:`edgecap.runtime.guidance`).
 
     Returns:
-        ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "taggers", "constrained", "metrics", "seconds", "captions"}``.
+        ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "taggers", "constrained", "metrics", "hallucinated", "seconds", "captions"}``;
+        ``metrics`` has ``"CHAIRs"`` and ``"CHAIRi"`` beside BLEU-1..4, METEOR, ROUGE-L and CIDEr-D,
+        ``hallucinated`` the ten most hallucinated categories as ``[category, captions naming it
+        wrongly, captions naming it]``.
 
     Raises:
         ValueError: ``taggers`` with a run directory; a ``.jsonl`` source naming a photo that is
@@ -96,6 +101,8 @@ def evaluate(
         raise ValueError(
             f"{source}: tags constrain the runtime's search: evaluate an exported .tflite file with --tagger"
         )
+    from edgecap.data.tags import tags_for
+
     if source.suffix == ".jsonl":
         cfg = Config.load(config) if config else default_config()
         items = read_splits(cfg, (split,), data_root)[split]
@@ -121,6 +128,7 @@ def evaluate(
             max_length,
             progress=True,
             no_repeat_ngram_size=no_repeat_ngram_size,
+            tags=tags_for(model.step_contract().tags, vocab.words, items),  # a tag-conditioned model's
         )
         captions = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
     else:
@@ -152,6 +160,8 @@ def evaluate(
             constrained += bool(result.constraints)
     refs = {it.image_id: it.captions for it in items}
     metrics = coco_caption_scores(refs, captions, spice=spice)
+    hallucination = chair(refs, captions)
+    metrics.update({"CHAIRs": hallucination.chair_s, "CHAIRi": hallucination.chair_i})
     return {
         "source": str(source),
         "split": split,
@@ -163,6 +173,7 @@ def evaluate(
         "taggers": list(taggers),
         "constrained": constrained,  # captions made to say a tag
         "metrics": metrics,
+        "hallucinated": hallucination.most_hallucinated(10),  # [(category, captions naming it wrongly, naming it)]
         "seconds": round(time.time() - t0, 1),
         "captions": [{"image_id": k, "caption": v} for k, v in captions.items()],
     }
@@ -312,9 +323,14 @@ def caption_report(r: dict) -> str:
         if r["beam_size"] is None
         else f"beam {r['beam_size']}, length penalty {r['length_penalty']}, no-repeat n-gram {r['no_repeat_ngram_size']}"
     )
-    return f"{r['source']} on {r['split']} ({r['images']} images, {decoding}{tags}):\n  " + "  ".join(
+    text = f"{r['source']} on {r['split']} ({r['images']} images, {decoding}{tags}):\n  " + "  ".join(
         f"{k} {v:.2f}" for k, v in r["metrics"].items()
     )
+    if r.get("hallucinated"):
+        text += "\n  most hallucinated (captions naming it wrongly / naming it): " + ", ".join(
+            f"{c} {k}/{n}" for c, k, n in r["hallucinated"][:5]
+        )
+    return text
 
 
 def index_search_scores(index, sentences: list):
@@ -391,6 +407,7 @@ def select_decoding(
     Returns:
         ``{"beam_size", "length_penalty", "no_repeat_ngram_size", "table": [{"beam_size", "length_penalty", "no_repeat_ngram_size", "CIDEr-D", "BLEU-4", "mean_words"}]}``.
     """
+    from edgecap.data.tags import tags_for
     from edgecap.evaluation.metrics import bleu4, cider_d
     from edgecap.models.keras_step import KerasStep, caption_features
     from edgecap.runs import DECODING, load_run, read_splits
@@ -401,12 +418,13 @@ def select_decoding(
     feats = _features_for_run(cfg, model, items, split)
     refs = {it.image_id: it.captions for it in items}
     step = KerasStep(model)
+    tags = tags_for(model.step_contract().tags, vocab.words, items)
     table = []
     for n in no_repeat_ngram_sizes:
         for k in beam_sizes:
             for lp in length_penalties if k > 1 else (0.0,):
                 hyps = caption_features(
-                    step, feats, vocab, k, lp, cfg.decode.max_length, progress=True, no_repeat_ngram_size=n
+                    step, feats, vocab, k, lp, cfg.decode.max_length, progress=True, no_repeat_ngram_size=n, tags=tags
                 )
                 caps = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
                 row = {

@@ -76,8 +76,21 @@ def export_captioner(
     name = f"{cfg.model.model_name()}_{cfg.data.dataset}"
     output = Path(output) if output else Path(f"{name}_{mode}.tflite")
 
+    tags_decl = model.step_contract().tags
+    calib_tags = check_tags = None
+    if tags_decl is not None:  # the photos' tags, as the runtime's tagger gives them
+        from edgecap.data.tags import cached_tags, tag_rows
+
+        index = {w: i for i, w in enumerate(vocab.words)}
+        calib_tags = tag_rows(cached_tags(calib, tags_decl.tagger, desc="tagging calibration photos"), tags_decl, index)
+        check_tags = tag_rows(
+            cached_tags(check, tags_decl.tagger, desc="tagging verification photos"), tags_decl, index
+        )
+
     def calibration():
-        return representative_dataset(model, [it.path for it in calib], [it.captions[0] for it in calib], vocab)
+        return representative_dataset(
+            model, [it.path for it in calib], [it.captions[0] for it in calib], vocab, tags=calib_tags
+        )
 
     extra = {
         "source_run": str(source),
@@ -110,9 +123,15 @@ def export_captioner(
             scratch_dir=scratch,
             full_integer=full_integer,
         )
-        captioner = Captioner.from_file(staged, CaptionerOptions(beam_size=1), allow_unverified=True)
+        captioner = Captioner.from_file(staged, CaptionerOptions(beam_size=1, taggers=()), allow_unverified=True)
         report = verify_export(
-            model, captioner, [it.path for it in check], [it.captions for it in check], mode, cfg.decode.max_length
+            model,
+            captioner,
+            [it.path for it in check],
+            [it.captions for it in check],
+            mode,
+            cfg.decode.max_length,
+            tags=check_tags,
         )
         result = keep_if_verified(staged, output, report)
     finally:

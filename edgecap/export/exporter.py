@@ -67,7 +67,7 @@ def saved_model(model, out_dir: str | Path) -> Path:
         return {n: tensors[n] for n in outputs}
 
     def decode_step(tokens, *tensors):
-        state, memory = model.split(dict(zip(names, tensors)))
+        state, memory = model.split(dict(zip(names, tensors)))  # the tag tensors too, when declared
         log_probs, state, attention = model.decode_step(tokens, state, memory)
         out = {LOG_PROBS: log_probs, **state}
         if contract.attention is not None:
@@ -81,13 +81,21 @@ def saved_model(model, out_dir: str | Path) -> Path:
 
 
 def representative_dataset(
-    model, image_paths: Sequence[str | Path], captions: Sequence[str], vocab: Vocabulary, steps_per_image: int = 6
+    model,
+    image_paths: Sequence[str | Path],
+    captions: Sequence[str],
+    vocab: Vocabulary,
+    steps_per_image: int = 6,
+    tags: Sequence[dict] | None = None,
 ) -> Iterator[tuple[str, dict]]:
     """Calibration samples for full-integer quantization, per signature.
 
     ``encode`` sees real training photos (pixels spanning 0..255); ``decode_step`` sees the
     real state and memory those photos produce while the Keras model reads a human caption of
     each (teacher forcing), so every tensor of the step contract has its true range.
+
+    ``tags``: per photo, a tag-conditioned model's tag tensors (``(1, K)`` each, as the runtime
+    fills them from its tagger); None: no tags.
 
     Yields:
         ``("encode", {"image": uint8 (1, S, S, 3)})`` and
@@ -96,10 +104,10 @@ def representative_dataset(
     S = model.spec.image_size
     step = tf.function(model.decode_step, reduce_retracing=True)
     encode = tf.function(model.encode, reduce_retracing=True)
-    for path, caption in zip(image_paths, captions):
+    for n, (path, caption) in enumerate(zip(image_paths, captions)):
         pixels = load_image(path, S)[None]
         yield "encode", {"image": pixels}
-        state, memory = model.split(encode(pixels))
+        state, memory = model.split({**encode(pixels), **(tags[n] if tags else {})})
         memory_np = {n: v.numpy() for n, v in memory.items()}
         for token in vocab.encode(caption)[:-1][:steps_per_image]:
             yield (

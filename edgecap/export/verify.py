@@ -120,6 +120,7 @@ def verify_export(
     mode: str,
     max_length: int = 20,
     tolerances: Mapping[str, Tolerance] = TOLERANCES,
+    tags: Sequence[dict] | None = None,
 ) -> VerifyReport:
     """Compare ``captioner`` (the exported file) with ``model`` (Keras) on real images.
 
@@ -133,6 +134,8 @@ def verify_export(
         image_paths: N photos (not used for calibration).
         references: human captions per photo (for BLEU-4).
         mode: the export mode, selecting the tolerance.
+        tags: per photo, a tag-conditioned model's tag tensors (``(1, K)`` each), given to both
+            models; None: no tags.
 
     Returns:
         a :class:`VerifyReport`; ``passed`` is False outside the tolerance.
@@ -148,9 +151,10 @@ def verify_export(
     enc_err, enc_rel, lp_err, agree, total, exact = 0.0, [], [], 0, 0, 0
     overlap, identical = [], []
     hyps_keras, hyps_file = [], []
-    for path in image_paths:
+    for n, path in enumerate(image_paths):
         pixels = load_image(path, m.image_size)[None]
-        k_tensors = encode(pixels)
+        photo_tags = tags[n] if tags else {}
+        k_tensors = {**encode(pixels), **photo_tags}
         f_state, f_memory, f_items = captioner.encode_with_items(pixels)
         k_rows, f_rows = [], []  # rows of the items both picked: Keras order, and the file's
         if items is not None:
@@ -160,7 +164,7 @@ def verify_export(
             identical.append(k_words == f_words)
             k_rows = [i for i, w in enumerate(k_words) if w in f_words]
             f_rows = [f_words.index(k_words[i]) for i in k_rows]
-        for name, f_value in {**dict(zip(names, f_state)), **f_memory}.items():
+        for name, f_value in {**dict(zip(names, f_state)), **f_memory}.items():  # what encode made
             k_value = k_tensors[name].numpy()
             if items is not None and name in items.rows:
                 if not k_rows:
@@ -168,6 +172,7 @@ def verify_export(
                 k_value, f_value = k_value[:, k_rows], f_value[:, f_rows]  # (1, shared items, ...)
             enc_err = max(enc_err, float(np.abs(k_value - f_value).max()))
             enc_rel.append(float(np.abs(k_value - f_value).mean() / max(np.abs(k_value).mean(), 1e-12)))
+        f_memory = {**f_memory, **captioner.tag_memory(None), **photo_tags}  # the tags: given, or none
         k_state, k_step = keras_step.bind(k_tensors)
         k_hyp = greedy_search(k_step, k_state, m.start_id, m.end_id, max_length, captioner.suppress)[0]
         f_hyp = captioner.search(f_state, f_memory, beam_size=1)[0]

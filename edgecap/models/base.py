@@ -97,9 +97,23 @@ class StepwiseCaptioner(FineTunedEncoder, keras.Model):
         self.built = True
 
     def split(self, tensors: dict) -> tuple[dict, dict]:
-        """``(state, memory)`` of a dict holding both."""
+        """``(state, memory)`` of a dict holding both. A contract's tag tensors missing from
+        ``tensors`` are no tags (ids 0, scores 0), one row per row of the other memory."""
         c = self.step_contract()
-        return {n: tensors[n] for n in c.state_names}, {n: tensors[n] for n in c.memory_names}
+        memory = {n: tensors[n] for n in c.encoded_memory_names}
+        if c.tags is not None:
+            rows = ops.shape(next(iter(memory.values())))[0]
+            memory[c.tags.ids] = (
+                ops.cast(tensors[c.tags.ids], "int32")
+                if c.tags.ids in tensors
+                else ops.zeros((rows, c.tags.size), "int32")
+            )
+            memory[c.tags.scores] = (
+                ops.cast(tensors[c.tags.scores], "float32")
+                if c.tags.scores in tensors
+                else ops.zeros((rows, c.tags.size), "float32")
+            )
+        return {n: tensors[n] for n in c.state_names}, memory
 
     def encode(self, images) -> dict:
         """The ``encode`` signature: ``uint8 (B, S, S, 3)`` → every state and memory tensor ``(B, *shape)``."""
@@ -118,7 +132,9 @@ class StepwiseCaptioner(FineTunedEncoder, keras.Model):
 
         Args:
             inputs: ``{"annotations": cached features, "captions": int32 (B, T+1)}`` or
-                ``{"images": uint8 (B, S, S, 3), "captions": ...}``.
+                ``{"images": uint8 (B, S, S, 3), "captions": ...}``; a tag-conditioned model
+                also reads the contract's tag tensors (``"tag_ids" int32 (B, K)``,
+                ``"tag_scores" float32 (B, K)``) when present (else no tags).
 
         Returns:
             logits ``float32 (B, T, V)`` for ``captions[:, 1:]``.
@@ -129,7 +145,8 @@ class StepwiseCaptioner(FineTunedEncoder, keras.Model):
             else self.encoder(inputs["images"], training=False)
         )
         captions = ops.cast(inputs["captions"], "int32")  # (B, T+1)
-        state, memory = self.split(self.start(annotations, training=training))  # memory: once per caption
+        tags = {n: inputs[n] for n in self.step_contract().tag_names if n in inputs}
+        state, memory = self.split({**self.start(annotations, training=training), **tags})  # memory: once per caption
         logits, attentions = [], []
         for t in range(captions.shape[1] - 1):  # feed the reference word y_{t-1}
             out, state, attention = self.step(captions[:, t], state, memory, training=training)

@@ -23,6 +23,7 @@ class KerasStep:
     """
 
     def __init__(self, model):
+        self.model = model
         self.contract = model.step_contract()
 
         @tf.function(reduce_retracing=True)
@@ -36,15 +37,16 @@ class KerasStep:
 
         self._start, self._step = _start, _step
 
-    def start(self, annotations: np.ndarray) -> tuple[tuple, "BoundKerasStep"]:
-        """``(B, L, D)`` annotation vectors → ``(state tuple of numpy arrays, step function)``."""
-        return self.bind(self._start(annotations))
+    def start(self, annotations: np.ndarray, tags: dict | None = None) -> tuple[tuple, "BoundKerasStep"]:
+        """``(B, L, D)`` annotation vectors → ``(state tuple of numpy arrays, step function)``;
+        ``tags``: a tag-conditioned model's tag tensors by name, ``(B, K)`` each (default: none)."""
+        return self.bind({**self._start(annotations), **(tags or {})})
 
     def bind(self, tensors: dict) -> tuple[tuple, "BoundKerasStep"]:
-        """What ``model.start``/``model.encode`` returned → ``(state tuple, step function)``."""
-        state = tuple(tensors[n].numpy() for n in self.contract.state_names)
-        memory = {n: tensors[n] for n in self.contract.memory_names}
-        return state, BoundKerasStep(self, memory)
+        """What ``model.start``/``model.encode`` returned (with tag tensors, if any) → ``(state
+        tuple, step function)``."""
+        state, memory = self.model.split(tensors)
+        return tuple(np.asarray(state[n]) for n in self.contract.state_names), BoundKerasStep(self, memory)
 
 
 class BoundKerasStep:
@@ -99,11 +101,13 @@ def caption_features(
     batch_size: int = 200,
     progress: bool = False,
     no_repeat_ngram_size: int = 0,
+    tags: dict[str, np.ndarray] | None = None,
 ) -> list[Hypothesis]:
     """Decode a caption for every row of annotation vectors ``(N, L, D)`` (``step``: a :class:`KerasStep`).
 
     Greedy search runs ``batch_size`` images at once; beam search one image at a time.
-    ``no_repeat_ngram_size``: see :class:`edgecap.decoding.NoRepeatNGram`.
+    ``no_repeat_ngram_size``: see :class:`edgecap.decoding.NoRepeatNGram`. ``tags``: a
+    tag-conditioned model's tag tensors by name, ``(N, K)`` each (default: no tags).
     """
     from tqdm.auto import tqdm
 
@@ -116,7 +120,8 @@ def caption_features(
         desc=f"decoding (beam {beam_size})",
         unit="batch" if chunk > 1 else "img",
     ):
-        state, bound = step.start(np.asarray(features[start : start + chunk], np.float32))
+        rows = {n: v[start : start + chunk] for n, v in (tags or {}).items()}
+        state, bound = step.start(np.asarray(features[start : start + chunk], np.float32), rows)
         if beam_size == 1:
             out += greedy_search(bound, state, vocab.start_id, vocab.end_id, max_length, suppress)
         else:

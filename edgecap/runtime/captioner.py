@@ -17,13 +17,28 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecap.decoding import NoRepeatNGram, beam_search, constrained_beam_search, decoding_processors, greedy_search
+from edgecap.decoding import (
+    LogitsProcessorList,
+    NoRepeatNGram,
+    beam_search,
+    constrained_beam_search,
+    decoding_processors,
+    greedy_search,
+)
 from edgecap.decoding.search import Hypothesis
 from edgecap.runtime import metadata as md
 from edgecap.runtime.contract import IMAGE, LOG_PROBS, TOKENS, ContractError, StepContract, infer_contract
-from edgecap.runtime.guidance import ConstraintOptions, choose_constraints, keep_constrained, per_word
+from edgecap.runtime.guidance import (
+    DEFAULT_TAGGERS,
+    ConstraintOptions,
+    choose_constraints,
+    keep_constrained,
+    per_word,
+    untagged_words,
+)
 from edgecap.runtime.interpreter import BACKENDS, Signature, check_kernels, make_interpreter, quiet_native_logs
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from edgecap.runtime.tag_inputs import tag_input_arrays
 from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
 
 
@@ -51,7 +66,10 @@ class CaptionerOptions:
             (:func:`edgecap.runtime.interpreter.make_interpreter`): ``"reference"`` runs the
             integer operators identically on every CPU, slower; a portability check.
         taggers: built-in tagger names (``edgecap models``) or ``.tflite`` paths whose tags come
-            with each caption (:attr:`CaptionResult.tags`); empty: none.
+            with each caption (:attr:`CaptionResult.tags`), and fill a tag-conditioned model's
+            tag inputs; the default is the default pipeline's, as ``edgecap caption`` runs with
+            no flags (:data:`~edgecap.runtime.guidance.DEFAULT_TAGGERS`); ``()``: none (the
+            model alone; a tag-conditioned model then sees no tags).
         tagger_options: score threshold, max results and category lists of every tagger.
         constrain: let the taggers' words constrain the beam search (Anderson et al. 2017;
             :mod:`edgecap.runtime.guidance` decides which and when); False: tags are only reported.
@@ -74,7 +92,7 @@ class CaptionerOptions:
     check_digest: bool = True
     max_pixels: int = DEFAULT_MAX_PIXELS
     kernels: str = "default"
-    taggers: tuple[str, ...] = ()
+    taggers: tuple[str, ...] = DEFAULT_TAGGERS
     tagger_options: TaggerOptions = field(default_factory=TaggerOptions)
     constrain: bool = True
     constraints: ConstraintOptions = field(default_factory=ConstraintOptions)
@@ -303,7 +321,7 @@ class Captioner:
         S = self.metadata.image_size
         try:
             with quiet_native_logs(self.options.quiet):
-                state, memory = self.encode(np.zeros((1, S, S, 3), np.uint8))
+                state, memory = self.encode(np.zeros((1, S, S, 3), np.uint8), [])
                 log_probs, _, _ = self.step_function(memory, attention=False)(
                     np.full((1,), self.metadata.start_id, np.int32), state
                 )
@@ -376,16 +394,28 @@ class Captioner:
         """Any photo → ``uint8 (1, S, S, 3)``. Raises ImageLoadError naming the file."""
         return load_image(image, self.metadata.image_size, self.options.max_pixels)[None]
 
-    def encode(self, pixels: np.ndarray) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
+    def encode(
+        self, pixels: np.ndarray, tags: list[Tag] | None = None
+    ) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
         """``uint8 (1, S, S, 3)`` → ``(state, memory)``: the state tensors in contract order, each
-        ``(1, *shape)``, and the memory tensors by name."""
+        ``(1, *shape)``, and the memory tensors by name (a tag-conditioned model's tag tensors
+        filled from ``tags``: :meth:`tag_memory`)."""
         state, memory, _ = self.encode_with_items(pixels)
+        memory.update(self.tag_memory(tags))
         return state, memory
+
+    def tag_memory(self, tags: list[Tag] | None) -> dict[str, np.ndarray]:
+        """The memory tensors a tag-conditioned model reads the photo's tags from
+        (:func:`~edgecap.runtime.tag_inputs.tag_input_arrays`; ``tags`` None: no tags); ``{}``
+        for a model without tag inputs."""
+        tags_decl = self.contract.tags
+        return {} if tags_decl is None else tag_input_arrays(tags, tags_decl, self.word_index)
 
     def encode_with_items(
         self, pixels: np.ndarray
     ) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray], list[tuple[str, float]]]:
-        """:meth:`encode`, and the ``(word, score)`` items the contract declares (``[]`` if none)."""
+        """:meth:`encode` (no tag tensors), and the ``(word, score)`` items the contract declares
+        (``[]`` if none)."""
         c = self.contract
         with self.lock:
             out = self.encode_signature(image=pixels)
@@ -394,7 +424,7 @@ class Captioner:
             if c.items is None
             else [(self.vocabulary[int(i)], float(p)) for i, p in zip(out[c.items.ids][0], out[c.items.scores][0])]
         )
-        return tuple(out[n] for n in c.state_names), {n: out[n] for n in c.memory_names}, items
+        return tuple(out[n] for n in c.state_names), {n: out[n] for n in c.encoded_memory_names}, items
 
     def step_function(self, memory: dict[str, np.ndarray], attention: bool | None = None) -> TFLiteStep:
         """The ``decode_step`` signature with one image's memory bound (attention: default from the options)."""
@@ -411,11 +441,14 @@ class Captioner:
         memory: dict[str, np.ndarray],
         beam_size: int | None = None,
         constraints: list[list[int]] | None = None,
+        processors: list | None = None,
     ) -> list[Hypothesis]:
         """Greedy (beam 1), beam, or constrained beam search (``constraints``: sets of word ids, one
         of each to appear; greedy search becomes constrained beam search with one beam per state)
-        from one image's encoded state; n-best hypotheses, best first."""
+        from one image's encoded state; n-best hypotheses, best first. ``processors``: more
+        logits processors after the model's own (e.g. :func:`~edgecap.runtime.guidance.untagged_words`)."""
         o, m = self.options, self.metadata
+        suppress = self.suppress if not processors else LogitsProcessorList([*self.suppress, *processors])
         k = beam_size or o.beam_size or m.beam_size
         max_length = o.max_length or m.max_length
         length_penalty = m.length_penalty if o.length_penalty is None else o.length_penalty
@@ -425,11 +458,11 @@ class Captioner:
             if constraints:
                 return constrained_beam_search(
                     step, state, m.start_id, m.end_id, constraints, len(self.vocabulary), k, max_length,
-                    length_penalty, n, self.suppress,
+                    length_penalty, n, suppress,
                 )  # fmt: skip
             if k == 1:
-                return greedy_search(step, state, m.start_id, m.end_id, max_length, self.suppress)
-            return beam_search(step, state, m.start_id, m.end_id, k, max_length, length_penalty, n, self.suppress)
+                return greedy_search(step, state, m.start_id, m.end_id, max_length, suppress)
+            return beam_search(step, state, m.start_id, m.end_id, k, max_length, length_penalty, n, suppress)
 
     def tag(self, image: ImageInput) -> list[Tag]:
         """Every tagger's tags of one photo, best first (a word named twice keeps its best score)."""
@@ -440,8 +473,21 @@ class Captioner:
                     best[t.word] = t
         return sorted(best.values(), key=lambda t: (-t.score, t.word))
 
+    def guard(self, tags: list[Tag]) -> list:
+        """The logits processors a tag-conditioned model's search gets from the photo's tags
+        (:func:`~edgecap.runtime.guidance.untagged_words`); ``[]`` for other models."""
+        if self.contract.tags is None:
+            return []
+        penalty = untagged_words(tags, self.word_index, self.options.constraints)
+        return [penalty] if penalty is not None else []
+
     def constrain(
-        self, state: tuple, memory: dict[str, np.ndarray], free: list[Hypothesis], tags: list[Tag]
+        self,
+        state: tuple,
+        memory: dict[str, np.ndarray],
+        free: list[Hypothesis],
+        tags: list[Tag],
+        processors: list | None = None,
     ) -> tuple[list[Hypothesis], list[str], bool]:
         """Given the free search's hypotheses, the constrained search over the tags that
         :func:`~edgecap.runtime.guidance.choose_constraints` picks, kept if
@@ -456,7 +502,7 @@ class Captioner:
         chosen = choose_constraints(tags, self.word_index, free[0].tokens, self.options.constraints, per_word(free[0]))
         if not chosen:
             return free, [], True
-        hyps = self.search(state, memory, constraints=[ids for _, ids in chosen])
+        hyps = self.search(state, memory, constraints=[ids for _, ids in chosen], processors=processors)
         if hyps and keep_constrained(free[0], hyps[0], self.options.constraints.margin):
             return hyps, [t.word for t, _ in chosen], True
         return free, [], False
@@ -496,18 +542,29 @@ class Captioner:
             with self.lock:  # from encode to the last step (photo decoding above overlaps)
                 state, memory, attributes = self.encode_with_items(pixels)
                 t2 = time.perf_counter()
-                free = self.search(state, memory)
-                t3 = time.perf_counter()
-                tags = tagging.result() if tagging is not None else []
-                t4 = time.perf_counter()
-                hyps, constraints, met = self.constrain(state, memory, free, tags)
+                guard: list = []
+                if self.contract.tags is not None:  # the step reads the tags: wait for them first
+                    tags = tagging.result() if tagging is not None else []
+                    memory.update(self.tag_memory(tags))
+                    guard = self.guard(tags)
+                    t3 = time.perf_counter()
+                    free = self.search(state, memory, processors=guard)
+                    t4 = time.perf_counter()
+                    wait, search = t3 - t2, t4 - t3
+                else:  # the taggers run on while the free search does
+                    free = self.search(state, memory)
+                    t3 = time.perf_counter()
+                    tags = tagging.result() if tagging is not None else []
+                    t4 = time.perf_counter()
+                    wait, search = t4 - t3, t3 - t2
+                hyps, constraints, met = self.constrain(state, memory, free, tags, guard)
         except RuntimeError as e:  # the interpreter's own failures: the model, not the photo
             raise md.ModelFileError(f"{self.source}: the model failed while captioning ({e})") from e
         t5 = time.perf_counter()
         captions = [self._to_caption(hy) for hy in hyps]
-        timings = {"preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "decode": (t3 - t2 + t5 - t4) * 1e3}
+        timings = {"preprocess": (t1 - t0) * 1e3, "encode": (t2 - t1) * 1e3, "decode": (search + t5 - t4) * 1e3}
         if tagging is not None:
-            timings["tag_wait"] = (t4 - t3) * 1e3  # the taggers' time not hidden behind encode and decode
+            timings["tag_wait"] = wait * 1e3  # the taggers' time not hidden behind encode (and decode)
         return CaptionResult(
             captions[0],
             captions,

@@ -13,6 +13,10 @@ A contract may also declare *items* (:class:`ItemsDecl`): words that ``encode`` 
 photo (semantic attention's attributes), returned as vocabulary ids with scores and never fed
 to ``decode_step``; an attention map ``over="items"`` weighs those words.
 
+A contract may declare *tags* (:class:`TagsDecl`): two memory tensors that ``encode`` does not
+make, filled by the runtime from a tagger's words (vocabulary ids and scores, padded with id 0
+and score 0): the photo's CNN encode and the tagger run side by side, and the step reads both.
+
 *State* is recurrent (an LSTM's ``h`` and ``c``): beam search reorders its rows by the beams'
 parent indices every step. *Memory* is what depends on the image alone (projected annotation
 vectors, attention keys): computed once by ``encode`` and never reordered. The declaration is
@@ -130,6 +134,36 @@ class ItemsDecl:
 
 
 @dataclass(frozen=True)
+class TagsDecl:
+    """Memory tensors the runtime fills from a tagger, not from ``encode``: up to ``size`` tags as
+    vocabulary ids (``int32 (1, size)``, 0 = no tag) and scores (``float32 (1, size)``, 0 for no
+    tag), best first, of the tags scored at least ``min_score`` by ``tagger``.
+
+    Attributes:
+        ids, scores: the two memory tensors' names (declared in the contract's tensors).
+        size: K, the most tags a photo gives.
+        min_score: tags scored below this are left out (what the model was trained with).
+        tagger: the built-in tagger whose words the model learned (``"coco_detector"``).
+    """
+
+    ids: str
+    scores: str
+    size: int
+    min_score: float = 0.0
+    tagger: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", int(self.size))
+        object.__setattr__(self, "min_score", float(self.min_score))
+        if self.ids == self.scores or not self.ids or not self.scores or self.size < 1:
+            raise ContractError(
+                f"tags: ids and scores need two names and size >= 1, got {self.ids!r}, {self.scores!r}, {self.size}"
+            )
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ContractError(f"tags: min_score must be in [0, 1], got {self.min_score}")
+
+
+@dataclass(frozen=True)
 class StepContract:
     """What a captioner's ``encode`` returns and its ``decode_step`` carries.
 
@@ -137,15 +171,18 @@ class StepContract:
         tensors: state and memory declarations, in signature order (state first by convention).
         attention: the attention map output, or None.
         items: the words ``encode`` picks for the photo, or None.
+        tags: the memory tensors the runtime fills from a tagger, or None.
 
     Raises:
-        ContractError: duplicate names, no state, an attention output named like a tensor, or
-            an ``over="items"`` attention without items.
+        ContractError: duplicate names, no state, an attention output named like a tensor, an
+            ``over="items"`` attention without items, or tags that are not memory tensors of
+            shape ``(size,)``, ids int32 and scores float32.
     """
 
     tensors: tuple[TensorDecl, ...]
     attention: AttentionDecl | None = None
     items: ItemsDecl | None = None
+    tags: TagsDecl | None = None
     _by_name: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -170,6 +207,13 @@ class StepContract:
                     )
         if self.attention is not None and self.attention.over == "items" and self.items is None:
             raise ContractError(f"attention {self.attention.output!r} is over items, but the contract declares none")
+        if self.tags is not None:
+            for name, dtype in ((self.tags.ids, "int32"), (self.tags.scores, "float32")):
+                t = next((t for t in self.tensors if t.name == name), None)
+                if t is None or t.role != "memory" or t.shape != (self.tags.size,) or t.dtype != dtype or t.per_beam:
+                    raise ContractError(
+                        f"tags: {name!r} is not a shared memory tensor of shape ({self.tags.size},) and dtype {dtype}"
+                    )
         self._by_name.update({t.name: t for t in self.tensors})
 
     @property
@@ -189,10 +233,20 @@ class StepContract:
         return tuple(t.name for t in self.memory)
 
     @property
+    def tag_names(self) -> tuple[str, ...]:
+        """The memory tensors filled from tags (``()`` without tags)."""
+        return (self.tags.ids, self.tags.scores) if self.tags is not None else ()
+
+    @property
+    def encoded_memory_names(self) -> tuple[str, ...]:
+        """The memory tensors ``encode`` makes (every memory tensor but the tags)."""
+        return tuple(n for n in self.memory_names if n not in self.tag_names)
+
+    @property
     def encode_names(self) -> tuple[str, ...]:
-        """Every ``encode`` output: state, memory, then the items' ids and scores."""
+        """Every ``encode`` output: state, memory (but the tags), then the items' ids and scores."""
         items = (self.items.ids, self.items.scores) if self.items is not None else ()
-        return tuple(t.name for t in self.tensors) + items
+        return tuple(t.name for t in self.tensors if t.name not in self.tag_names) + items
 
     def __getitem__(self, name: str) -> TensorDecl:
         return self._by_name[name]
@@ -224,6 +278,14 @@ class StepContract:
                 "size": self.items.size,
                 "rows": list(self.items.rows),
             }
+        if self.tags is not None:
+            out["tags"] = {
+                "ids": self.tags.ids,
+                "scores": self.tags.scores,
+                "size": self.tags.size,
+                "min_score": self.tags.min_score,
+                "tagger": self.tags.tagger,
+            }
         return out
 
     @classmethod
@@ -240,7 +302,15 @@ class StepContract:
             attention = AttentionDecl(att["output"], tuple(att["shape"]), att.get("over", "grid")) if att else None
             it = raw.get("items")
             items = ItemsDecl(it["ids"], it["scores"], it["size"], tuple(it.get("rows", ()))) if it else None
-            return cls(tensors, attention, items)
+            tg = raw.get("tags")
+            tags = (
+                TagsDecl(
+                    str(tg["ids"]), str(tg["scores"]), tg["size"], tg.get("min_score", 0.0), str(tg.get("tagger", ""))
+                )
+                if tg
+                else None
+            )
+            return cls(tensors, attention, items, tags)
         except ContractError as e:
             raise ContractError(f"{source}: {e}") from None
         except (KeyError, TypeError, ValueError) as e:
@@ -276,7 +346,8 @@ class StepContract:
                 )
 
         for t in self.tensors:
-            expect("encode output", encode_outputs, t.name, t.shape, False)
+            if t.name not in self.tag_names:
+                expect("encode output", encode_outputs, t.name, t.shape, False)
             expect("decode_step input", step_inputs, t.name, t.shape, True)
             if t.role == "state":
                 expect("decode_step output", step_outputs, t.name, t.shape, True)

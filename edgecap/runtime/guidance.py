@@ -17,6 +17,14 @@ on ``coco_dev`` and Flickr8k dev by ``scripts/select_constraints.py``, never on 
 6. a free caption the captioner is sure of (length-normalised log-probability at least
    ``confident``) is kept as it is: on photos like its training photos the captioner is surer
    than on others, and names their subjects well by itself.
+
+And one rule for a tag-conditioned model (its step reads the tags; :func:`untagged_words`):
+
+7. the words of every COCO category the detector did not tag at ``untagged_below`` or more
+   (a person, a dog where the detector saw none) lose ``untagged_penalty`` nats at each step of
+   the search: a soft prior from the detector's evidence, not a ban (issue 44's probe that
+   banned them on the Flickr8k-only model made word salad; a model that learned from COCO
+   photos and follows its tags writes a sentence without them).
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from edgecap.decoding.processors import PenalizeTokens
 from edgecap.decoding.search import Hypothesis
+from edgecap.runtime.objects import SYNONYMS
 from edgecap.runtime.tagger import Tag
 
 SPECIAL_WORDS = 4  #: ``<pad> <start> <end> <unk>`` come first in every vocabulary
@@ -50,6 +60,12 @@ class ConstraintOptions:
             caption's minus this (nats per word; ``inf``: always keep it).
         confident: no constraint for a free caption whose ``log P / (length + 1)`` is at least
             this (nats per word, <= 0; 0: constrain whatever the free caption's probability).
+        untagged_penalty: a tag-conditioned model only: nats taken from the words of each COCO
+            category the detector did not tag (0: off; ``inf``: never said). 2 was chosen on the
+            dev sets for the default model (docs/experiments/grounded_captions.md); 5 halves
+            ``coco_dev``'s CHAIRs again at a cost on Flickr8k.
+        untagged_below: a category scored below this by the detector counts as untagged.
+        untagged_tagger: the tagger whose tags say what is there (its labels are COCO's).
 
     Raises:
         ValueError: a value out of range.
@@ -61,6 +77,9 @@ class ConstraintOptions:
     skip_said: bool = True
     margin: float = 1.0
     confident: float = -0.8
+    untagged_penalty: float = 2.0
+    untagged_below: float = 0.3
+    untagged_tagger: str = "coco_detector"
 
     def __post_init__(self):
         if not 0.0 <= self.min_score <= 1.0:
@@ -73,6 +92,10 @@ class ConstraintOptions:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         if not self.confident <= 0:
             raise ValueError(f"confident must be <= 0 (a log-probability per word), got {self.confident}")
+        if not self.untagged_penalty >= 0:
+            raise ValueError(f"untagged_penalty must be >= 0, got {self.untagged_penalty}")
+        if not 0.0 <= self.untagged_below <= 1.0:
+            raise ValueError(f"untagged_below must be in [0, 1], got {self.untagged_below}")
 
 
 def vocabulary_forms(tag: Tag, index: dict[str, int]) -> list[int]:
@@ -127,3 +150,15 @@ def keep_constrained(free: Hypothesis, constrained: Hypothesis, margin: float) -
     """Whether the constrained caption replaces the free one: it met its constraints and loses at
     most ``margin`` nats per word against it."""
     return constrained.constraints_met and per_word(constrained) >= per_word(free) - margin
+
+
+def untagged_words(tags: Sequence[Tag], index: dict[str, int], options: ConstraintOptions) -> PenalizeTokens | None:
+    """Rule 7: a processor taking ``options.untagged_penalty`` nats from the vocabulary ids of
+    every COCO category (:data:`edgecap.runtime.objects.SYNONYMS`) that ``options.untagged_tagger``
+    did not tag at ``options.untagged_below`` or more; None when the rule is off or that tagger
+    gave no tags (nothing is known then)."""
+    if not options.untagged_penalty or not any(t.source == options.untagged_tagger for t in tags):
+        return None
+    seen = {t.label for t in tags if t.source == options.untagged_tagger and t.score >= options.untagged_below}
+    ids = [index[w] for category, words in SYNONYMS.items() if category not in seen for w in words if w in index]
+    return PenalizeTokens(ids, options.untagged_penalty) if ids else None

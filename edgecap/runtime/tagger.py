@@ -30,6 +30,7 @@ from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_i
 KINDS = ("classifier", "detector")
 MAX_LABELS = 100_000  #: more lines than any classifier's labels: a bigger file is refused before it is read
 MAX_WORDS_FILE_BYTES = 16 * 1024 * 1024
+UNUSED_LABEL = "???"  #: a detector's label of a class id it does not use (COCO's gaps)
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ class Tag:
             labels that map to ``word`` (tabby + Egyptian cat → cat), a detector's best box score.
         source: the tagger's name, e.g. ``"coco_detector"``.
         label: the tagger's own label of the best-scoring class, e.g. ``"Egyptian cat"``.
-        forms: every caption word that names it (``("cat", "cats")``): a disjunctive constraint.
+        forms: every caption word that names it (``("cat", "cats")``): a disjunctive constraint;
+            ``()`` for a detector class its mapping leaves to the captioner (the COCO detector's
+            person: ``word`` is then the label): a tag a tag-conditioned model sees, never a constraint.
         box: a detector's ``(ymin, xmin, ymax, xmax)`` in [0, 1] of the photo; None for a classifier.
     """
 
@@ -294,7 +297,8 @@ class Tagger:
     def tag(self, image: ImageInput) -> list[Tag]:
         """The tags of one photo (path, bytes, PIL image or uint8 array), best first.
 
-        Labels that map to no caption word are skipped; tags naming the same word are merged (a
+        A classifier's labels that map to no caption word are skipped, a detector's are tags
+        without forms (seen, never forced); tags naming the same word are merged (a
         classifier's probabilities summed, a detector's best box kept).
 
         Raises:
@@ -331,12 +335,14 @@ class Tagger:
         best: dict[str, Tag] = {}
         for j in range(n):
             label, forms = self._label(int(classes[0, j]))
-            if not forms:
+            name = label.split(",")[0].strip()
+            if not forms and (not name or name == UNUSED_LABEL or " " in name):
                 continue
+            word = forms[0] if forms else name  # a label mapped to no word (person) is seen, never forced
             score = float(scores[0, j])
-            if forms[0] not in best or score > best[forms[0]].score:
+            if word not in best or score > best[word].score:
                 box = tuple(float(v) for v in np.clip(boxes[0, j], 0.0, 1.0))
-                best[forms[0]] = Tag(forms[0], score, self.name, label.split(",")[0], forms, box)  # type: ignore[arg-type]
+                best[word] = Tag(word, score, self.name, name, forms, box)  # type: ignore[arg-type]
         return list(best.values())
 
     def _select(self, tags: list[Tag]) -> list[Tag]:

@@ -47,7 +47,14 @@ def _dev_cider(model, dev: SplitData, vocab: Vocabulary, cfg: Config) -> float:
         else (d.beam_size, d.length_penalty, d.no_repeat_ngram_size)
     )
     hyps = caption_features(
-        KerasStep(model), cached_annotations(model, dev.features), vocab, k, lp, d.max_length, no_repeat_ngram_size=n
+        KerasStep(model),
+        cached_annotations(model, dev.features),
+        vocab,
+        k,
+        lp,
+        d.max_length,
+        no_repeat_ngram_size=n,
+        tags=dev.tags,
     )
     return cider_d(dev.references, {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(dev.items, hyps)})
 
@@ -79,11 +86,19 @@ class SelectionCheckpoint(keras.callbacks.Callback):
     sign = 1.0  #: the score as printed is sign × score (-1: a loss, lower is better)
 
     def __init__(
-        self, run_dir: Path, dev: SplitData, vocab: Vocabulary, cfg: Config, state: dict, measure_start: bool = False
+        self,
+        run_dir: Path,
+        dev: SplitData,
+        vocab: Vocabulary,
+        cfg: Config,
+        state: dict,
+        measure_start: bool = False,
+        extra_devs: dict[str, SplitData] | None = None,
     ):
         super().__init__()
         self.run_dir, self.dev, self.vocab, self.cfg, self.state = run_dir, dev, vocab, cfg, state
         self.measure_start = measure_start
+        self.extra_devs = extra_devs or {}  #: more dev sets (data.extra_dev): the score is the mean over all
         if cfg.train.selection_decoding == "loss":  # no decoding: minus the dev captions' cross-entropy
             self.best_key, self.label, self.sign = "best_minus_dev_cross_entropy", "dev cross-entropy", -1.0
 
@@ -105,12 +120,27 @@ class SelectionCheckpoint(keras.callbacks.Callback):
         print(f"epoch 0 (the starting weights): {self.label} {self.sign * score:.3f}{detail}", flush=True)
 
     def measure(self) -> tuple[float, dict, str]:
-        """``(score, fields for the epoch's history, detail for the log line)``; higher is better."""
+        """``(score, fields for the epoch's history, detail for the log line)``; higher is better.
+
+        With extra dev sets the score is the mean of every set's, each set's in the fields
+        (``dev:coco_dev_cider_d``) and the detail."""
         if self.cfg.train.selection_decoding == "loss":
-            nll = dev_cross_entropy(self.model, self.dev, self.vocab, self.cfg.data.max_length)
-            return -nll, {"dev_cross_entropy": nll}, ""
-        score = _dev_cider(self.model, self.dev, self.vocab, self.cfg)
-        return score, {"dev_cider_d": score}, ""
+            key, one = (
+                "dev_cross_entropy",
+                lambda dev: -dev_cross_entropy(self.model, dev, self.vocab, self.cfg.data.max_length),
+            )
+        else:
+            key, one = "dev_cider_d", lambda dev: _dev_cider(self.model, dev, self.vocab, self.cfg)
+        score = one(self.dev)
+        fields = {key: self.sign * score}
+        if not self.extra_devs:
+            return score, fields, ""
+        scores = [score]
+        for name, dev in self.extra_devs.items():
+            scores.append(one(dev))
+            fields[f"{name}_{key.removeprefix('dev_')}"] = self.sign * scores[-1]
+        detail = " (mean of " + ", ".join(f"{k} {v:.3f}" for k, v in fields.items()) + ")"
+        return sum(scores) / len(scores), fields, detail
 
     def on_epoch_end(self, epoch, logs=None):
         t0 = time.time()
@@ -361,6 +391,9 @@ def warm_start(model, init: Path, vocab_size: int | None = None, new_words: str 
     counterpart in ``init``, weight for weight. Variables of the model itself, outside its
     layers (hard attention's REINFORCE baseline, non-trainable), keep their initial values.
 
+    A layer of ``model`` may have weights that ``init``'s lacks (a decoder given tag inputs): they
+    keep their initial values, and the others are matched by name.
+
     With ``vocab_size`` larger than ``init``'s vocabulary (a vocabulary widened by unpaired
     text or by the training captions, :meth:`Vocabulary.extended`), a weight with a vocabulary
     axis (word embeddings, the output layer) takes ``init``'s rows for the old words; the new
@@ -379,11 +412,22 @@ def warm_start(model, init: Path, vocab_size: int | None = None, new_words: str 
             f"{init / BEST}: its layers {[x.name for x in source.layers]} differ from this model's {[x.name for x in model.layers]}"
         )
     for ours, theirs in zip(model.layers, source.layers):
-        if len(ours.weights) != len(theirs.weights):
-            raise RunError(
-                f"{init / BEST}: layer {theirs.name} has {len(theirs.weights)} weights, this model's {len(ours.weights)}; train.init_from needs a run of the same sizes"
-            )
-        for v, w in zip(ours.weights, theirs.weights):
+        pairs = list(zip(ours.weights, theirs.weights))
+        if len(ours.weights) != len(theirs.weights):  # a layer that grew (tag inputs): match by name
+            by_name = {_local_path(w, theirs): w for w in theirs.weights}
+            missing = [
+                w.path
+                for w in theirs.weights
+                if _local_path(w, theirs) not in {_local_path(v, ours) for v in ours.weights}
+            ]
+            if missing:
+                raise RunError(
+                    f"{init / BEST}: layer {theirs.name} has weights this model lacks ({', '.join(missing)}); train.init_from needs a run of the same sizes"
+                )
+            pairs = [(v, by_name[_local_path(v, ours)]) for v in ours.weights if _local_path(v, ours) in by_name]
+            new = [v.path for v in ours.weights if _local_path(v, ours) not in by_name]
+            print(f"warm start: {', '.join(new)} start afresh (not in {init / BEST})")
+        for v, w in pairs:
             if tuple(v.shape) == tuple(w.shape):
                 v.assign(w.value)
                 continue
@@ -407,6 +451,37 @@ def warm_start(model, init: Path, vocab_size: int | None = None, new_words: str 
             elif new_words == "mean":
                 value[tuple(new)] = old.mean(axis=axes[0], keepdims=True)
             v.assign(value)
+
+
+def _training_tags(
+    decl, vocab: Vocabulary, train_split: SplitData, devs: list[SplitData], text, run_dir: Path, cache_dir, seed: int
+) -> tuple[dict, dict | None]:
+    """A tag-conditioned run's tags: the tag tensors of the training photos and (for text
+    training) of the sentences, and each dev split's (set on it, for the selection).
+
+    The photos' tags are the built-in tagger's (:func:`edgecap.data.tags.cached_tags`); the
+    sentences' are pseudo-tags drawn at the rates measured on the training photos, which are
+    written to the run directory (``tag_rates.json``)."""
+    from edgecap.data.tags import cached_tags, category_words, measure_tag_rates, pseudo_tags, tag_arrays
+
+    index = {w: i for i, w in enumerate(vocab.words)}
+    for split in devs:
+        split.tags = tag_arrays(cached_tags(split.items, decl.tagger, cache_dir, "tagging dev photos"), decl, index)
+    tags = cached_tags(train_split.items, decl.tagger, cache_dir, "tagging training photos")
+    photo = tag_arrays(tags, decl, index)
+    if not text:
+        return photo, None
+    categories = category_words(decl.tagger)
+    rates = measure_tag_rates(train_split.items, tags, categories, decl.min_score)
+    if is_chief():
+        atomic_write_text(run_dir / "tag_rates.json", json.dumps(rates.to_json(), indent=1))
+    return photo, tag_arrays(pseudo_tags(text, rates, categories, seed), decl, index)
+
+
+def _local_path(weight, layer) -> str:
+    """A weight's path without the model's name, which differs between two built models
+    (``show_attend_tell_1/tag_projection/kernel`` → ``tag_projection/kernel``)."""
+    return weight.path.split("/", 1)[-1]
 
 
 def train(
@@ -438,14 +513,29 @@ def train(
     if t.objective == "self_critical" and cfg.model.fine_tune_from:
         raise ConfigError("train.objective = 'self_critical' trains the decoder only; leave model.fine_tune_from empty")
     flip = cfg.data.horizontal_flip and t.objective == "cross_entropy"
-    data = load_split_features(cfg, ("train", "dev"), data_root, cache_dir, mirrored=("train",) if flip else ())
+    data = load_split_features(
+        cfg, ("train", "dev"), data_root, cache_dir, mirrored=("train",) if flip else (), extra_dev=True
+    )
     train_split, dev = data["train"], data["dev"]
-    text = read_caption_text(resolve_data_root(cfg.data.caption_text)) if cfg.data.caption_text else None
+    extra_devs = {s: split for s, split in data.items() if s.startswith("dev:")}
+    # the photos that train with their captions: their lines of the unpaired text would count twice
+    paired = {Path(it.image_id).stem for it in train_split.items} if cfg.data.extra_train else ()
+    text = read_caption_text(resolve_data_root(cfg.data.caption_text), paired) if cfg.data.caption_text else None
     best_key = "best_minus_dev_cross_entropy" if t.selection_decoding == "loss" else SelectionCheckpoint.best_key
     state, vocab = run_state(run_dir, cfg, resuming, init, train_split, best_key, text)
     # A resumed run draws a new shuffle order rather than replaying the first epoch's.
     seed = t.seed + state["epoch"]
     self_critical = t.objective == "self_critical"
+    with strategy.scope():
+        model = build_model(
+            cfg, len(vocab), cache_dir=cache_dir
+        )  # frozen encoder layers: training reads their cached output
+    tags_decl = model.step_contract().tags
+    photo_tags = text_tags = None
+    if tags_decl is not None:  # the tagger's tags of every photo; pseudo-tags for the text
+        photo_tags, text_tags = _training_tags(
+            tags_decl, vocab, train_split, [dev, *extra_devs.values()], text, run_dir, cache_dir, t.seed
+        )
     if self_critical:  # a batch is batch_size images, each with num_samples sampled captions
         examples = len(train_split.items)
         dataset = image_dataset(train_split.features, t.batch_size, shuffle=True, seed=seed)
@@ -456,14 +546,13 @@ def train(
         if t.text_fraction:  # an epoch still sees each paired caption about once
             mirrored.update(text_captions=encode_texts(text, vocab, cfg.data.max_length), text_fraction=t.text_fraction)
             examples = round(examples / (1.0 - t.text_fraction))
+        if photo_tags is not None:
+            mirrored.update(tags=photo_tags, text_tags=text_tags, annotation_dropout=t.annotation_dropout)
         dataset = caption_dataset(
             train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed, **mirrored
         )
     steps = steps_per_epoch(examples, t)
     with strategy.scope():
-        model = build_model(
-            cfg, len(vocab), cache_dir=cache_dir
-        )  # frozen encoder layers: training reads their cached output
         if self_critical:  # the same weights, trained on sampled captions
             from edgecap.training.self_critical import self_critical as scst_variant
 
@@ -493,7 +582,7 @@ def train(
         cfg,
         state,
         resuming,
-        SelectionCheckpoint(run_dir, dev, vocab, cfg, state, measure_start=init is not None),
+        SelectionCheckpoint(run_dir, dev, vocab, cfg, state, measure_start=init is not None, extra_devs=extra_devs),
         callbacks,
     )
 

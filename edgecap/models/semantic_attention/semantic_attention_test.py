@@ -416,8 +416,8 @@ def test_the_release_card_names_the_papers_pieces_and_scores_the_detector_beside
     assert "no attention regulariser (λ = 0" in text and "## Notes (from the experiments, not from this run)" in text
     rows = [line for line in text.splitlines() if line.startswith("| `show_attend_tell_flickr8k`")]
     assert rows == [
-        "| `show_attend_tell_flickr8k`, keras float32 (its card) | — | 1.00 | 1.00 | 1.00 | 19.75 | 1.00 | 1.00 | 1.00 | — | — |",
-        "| `show_attend_tell_flickr8k`, tflite int8 (its card) | 7.44 | 1.00 | 1.00 | 1.00 | 19.79 | 1.00 | 1.00 | 1.00 | — | — |",
+        "| `show_attend_tell_flickr8k`, keras float32 (its card) | — | 1.00 | 1.00 | 1.00 | 19.75 | 1.00 | 1.00 | 1.00 | — | — | — | — |",
+        "| `show_attend_tell_flickr8k`, tflite int8 (its card) | 7.44 | 1.00 | 1.00 | 1.00 | 19.79 | 1.00 | 1.00 | 1.00 | — | — | — | — |",
     ]
 
 

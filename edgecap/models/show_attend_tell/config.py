@@ -32,6 +32,11 @@ class ShowAttendTellConfig(ModelConfig):
         baseline_decay: decay of the moving-average baseline (§4.1: 0.9).
         expected_context_prob: probability that an image's sampled locations are replaced by
             the expected context during training (§4.1: 0.5); drawn per image, as the paper says.
+        tag_slots: K > 0: the photo's tags (a tagger's words, up to K, with their scores) are an
+            input: soft attention weighs them beside the image locations (see
+            ``SoftAttentionDecoder``); 0 = the photo alone (the paper).
+        tagger: the built-in tagger whose words fill the tag slots (``edgecap models``).
+        tag_min_score: tags scored below this are left out of the slots.
     """
 
     architecture: str = "show_attend_tell"
@@ -48,6 +53,9 @@ class ShowAttendTellConfig(ModelConfig):
     entropy_weight: float = 0.002
     baseline_decay: float = 0.9
     expected_context_prob: float = 0.5
+    tag_slots: int = 0
+    tagger: str = "coco_detector"
+    tag_min_score: float = 0.3
 
     def model_name(self) -> str:
         return "show_attend_tell_hard" if self.attention == "hard" else "show_attend_tell"
@@ -64,6 +72,12 @@ class ShowAttendTellConfig(ModelConfig):
                 f"{self.expected_context_prob}; decoded with the {decoding})"
             )
         sizes = f" Embedding {self.embedding_dim}, LSTM {self.hidden_dim}, attention MLP {self.attention_dim}"
+        if self.tag_slots:
+            sizes += (
+                f"; the photo's tags (up to {self.tag_slots} words of `{self.tagger}` scored at least {self.tag_min_score}) "
+                "are attended beside the 49 image locations: their word embeddings, projected into the annotation space, "
+                "with the log of the tag's score as the attention prior"
+            )
         if self.projection_dim:
             sizes += f", annotation vectors projected 1280 → {self.projection_dim} by one shared linear map"
         return (
@@ -100,6 +114,12 @@ class ShowAttendTellConfig(ModelConfig):
             problems.append(f"model.doubly_stochastic must be >= 0, got {self.doubly_stochastic}")
         if self.attention not in ATTENTIONS:
             problems.append(f"model.attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.tag_slots < 0 or self.tag_slots > 64:
+            problems.append(f"model.tag_slots must be in 0..64, got {self.tag_slots}")
+        if self.tag_slots and self.attention != "soft":
+            problems.append("model.tag_slots needs model.attention = 'soft'")
+        if not 0.0 <= self.tag_min_score <= 1.0:
+            problems.append(f"model.tag_min_score must be in [0, 1], got {self.tag_min_score}")
         if self.hard_decoding not in HARD_DECODINGS:
             problems.append(f"model.hard_decoding must be one of {HARD_DECODINGS}, got {self.hard_decoding!r}")
         return problems

@@ -37,6 +37,11 @@ class SoftAttentionDecoder(keras.layers.Layer):
             ``a_i`` (``W_a a_i``, ``ẑ_t = Σ α a_i`` into the LSTM and deep output, the init
             MLPs' first layer), so this is a rank-P factorisation of those weights: it frees
             parameters for a larger H under the int8 size budget.
+        tag_feature_dim: F > 0: :meth:`step` may take tags (word ids and scores), each made a
+            memory row ``T E y_k`` (the word's embedding through a linear map m → F) with key
+            ``W_a T E y_k + b``, attended beside the image locations in one softmax whose prior
+            is the log of the tag's score (You et al. 2016's input attention over detected
+            words, here in the same attention as the image; a tag of score 0 gets no weight).
 
     Raises:
         ValueError: a size < 1 or a rate outside [0, 1).
@@ -51,6 +56,7 @@ class SoftAttentionDecoder(keras.layers.Layer):
         dropout: float = 0.5,
         context_dropout: float = 0.0,
         projection_dim: int = 0,
+        tag_feature_dim: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -92,6 +98,15 @@ class SoftAttentionDecoder(keras.layers.Layer):
         self.out_words = dense(vocab_size, name="out_words", dtype="float32")  # L_o
         self.drop = keras.layers.Dropout(dropout)
         self.context_drop = keras.layers.Dropout(context_dropout)
+        self.tag_feature_dim = tag_feature_dim
+        self.tag_projection = dense(tag_feature_dim, use_bias=False, name="tag_projection") if tag_feature_dim else None
+        # b_tag: added to every tag's attention score; starts at -2 so that a model continued
+        # from one without tags starts out looking at the image as before
+        self.tag_bias = (
+            self.add_weight(shape=(), initializer=keras.initializers.Constant(-2.0), name="tag_bias")
+            if tag_feature_dim
+            else None
+        )
 
     def get_config(self):
         return {
@@ -103,6 +118,7 @@ class SoftAttentionDecoder(keras.layers.Layer):
             "dropout": self.dropout_rate,
             "context_dropout": self.context_dropout_rate,
             "projection_dim": self.projection_dim,
+            "tag_feature_dim": self.tag_feature_dim,
         }
 
     @property
@@ -125,12 +141,33 @@ class SoftAttentionDecoder(keras.layers.Layer):
         mean = ops.mean(features, axis=1)  # (B, F); P mean(a) = mean(P a)
         return self.init_h(mean), self.init_c(mean), features, self.att_annotations(features)
 
-    def attend(self, h, keys):
-        """α_t = softmax_i(w^T tanh(W_a a_i + b + U_a h_{t-1}))  (eqs. 4-5): ``(B, L)``; keys may have 1 row."""
-        scores = self.att_score(ops.tanh(keys + self.att_hidden(h)[:, None, :]))  # (B, L, 1)
-        return ops.softmax(scores[..., 0], axis=-1)
+    def attend(self, h, keys, prior=None):
+        """α_t = softmax_i(w^T tanh(W_a a_i + b + U_a h_{t-1}) + prior_i)  (eqs. 4-5): ``(B, L)``;
+        keys may have 1 row; ``prior`` ``(B or 1, L)`` is added to the scores (log prior weights)."""
+        scores = self.att_score(ops.tanh(keys + self.att_hidden(h)[:, None, :]))[..., 0]  # (B, L)
+        return ops.softmax(scores if prior is None else scores + prior, axis=-1)
 
-    def step(self, tokens, h, c, features, keys, weights=None, training=False):
+    def tag_memory(self, tag_embeddings, tag_scores):
+        """Tags as memory rows: their word embeddings ``(B, K, m)`` and ``float (B, K)`` scores →
+        ``features (B, K, F)`` (``T E y_k``), ``keys (B, K, A)`` and the log prior ``(B, K)``
+        (``log(score + 1e-4) + b_tag``: about -9.2 + b_tag for an empty slot)."""
+        features = self.tag_projection(tag_embeddings)  # (B, K, F)
+        prior = ops.log(ops.cast(tag_scores, features.dtype) + 1e-4) + ops.cast(self.tag_bias, features.dtype)  # (B, K)
+        return features, self.att_annotations(features), prior
+
+    def embed(self, tokens, tag_ids=None):
+        """``E y``: ``(B, m)`` of the words ``int32 (B,)``, and with ``tag_ids (R, K)`` also
+        ``(R, K, m)`` of the tags, from one lookup (one embedding table in the exported file,
+        where a second lookup made the converter keep a second copy of it)."""
+        if tag_ids is None:
+            return self.embedding(tokens), None
+        n, K = ops.shape(tokens)[0], tag_ids.shape[1]
+        rows = self.embedding(
+            ops.concatenate([ops.cast(tokens, "int32"), ops.reshape(ops.cast(tag_ids, "int32"), (-1,))], axis=0)
+        )  # (B + R K, m)
+        return rows[:n], ops.reshape(rows[n:], (-1, K, self.embedding_dim))
+
+    def step(self, tokens, h, c, features, keys, weights=None, training=False, tags=None):
         """One decoding step.
 
         Args:
@@ -141,15 +178,33 @@ class SoftAttentionDecoder(keras.layers.Layer):
                 context (default α itself: soft attention, eq. 13). Hard attention passes a
                 sampled or arg-max one-hot location (eq. 8-9).
             training: enables dropout.
+            tags: optional ``(tag_ids int32 (B or 1, K), tag_scores float (B or 1, K))`` with the
+                same number of rows as ``features`` (needs ``tag_feature_dim``): attended
+                beside the L locations (:meth:`tag_memory`).
 
         Returns:
             ``(logits (B, V), h (B, H), c (B, H), alpha (B, L), used (B, L))``; logits are
-            unnormalised log-probabilities of y_t, ``used`` the weights the context was made with.
+            unnormalised log-probabilities of y_t, ``used`` the weights the context was made with
+            (with tags: α over the image locations, renormalised to sum to 1).
         """
-        emb = self.embedding(tokens)  # (B, m)
-        alpha = self.attend(h, keys)  # (B, L)
-        used = alpha if weights is None else weights(alpha)
-        context = ops.sum(used[..., None] * features, axis=1)  # ẑ_t (B, F), eq. 6
+        emb, tag_embeddings = self.embed(tokens, None if tags is None else tags[0])  # (B, m), (R, K, m)
+        if tags is not None:
+            tag_features, tag_keys, prior = self.tag_memory(tag_embeddings, tags[1])
+            L = features.shape[1]
+            joint = self.attend(
+                h,
+                ops.concatenate([keys, tag_keys], axis=1),  # (B, L + K, A)
+                ops.concatenate([ops.zeros_like(keys[..., 0]), ops.cast(prior, keys.dtype)], axis=1),  # (B, L + K)
+            )  # (B, L + K)
+            context = ops.sum(
+                joint[..., None] * ops.concatenate([features, tag_features], axis=1), axis=1
+            )  # ẑ_t (B, F)
+            image = joint[:, :L]
+            alpha = used = image / ops.maximum(ops.sum(image, axis=-1, keepdims=True), 1e-6)  # where in the image
+        else:
+            alpha = self.attend(h, keys)  # (B, L)
+            used = alpha if weights is None else weights(alpha)
+            context = ops.sum(used[..., None] * features, axis=1)  # ẑ_t (B, F), eq. 6
         context = self.context_drop(context, training=training)
         gated = self.gate(h) * context  # β_t ẑ_t (B, F)
         # LSTM (eq. 1), gate order i, f, o, g.

@@ -8,7 +8,9 @@ from keras import ops
 from edgecap.models.base import StepwiseCaptioner
 from edgecap.models.show_attend_tell.config import ShowAttendTellConfig
 from edgecap.models.show_attend_tell.decoder import SoftAttentionDecoder
-from edgecap.runtime.contract import AttentionDecl, StepContract, TensorDecl
+from edgecap.runtime.contract import AttentionDecl, StepContract, TagsDecl, TensorDecl
+
+TAG_IDS, TAG_SCORES = "tag_ids", "tag_scores"  #: the memory tensors of a tag-conditioned model's tags
 
 
 class ShowAttendTell(StepwiseCaptioner):
@@ -16,7 +18,9 @@ class ShowAttendTell(StepwiseCaptioner):
 
     Step contract: state ``h``, ``c`` ``(H,)``; memory ``features (L, F)`` (the annotation
     vectors, projected when ``projection_dim`` > 0) and ``keys (L, A)`` (``W_a a_i + b``);
-    attention ``alpha`` over the ``g × g`` grid.
+    attention ``alpha`` over the ``g × g`` grid. With ``tag_slots`` K > 0 the memory also holds
+    the photo's tags, ``tag_ids int32 (K,)`` and ``tag_scores (K,)``, which the runtime fills
+    from the tagger (:class:`~edgecap.runtime.contract.TagsDecl`), not ``encode``.
 
     Training (teacher forcing) adds the doubly stochastic attention penalty
     ``λ Σ_i (1 − Σ_t α_ti)²`` (eq. 14) to ``self.losses``, divided by the number of target
@@ -62,6 +66,7 @@ class ShowAttendTell(StepwiseCaptioner):
             c.dropout,
             c.context_dropout,
             c.projection_dim,
+            (c.projection_dim or self.spec.dim) if c.tag_slots else 0,
             name="decoder",
         )
         self.doubly_stochastic = doubly_stochastic
@@ -81,16 +86,19 @@ class ShowAttendTell(StepwiseCaptioner):
             )
 
     def step_contract(self) -> StepContract:
-        d, s = self.decoder, self.spec
+        d, s, K = self.decoder, self.spec, self.config.tag_slots
         F = d.projection_dim or s.dim
+        tags = (TensorDecl(TAG_IDS, (K,), "memory", "int32"), TensorDecl(TAG_SCORES, (K,), "memory")) if K else ()
         return StepContract(
             (
                 TensorDecl("h", (d.hidden_dim,), "state"),
                 TensorDecl("c", (d.hidden_dim,), "state"),
                 TensorDecl("features", (s.num_locations, F), "memory"),
                 TensorDecl("keys", (s.num_locations, d.attention_dim), "memory"),
+                *tags,
             ),
             AttentionDecl("alpha", (s.grid, s.grid), "grid"),
+            tags=TagsDecl(TAG_IDS, TAG_SCORES, K, self.config.tag_min_score, self.config.tagger) if K else None,
         )
 
     def start(self, annotations, training: bool = False) -> dict:
@@ -99,8 +107,9 @@ class ShowAttendTell(StepwiseCaptioner):
 
     def step(self, tokens, state: dict, memory: dict, training: bool = False):
         weights = self._argmax_location if self.hard and self.config.hard_decoding == "argmax" else None
+        tags = (memory[TAG_IDS], memory[TAG_SCORES]) if self.config.tag_slots else None
         logits, h, c, alpha, used = self.decoder.step(
-            tokens, state["h"], state["c"], memory["features"], memory["keys"], weights, training=training
+            tokens, state["h"], state["c"], memory["features"], memory["keys"], weights, training=training, tags=tags
         )
         return logits, {"h": h, "c": c}, used
 

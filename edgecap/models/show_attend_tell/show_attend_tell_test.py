@@ -110,3 +110,70 @@ def test_hard_attention_samples_locations_and_reinforce_lowers_the_loss(tmp_path
     model.fit(caption_dataset(split.features, index, caps, 8, seed=1).repeat(), steps_per_epoch=25, epochs=1, verbose=0)
     assert caption_loss() < before - 0.3, (before, caption_loss())
     assert float(model.baseline.numpy()) != baseline_before and float(model.baseline.numpy()) < 0  # a log-likelihood
+
+
+def test_tags_are_attended_beside_the_image_and_an_empty_slot_weighs_nothing():
+    """With ``tag_slots`` the step attends the tags' rows with the image's: a real tag changes
+    the words' log-probabilities, an empty slot (id 0, score 0) next to none; the attention
+    returned is over the image locations only, summing to 1."""
+    model = _tiny(12, projection_dim=8, tag_slots=3)
+    assert float(model.decoder.tag_bias.numpy()) == -2.0  # a continued model starts out on the image
+    model.decoder.tag_bias.assign(3.0)  # as training may raise it
+    contract = model.step_contract()
+    assert contract.tag_names == ("tag_ids", "tag_scores") and "tag_ids" not in contract.encode_names
+    tensors = model.start(_annotations(1))
+    none = model.split(tensors)
+    one = model.split(
+        {**tensors, "tag_ids": np.array([[5, 0, 0]], np.int32), "tag_scores": np.array([[0.9, 0, 0]], np.float32)}
+    )
+    empty = model.split(
+        {**tensors, "tag_ids": np.array([[7, 0, 0]], np.int32), "tag_scores": np.zeros((1, 3), np.float32)}
+    )
+    tokens = np.array([1], np.int32)
+    lp_none, _, alpha = model.decode_step(tokens, *none)
+    lp_one = model.decode_step(tokens, *one)[0]
+    lp_empty = model.decode_step(tokens, *empty)[0]
+    assert alpha.shape == (1, 49) and abs(float(np.sum(alpha)) - 1.0) < 1e-5
+    assert float(np.abs(lp_one - lp_none).max()) > 1e-3
+    assert float(np.abs(lp_empty - lp_none).max()) < float(np.abs(lp_one - lp_none).max()) / 100
+    with pytest.raises(ValueError, match="tag_slots"):
+        ShowAttendTell(12, ShowAttendTellConfig(encoder_weights="none", attention="hard", tag_slots=2))
+
+
+def test_a_tag_conditioned_model_exports_verifies_and_captions_with_the_runtimes_tags(tmp_path, examples):
+    """The file's step takes the tags as memory the runtime fills from its tagger (not from
+    ``encode``); verified against Keras given the same tags; a photo's caption with the
+    detector's tags is what the step gives for the runtime's own tag inputs."""
+    from edgecap.export.exporter import export_model
+    from edgecap.export.verify import verify_export
+    from edgecap.runtime import CaptionerOptions
+    from edgecap.runtime.tag_inputs import tag_input_arrays
+
+    vocab = Vocabulary.build(["a cat on a bed", "a cup on a table", "a person with a phone"], 1)
+    model = _tiny(len(vocab), 3, projection_dim=8, tag_slots=3)
+    path = export_model(model, vocab, tmp_path / "tagged.tflite", "float32")
+    captioner = Captioner.from_file(path, CaptionerOptions(taggers=("coco_detector",), beam_size=2, constrain=False))
+    assert captioner.contract.tags.tagger == "coco_detector" and captioner.contract.tags.size == 3
+    photo = examples / "chelsea.jpg"
+    tags = captioner.tag(photo)
+    inputs = captioner.tag_memory(tags)
+    assert inputs["tag_ids"][0, 0] == vocab.id_of("cat")  # the detector's best tag, in the vocabulary
+    assert inputs == {} or set(inputs) == {"tag_ids", "tag_scores"}
+    np.testing.assert_array_equal(
+        inputs["tag_ids"], tag_input_arrays(tags, captioner.contract.tags, captioner.word_index)["tag_ids"]
+    )
+    with_tags = captioner.caption(photo)
+    state, memory = captioner.encode(captioner.preprocess(photo), tags)
+    assert [h.tokens for h in captioner.search(state, memory)] == [c.token_ids for c in with_tags.nbest][:1]
+    report = verify_export(
+        model,
+        captioner,
+        [photo, examples / "coffee.jpg"],
+        [["a cat"], ["a cup"]],
+        "float32",
+        tags=[captioner.tag_memory(captioner.tag(p)) for p in (photo, examples / "coffee.jpg")],
+    )
+    assert report.passed, report.summary()
+    bare = Captioner.from_file(path, CaptionerOptions(taggers=(), beam_size=2))  # no tagger: empty slots
+    state, memory = bare.encode(bare.preprocess(photo))
+    assert memory["tag_ids"].tolist() == [[0, 0, 0]]

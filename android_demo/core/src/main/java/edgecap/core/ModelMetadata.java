@@ -49,6 +49,15 @@ public final class ModelMetadata {
      */
     public final String itemIdsOutput, itemScoresOutput;
     public final int itemCount;
+    /**
+     * The contract's tags (a tag-conditioned model): the memory tensors the app fills from its
+     * tagger ({@link TagInputs}), ids ({@code int (1, tagCount)}) and scores ({@code float (1,
+     * tagCount)}); null and 0 when the model declares none. Tags scored below {@code tagMinScore}
+     * are left out; {@code tagger} names the built-in tagger whose words the model learned.
+     */
+    public final String tagIdsInput, tagScoresInput, tagger;
+    public final int tagCount;
+    public final double tagMinScore;
     /** Where the flatbuffer ends (the interpreter needs only {@code data[0, flatbufferSize)}). */
     public final int flatbufferSize;
 
@@ -129,6 +138,14 @@ public final class ModelMetadata {
         itemIdsOutput = items == null ? null : items.getString("ids");
         itemScoresOutput = items == null ? null : items.getString("scores");
         itemCount = items == null ? 0 : items.getInt("size");
+        JSONObject tags = contract.optJSONObject("tags");
+        tagIdsInput = tags == null ? null : tags.getString("ids");
+        tagScoresInput = tags == null ? null : tags.getString("scores");
+        tagCount = tags == null ? 0 : tags.getInt("size");
+        tagMinScore = tags == null ? 0.0 : tags.optDouble("min_score", 0.0);
+        tagger = tags == null ? null : tags.optString("tagger", "");
+        if (tags != null && (tagCount < 1 || !(tagMinScore >= 0.0 && tagMinScore <= 1.0) || tagIdsInput.equals(tagScoresInput)))
+            throw new ModelFileException(source + ": the contract's tags are malformed (size " + tagCount + ", min_score " + tagMinScore + ")");
         this.flatbufferSize = flatbufferSize;
     }
 
