@@ -185,7 +185,9 @@ class SoftAttentionDecoder(keras.layers.Layer):
         Returns:
             ``(logits (B, V), h (B, H), c (B, H), alpha (B, L), used (B, L))``; logits are
             unnormalised log-probabilities of y_t, ``used`` the weights the context was made with
-            (with tags: α over the image locations, renormalised to sum to 1).
+            (with tags: α over the image locations, which sum to what the tags leave; in
+            training renormalised to 1 for the doubly stochastic penalty. No division in the
+            exported step: tflite-runtime 2.14's int8 ``DIV`` does not exist).
         """
         emb, tag_embeddings = self.embed(tokens, None if tags is None else tags[0])  # (B, m), (R, K, m)
         if tags is not None:
@@ -199,8 +201,9 @@ class SoftAttentionDecoder(keras.layers.Layer):
             context = ops.sum(
                 joint[..., None] * ops.concatenate([features, tag_features], axis=1), axis=1
             )  # ẑ_t (B, F)
-            image = joint[:, :L]
-            alpha = used = image / ops.maximum(ops.sum(image, axis=-1, keepdims=True), 1e-6)  # where in the image
+            alpha = used = joint[:, :L]  # where in the image (the rest of the weight is on the tags)
+            if training:  # the doubly stochastic penalty sees where it looked in the image, renormalised
+                used = alpha / ops.maximum(ops.sum(alpha, axis=-1, keepdims=True), 1e-6)
         else:
             alpha = self.attend(h, keys)  # (B, L)
             used = alpha if weights is None else weights(alpha)
