@@ -230,6 +230,8 @@ class Config:
             out.append("train.text_fraction needs data.caption_text (the unpaired captions)")
         if self.train.text_fraction and self.train.objective != "cross_entropy":
             out.append("train.text_fraction trains with teacher forcing: set train.objective = 'cross_entropy'")
+        if self.train.annotation_dropout and not getattr(self.model, "tag_slots", 0):
+            out.append("train.annotation_dropout zeroes photos whose tags the model still reads: set model.tag_slots")
         if self.train.objective == "self_critical" and self.train.num_samples < 2:
             out.append(f"train.num_samples must be >= 2 for self-critical training, got {self.train.num_samples}")
         return out + self.model.validate() + _size_problems(self.model)

@@ -135,3 +135,14 @@ def test_rule_7_takes_nats_from_the_words_of_what_the_detector_did_not_see():
         PenalizeTokens([1], 0.0)
     with pytest.raises(ValueError, match="untagged_penalty"):
         ConstraintOptions(untagged_penalty=-1.0)
+
+
+def test_photos_seen_through_tags_alone_need_a_model_that_reads_tags():
+    from edgecap.config import Config, ConfigError
+
+    cfg = Config()
+    cfg.train.annotation_dropout = 0.1
+    with pytest.raises(ConfigError, match="annotation_dropout"):
+        cfg.validate()
+    cfg.model.tag_slots = 4
+    assert cfg.validate() is cfg

@@ -414,18 +414,14 @@ def warm_start(model, init: Path, vocab_size: int | None = None, new_words: str 
     for ours, theirs in zip(model.layers, source.layers):
         pairs = list(zip(ours.weights, theirs.weights))
         if len(ours.weights) != len(theirs.weights):  # a layer that grew (tag inputs): match by name
-            by_name = {_local_path(w, theirs): w for w in theirs.weights}
-            missing = [
-                w.path
-                for w in theirs.weights
-                if _local_path(w, theirs) not in {_local_path(v, ours) for v in ours.weights}
-            ]
+            by_name = {_local_path(w): w for w in theirs.weights}
+            missing = [w.path for w in theirs.weights if _local_path(w) not in {_local_path(v) for v in ours.weights}]
             if missing:
                 raise RunError(
                     f"{init / BEST}: layer {theirs.name} has weights this model lacks ({', '.join(missing)}); train.init_from needs a run of the same sizes"
                 )
-            pairs = [(v, by_name[_local_path(v, ours)]) for v in ours.weights if _local_path(v, ours) in by_name]
-            new = [v.path for v in ours.weights if _local_path(v, ours) not in by_name]
+            pairs = [(v, by_name[_local_path(v)]) for v in ours.weights if _local_path(v) in by_name]
+            new = [v.path for v in ours.weights if _local_path(v) not in by_name]
             print(f"warm start: {', '.join(new)} start afresh (not in {init / BEST})")
         for v, w in pairs:
             if tuple(v.shape) == tuple(w.shape):
@@ -478,7 +474,7 @@ def _training_tags(
     return photo, tag_arrays(pseudo_tags(text, rates, categories, seed), decl, index)
 
 
-def _local_path(weight, layer) -> str:
+def _local_path(weight) -> str:
     """A weight's path without the model's name, which differs between two built models
     (``show_attend_tell_1/tag_projection/kernel`` → ``tag_projection/kernel``)."""
     return weight.path.split("/", 1)[-1]
@@ -531,6 +527,8 @@ def train(
             cfg, len(vocab), cache_dir=cache_dir
         )  # frozen encoder layers: training reads their cached output
     tags_decl = model.step_contract().tags
+    if tags_decl is not None and self_critical:
+        raise ConfigError("model.tag_slots trains with teacher forcing: set train.objective = 'cross_entropy'")
     photo_tags = text_tags = None
     if tags_decl is not None:  # the tagger's tags of every photo; pseudo-tags for the text
         photo_tags, text_tags = _training_tags(
