@@ -62,8 +62,8 @@ class ConstraintOptions:
             this (nats per word, <= 0; 0: constrain whatever the free caption's probability).
         untagged_penalty: a tag-conditioned model only: nats taken from the words of each COCO
             category the detector did not tag (0: off; ``inf``: never said). 2 was chosen on the
-            dev sets for the default model (docs/experiments/grounded_captions.md); 5 halves
-            ``coco_dev``'s CHAIRs again at a cost on Flickr8k.
+            dev sets for the default model (docs/experiments/grounded_captions.md); 5 brings
+            ``coco_dev``'s dev CHAIRs from 46 to 34 at a cost on Flickr8k.
         untagged_below: a category scored below this by the detector counts as untagged.
         untagged_tagger: the tagger whose tags say what is there (its labels are COCO's).
 
