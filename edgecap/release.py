@@ -499,14 +499,10 @@ def _training_data(data: dict | None) -> str:
     text = "Flickr8k (Hodosh, Young & Hockenmaier 2013, JAIR 47), standard 6000/1000/1000 split"
     extra = (data or {}).get("extra_train") or []
     if extra:
-        text += f"; with the captioned photos of {', '.join(f'`{f}`' for f in extra)}" + (
-            " (2,705 COCO photos, 13,532 captions; Lin et al. 2014, Chen et al. 2015)"
-            if extra == ["coco_train"]
-            else ""
-        )
+        text += f"; with the captioned photos of {', '.join(f'`{f}`' for f in extra)}"
     if (data or {}).get("caption_text"):
-        text += "; the decoder also learned from 141,659 Flickr30k and COCO captions without photos (`caption_text`)"
-    dev = "dev CIDEr-D (the mean of Flickr8k dev and `coco_dev`)" if extra else "dev CIDEr-D"
+        text += "; the decoder also learned from captions without photos (`data.caption_text`)"
+    dev = "dev CIDEr-D (the mean over Flickr8k dev and `data.extra_dev`)" if extra else "dev CIDEr-D"
     return f"{text}; checkpoint selected on {dev}; decoding chosen on dev."
 
 

@@ -30,6 +30,7 @@ from edgecap.data.readers import CaptionedImage
 from edgecap.runtime.contract import TagsDecl
 from edgecap.runtime.objects import objects, reference_objects
 from edgecap.runtime.tag_inputs import tag_input_rows
+from edgecap.runtime.vocabulary import Vocabulary
 from edgecap.utils import atomic_write_text, sha256_file
 
 #: A photo's tags as cached: ``(word, score)``, best first (every tag the tagger gives, any score).
@@ -38,20 +39,14 @@ PhotoTags = list[tuple[str, float]]
 
 def category_words(tagger_name: str) -> dict[str, str]:
     """The tagger's label → the word its tags carry (``"dining table"`` → ``"table"``, ``"person"``
-    → ``"person"``), for every label that gives a tag."""
+    → ``"person"``), for every label that gives a tag (:func:`~edgecap.runtime.tagger.detector_word`)."""
     from edgecap.runtime.presets import tagger_path
-    from edgecap.runtime.tagger import UNUSED_LABEL, read_tag_words
+    from edgecap.runtime.tagger import detector_word, read_tag_words
 
     path = tagger_path(tagger_name)
     words = read_tag_words(path.with_suffix(".words.json"), path.with_suffix(".labels.txt"))
-    out = {}
-    for label, forms in zip(words.labels, words.words):
-        name = label.split(",")[0].strip()
-        if forms:
-            out[name] = forms[0]
-        elif name and name != UNUSED_LABEL and " " not in name:
-            out[name] = name
-    return out
+    named = (detector_word(label, forms) for label, forms in zip(words.labels, words.words))
+    return dict(n for n in named if n is not None)
 
 
 def cached_tags(
@@ -204,17 +199,18 @@ def tag_arrays(tags: Sequence[PhotoTags], decl: TagsDecl, word_index: Mapping[st
     return {decl.ids: ids, decl.scores: scores}
 
 
-def tag_rows(tags: Sequence[PhotoTags], decl: TagsDecl, word_index: Mapping[str, int]) -> list[dict[str, np.ndarray]]:
-    """Per photo, its tag tensors as the step takes them, ``{decl.ids: int32 (1, K), decl.scores:
-    float32 (1, K)}`` (for calibration and the export check, photo by photo)."""
-    arrays = tag_arrays(tags, decl, word_index)
-    return [{name: value[n : n + 1] for name, value in arrays.items()} for n in range(len(tags))]
+def tag_rows(arrays: Mapping[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """:func:`tags_for`'s tensors photo by photo, ``(1, K)`` each, as the step takes them (for
+    calibration and the export check)."""
+    n = len(next(iter(arrays.values())))
+    return [{name: value[i : i + 1] for name, value in arrays.items()} for i in range(n)]
 
 
-def tags_for(decl: TagsDecl | None, vocab_words: Sequence[str], items: Sequence[CaptionedImage], cache_dir=None):
+def tags_for(
+    decl: TagsDecl | None, vocab: Vocabulary, items: Sequence[CaptionedImage], cache_dir=None, desc: str = "tagging"
+) -> dict[str, np.ndarray] | None:
     """The tag tensors of ``items`` for a model with tag inputs (``decl``; :func:`tag_arrays` of
     the built-in tagger's cached tags), or None for a model without."""
     if decl is None:
         return None
-    index = {w: i for i, w in enumerate(vocab_words)}
-    return tag_arrays(cached_tags(items, decl.tagger, cache_dir), decl, index)
+    return tag_arrays(cached_tags(items, decl.tagger, cache_dir, desc), decl, vocab.index)

@@ -128,7 +128,7 @@ def evaluate(
             max_length,
             progress=True,
             no_repeat_ngram_size=no_repeat_ngram_size,
-            tags=tags_for(model.step_contract().tags, vocab.words, items),  # a tag-conditioned model's
+            tags=tags_for(model.step_contract().tags, vocab, items),  # a tag-conditioned model's
         )
         captions = {it.image_id: " ".join(vocab.decode(h.tokens)) for it, h in zip(items, hyps)}
     else:
@@ -418,7 +418,7 @@ def select_decoding(
     feats = _features_for_run(cfg, model, items, split)
     refs = {it.image_id: it.captions for it in items}
     step = KerasStep(model)
-    tags = tags_for(model.step_contract().tags, vocab.words, items)
+    tags = tags_for(model.step_contract().tags, vocab, items)
     table = []
     for n in no_repeat_ngram_sizes:
         for k in beam_sizes:

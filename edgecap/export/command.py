@@ -79,13 +79,10 @@ def export_captioner(
     tags_decl = model.step_contract().tags
     calib_tags = check_tags = None
     if tags_decl is not None:  # the photos' tags, as the runtime's tagger gives them
-        from edgecap.data.tags import cached_tags, tag_rows
+        from edgecap.data.tags import tag_rows, tags_for
 
-        index = {w: i for i, w in enumerate(vocab.words)}
-        calib_tags = tag_rows(cached_tags(calib, tags_decl.tagger, desc="tagging calibration photos"), tags_decl, index)
-        check_tags = tag_rows(
-            cached_tags(check, tags_decl.tagger, desc="tagging verification photos"), tags_decl, index
-        )
+        calib_tags = tag_rows(tags_for(tags_decl, vocab, calib, desc="tagging calibration photos"))
+        check_tags = tag_rows(tags_for(tags_decl, vocab, check, desc="tagging verification photos"))
 
     def calibration():
         return representative_dataset(

@@ -63,6 +63,19 @@ class Tag:
         return out
 
 
+def detector_word(label: str, forms: tuple[str, ...]) -> tuple[str, str] | None:
+    """``(name, word)`` of a detector's tag for ``label`` (its first part before a comma) with
+    these mapped ``forms``: the first form, or the name itself for a one-word label mapped to no
+    form (the COCO detector's person: seen by a tag-conditioned model, never forced); None for a
+    label that gives no tag (an unused class id, a several-word label mapped to nothing)."""
+    name = label.split(",")[0].strip()
+    if forms:
+        return name, forms[0]
+    if not name or name == UNUSED_LABEL or " " in name:
+        return None
+    return name, name
+
+
 @dataclass
 class TaggerOptions:
     """Which tags to return (MediaPipe's ``ClassifierOptions`` / ``DetectorOptions``).
@@ -335,10 +348,10 @@ class Tagger:
         best: dict[str, Tag] = {}
         for j in range(n):
             label, forms = self._label(int(classes[0, j]))
-            name = label.split(",")[0].strip()
-            if not forms and (not name or name == UNUSED_LABEL or " " in name):
+            named = detector_word(label, forms)
+            if named is None:
                 continue
-            word = forms[0] if forms else name  # a label mapped to no word (person) is seen, never forced
+            name, word = named
             score = float(scores[0, j])
             if word not in best or score > best[word].score:
                 box = tuple(float(v) for v in np.clip(boxes[0, j], 0.0, 1.0))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import collections
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIAL_TOKENS = (PAD, START, END, UNK)
@@ -90,6 +91,11 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.words)
+
+    @property
+    def index(self) -> Mapping[str, int]:
+        """Word → id, every word (read-only)."""
+        return MappingProxyType(self._index)
 
     def id_of(self, word: str) -> int | None:
         """The id of ``word``, or None when it is not in the vocabulary."""

@@ -458,20 +458,19 @@ def _training_tags(
     The photos' tags are the built-in tagger's (:func:`edgecap.data.tags.cached_tags`); the
     sentences' are pseudo-tags drawn at the rates measured on the training photos, which are
     written to the run directory (``tag_rates.json``)."""
-    from edgecap.data.tags import cached_tags, category_words, measure_tag_rates, pseudo_tags, tag_arrays
+    from edgecap.data.tags import cached_tags, category_words, measure_tag_rates, pseudo_tags, tag_arrays, tags_for
 
-    index = {w: i for i, w in enumerate(vocab.words)}
     for split in devs:
-        split.tags = tag_arrays(cached_tags(split.items, decl.tagger, cache_dir, "tagging dev photos"), decl, index)
+        split.tags = tags_for(decl, vocab, split.items, cache_dir, "tagging dev photos")
     tags = cached_tags(train_split.items, decl.tagger, cache_dir, "tagging training photos")
-    photo = tag_arrays(tags, decl, index)
+    photo = tag_arrays(tags, decl, vocab.index)
     if not text:
         return photo, None
     categories = category_words(decl.tagger)
     rates = measure_tag_rates(train_split.items, tags, categories, decl.min_score)
     if is_chief():
         atomic_write_text(run_dir / "tag_rates.json", json.dumps(rates.to_json(), indent=1))
-    return photo, tag_arrays(pseudo_tags(text, rates, categories, seed), decl, index)
+    return photo, tag_arrays(pseudo_tags(text, rates, categories, seed), decl, vocab.index)
 
 
 def _local_path(weight) -> str:
