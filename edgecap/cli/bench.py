@@ -41,11 +41,33 @@ from edgecap.cli.common import fail
     metavar="REVISION",
     help="Also time each model with the code and built-in files of this git revision, in the same run (e.g. a release tag).",
 )
-def command(models, threads, image_dir, repeats, keras_run, json_path, baseline):
+@click.option(
+    "--video",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Instead: time captioning this video against decoding it (every frame considered), and LIVE_STREAM's latency with the frames fed at the file's pace (the first --model, the first --threads; pip install 'edgecap[video]').",
+)
+def command(models, threads, image_dir, repeats, keras_run, json_path, baseline, video):
     """Time load, encode, decode steps and whole captions of one or more models in one run;
     MACs and the floor (integer MACs at the int8 rate, float MACs at the float32 rate, both measured in the same run); compare with Keras float generation."""
     from edgecap.bench import format_report, run_bench
     from edgecap.runtime.presets import resolve_model
+
+    if video:
+        from edgecap.bench_video import format_video_report, run_video_bench
+        from edgecap.runtime import ModelFileError
+        from edgecap.runtime.video import VideoError
+
+        try:
+            thread_counts = [int(t) for t in threads.split(",") if t.strip()]
+            report = run_video_bench(resolve_model(models[0] if models else None), Path(video), thread_counts[0])
+        except (ValueError, ModelFileError, VideoError) as e:
+            fail(str(e))
+        click.echo(format_video_report(report))
+        if json_path:
+            from edgecap.utils import atomic_write_text
+
+            atomic_write_text(json_path, json.dumps(report, indent=1))
+        return
 
     try:
         paths = [resolve_model(m) for m in models] if models else [resolve_model(None)]

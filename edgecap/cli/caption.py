@@ -27,7 +27,7 @@ def _tag_text(tag) -> str:
 
 
 @click.command("caption")
-@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.argument("images", nargs=-1, type=click.Path())
 @click.option(
     "--model",
     "model_path",
@@ -114,6 +114,31 @@ def _tag_text(tag) -> str:
     default=None,
     help="A tag-conditioned model (the default): nats taken from the words of each COCO object the detector did not see (default 2, chosen on the dev sets; 5: fewer invented objects on coco_dev, CHAIRs 34 % against 46 %, at a cost on Flickr8k; 0: off; inf: never said).",
 )
+@click.option(
+    "--every",
+    type=click.FloatRange(0.0),
+    default=1.0,
+    show_default=True,
+    help="Videos and cameras: seconds between the frames considered (0 = every frame); a considered frame is captioned when its scene changed (pip install 'edgecap[video]').",
+)
+@click.option(
+    "--camera",
+    default=None,
+    help="Caption a camera instead of files: a V4L2 index (0 = /dev/video0, USB and CSI cameras on a Raspberry Pi or a Jetson) or a stream URL (rtsp://...). Ctrl-C stops.",
+)
+@click.option(
+    "--max-interval",
+    type=click.FloatRange(0.0, min_open=True),
+    default=None,
+    help="Videos and cameras: seconds after which an unchanged scene is captioned again (default 10).",
+)
+@click.option(
+    "--format",
+    "subtitle_format",
+    type=click.Choice(["vtt", "srt"]),
+    default=None,
+    help="Videos: write the caption spans as subtitles, WebVTT (what an HTML <video> track reads) or SubRip.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Say which interpreter runs the model, and the timings.")
 def command(
     images,
@@ -135,15 +160,35 @@ def command(
     show_tags,
     constrain,
     untagged_penalty,
+    every,
+    camera,
+    max_interval,
+    subtitle_format,
     verbose,
 ):
-    """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow.
+    """Caption IMAGES (files or folders) with a TFLite model, without TensorFlow; or videos
+    (anything FFmpeg reads) and cameras (--camera), a caption per scene.
 
     Every photo that can be read is captioned; each one that cannot (and each folder without
     images) is named on stderr with its cause, and the exit status is then 2; Ctrl-C stops with status 130, the lines written so far whole."""
     from edgecap.runtime import Captioner, CaptionerOptions, ModelFileError, NoInterpreterError
     from edgecap.runtime.guidance import DEFAULT_TAGGERS, ConstraintOptions
     from edgecap.runtime.presets import resolve_model
+    from edgecap.runtime.running_modes import SceneOptions
+    from edgecap.runtime.video import is_video
+
+    videos = [i for i in images if is_video(i)]
+    if not images and camera is None:
+        fail("give photos or folders, videos, or --camera")
+    if camera is not None and images:
+        fail("--camera captions the camera alone; give no files with it")
+    if videos and len(videos) != len(images):
+        fail("give photos or videos, not both, in one run")
+    watching = bool(videos) or camera is not None
+    if subtitle_format and (not watching or as_json or len(videos) > 1):
+        fail("--format writes one video's (or the camera's) subtitles: give one video and no --json")
+    if watching and attention_dir:
+        fail("--attention-dir draws photos' attention; not for videos")
 
     if "none" in taggers and len(taggers) > 1:
         fail("--tagger none cannot be combined with other taggers")
@@ -169,6 +214,9 @@ def command(
             constraints=ConstraintOptions()
             if untagged_penalty is None
             else ConstraintOptions(untagged_penalty=untagged_penalty),
+            scene=SceneOptions()
+            if max_interval is None
+            else SceneOptions(min_interval=min(1.0, max_interval), max_interval=max_interval),
         )
         captioner = Captioner.from_file(path, options)
     except (ModelFileError, NoInterpreterError, ValueError) as e:
@@ -187,11 +235,16 @@ def command(
         m = captioner.metadata
         click.echo(f"model {path}: {m.name} {m.version} ({m.quantization}), interpreter: {captioner.backend}", err=True)
     try:
-        results = _results(captioner, path, options, images, workers)
-        try:
-            failures = _caption_each(results, as_json, show_attributes, show_tags, verbose, attention_dir)
-        finally:
-            results.close()
+        if watching:
+            from edgecap.cli.caption_video import caption_videos
+
+            failures = caption_videos(captioner, videos, camera, every, subtitle_format, as_json, show_tags)
+        else:
+            results = _results(captioner, path, options, images, workers)
+            try:
+                failures = _caption_each(results, as_json, show_attributes, show_tags, verbose, attention_dir)
+            finally:
+                results.close()
     except KeyboardInterrupt:  # Ctrl-C: every line written so far is whole (one write a line)
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -13,6 +13,7 @@ from edgecap.runtime.retriever import (
     Retriever,
     RetrieverOptions,
 )
+from edgecap.runtime.running_modes import CaptionSpan, RunningMode, SceneOptions, VideoCaptionResult
 from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
 
 __all__ = [
@@ -35,4 +36,8 @@ __all__ = [
     "Tag",
     "Tagger",
     "TaggerOptions",
+    "CaptionSpan",
+    "RunningMode",
+    "SceneOptions",
+    "VideoCaptionResult",
 ]

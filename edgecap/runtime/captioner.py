@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,15 @@ from edgecap.runtime.guidance import (
 )
 from edgecap.runtime.interpreter import BACKENDS, Signature, check_kernels, make_interpreter, quiet_native_logs
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from edgecap.runtime.running_modes import (
+    CaptionSpan,
+    LiveStream,
+    RunningMode,
+    SceneOptions,
+    VideoCaptionResult,
+    VideoStream,
+    spans,
+)
 from edgecap.runtime.tag_inputs import tag_input_arrays
 from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
 
@@ -74,10 +84,17 @@ class CaptionerOptions:
         constrain: let the taggers' words constrain the beam search (Anderson et al. 2017;
             :mod:`edgecap.runtime.guidance` decides which and when); False: tags are only reported.
         constraints: the rules of ``constrain``.
+        running_mode: IMAGE (:meth:`Captioner.caption`), VIDEO (:meth:`Captioner.caption_for_video`)
+            or LIVE_STREAM (:meth:`Captioner.caption_async`), after MediaPipe Tasks
+            (:mod:`edgecap.runtime.running_modes`); ``caption()`` and ``caption_video()`` work in any.
+        result_callback: LIVE_STREAM's ``callback(result, timestamp_ms)``, ``result`` a
+            :class:`~edgecap.runtime.running_modes.VideoCaptionResult`; called on a worker thread.
+        scene: which frames of a video or stream get a new caption.
 
     Raises:
         ValueError: a value out of its range (beam size, n-best size, n-gram size, length,
-            threads, pixels), or unknown ``kernels``.
+            threads, pixels), unknown ``kernels``, or LIVE_STREAM without a result callback
+            (or a callback in another mode).
     """
 
     beam_size: int | None = None
@@ -96,6 +113,9 @@ class CaptionerOptions:
     tagger_options: TaggerOptions = field(default_factory=TaggerOptions)
     constrain: bool = True
     constraints: ConstraintOptions = field(default_factory=ConstraintOptions)
+    running_mode: RunningMode = RunningMode.IMAGE
+    result_callback: Callable[[VideoCaptionResult, int], None] | None = None
+    scene: SceneOptions = field(default_factory=SceneOptions)
 
     def __post_init__(self):
         if self.beam_size is not None and self.beam_size < 1:
@@ -111,6 +131,10 @@ class CaptionerOptions:
         if self.max_pixels < 1:
             raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
         check_kernels(self.kernels)
+        if (self.running_mode is RunningMode.LIVE_STREAM) != (self.result_callback is not None):
+            raise ValueError(
+                f"result_callback must be given in LIVE_STREAM mode and only then (running_mode {self.running_mode.name})"
+            )
 
 
 @dataclass
@@ -306,6 +330,9 @@ class Captioner:
         self.taggers = [self._load_tagger(t) for t in self.options.taggers]
         self._pool: ThreadPoolExecutor | None = None
         self.lock = threading.RLock()  #: held while the interpreter holds one photo's memory
+        mode, scene, callback = self.options.running_mode, self.options.scene, self.options.result_callback
+        self._video = VideoStream(self.caption, scene) if mode is RunningMode.VIDEO else None
+        self._live = LiveStream(self.caption, callback, scene) if callback is not None else None
         self._warm_up()
 
     def _load_tagger(self, name_or_path: str) -> Tagger:
@@ -575,3 +602,76 @@ class Captioner:
             constraints,
             met,
         )
+
+    # --- video and live-stream modes (edgecap.runtime.running_modes) --------------------------
+    def caption_for_video(self, frame: ImageInput, timestamp_ms: int) -> VideoCaptionResult:
+        """VIDEO mode: one decoded frame (e.g. a ``uint8 (H, W, 3)`` array from picamera2 or
+        OpenCV, RGB) at its time; captioned if its scene changed (``options.scene``), else the
+        last caption held (``result.new`` says which).
+
+        Raises:
+            ValueError: not in VIDEO mode, or a timestamp not after the last one (names both).
+            ImageLoadError, ModelFileError: as :meth:`caption`.
+        """
+        if self._video is None:
+            raise ValueError(f"caption_for_video needs running_mode VIDEO, not {self.options.running_mode.name}")
+        return self._video.caption_for_video(frame, timestamp_ms)
+
+    def caption_async(self, frame: ImageInput, timestamp_ms: int) -> None:
+        """LIVE_STREAM mode: hand in a camera frame and return at once; ``options.result_callback``
+        gets ``(result, timestamp_ms)`` on a worker thread, in timestamp order. While a frame is
+        captioned at most one waits: a newer frame replaces it (:class:`~edgecap.runtime.running_modes.LiveStream`).
+
+        Raises:
+            ValueError: not in LIVE_STREAM mode, or a timestamp not after the last one. The
+                callback's (or a caption's) exception, raised by the next call after it.
+        """
+        if self._live is None:
+            raise ValueError(f"caption_async needs running_mode LIVE_STREAM, not {self.options.running_mode.name}")
+        self._live.caption_async(frame, timestamp_ms)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """LIVE_STREAM: wait until the waiting frame is answered (True at once in other modes)."""
+        return True if self._live is None else self._live.flush(timeout)
+
+    def close(self) -> None:
+        """Answer LIVE_STREAM's waiting frame and stop the worker threads (the object stays usable
+        for :meth:`caption`)."""
+        if self._live is not None:
+            self._live.close()
+        with self.lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> "Captioner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def caption_video(
+        self, source: str | Path | int, every: float = 1.0, camera: bool = False, progress: bool = False
+    ) -> Iterator[CaptionSpan]:
+        """Caption a video file (anything FFmpeg reads; PyAV, ``pip install 'edgecap[video]'``) or,
+        with ``camera``, a camera index or stream URL: one :class:`~edgecap.runtime.running_modes.CaptionSpan`
+        per new caption, in time order, each yielded when the next starts.
+
+        Args:
+            source: a path; with ``camera``, a V4L2 index (``/dev/videoN``) or a URL (``rtsp://``).
+            every: seconds between the frames considered (0: every frame); a considered frame is
+                captioned if the scene changed (``options.scene``).
+            camera: read ``source`` as a camera or stream.
+            progress: a progress bar on stderr (the video's seconds, ETA).
+
+        Raises:
+            VideoError: the source cannot be opened, has no video stream, or stops being
+                readable (after the spans so far). ValueError: a negative ``every``.
+        """
+        from edgecap.runtime.video import VideoSource
+
+        with VideoSource(source, camera) as video:
+            frames = video.frames(every, self.options.scene.thumbnail)
+            if progress:
+                frames = video.with_progress(frames)
+            yield from spans(frames, self.caption, self.options.scene, lambda: video.position + video.frame_duration)
