@@ -40,6 +40,13 @@ from edgecap.cli.common import fail, kernel_options, tensorflow_command
     multiple=True,
     help="Caption with this built-in tagger's words as constraints (a .tflite SOURCE; repeat for several; default: none, the model alone). `--tagger coco_detector` scores the default pipeline of `edgecap caption`.",
 )
+@click.option(
+    "--duplicates",
+    type=click.Choice(["refuse", "first", "last"]),
+    default="refuse",
+    show_default=True,
+    help="A CAPTIONS.jsonl SOURCE with two records of one photo (the same path twice, or the same file name in two folders): refuse, naming both lines, or keep the first or the last.",
+)
 @click.option("--spice", is_flag=True, help="Also compute SPICE (needs a CoreNLP download: fails offline).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write metrics and captions as JSON here.")
 def command(
@@ -55,13 +62,17 @@ def command(
     threads,
     kernels,
     taggers,
+    duplicates,
     spice,
     output,
 ):
-    """Score SOURCE (a run directory or a .tflite file) with BLEU, METEOR, ROUGE-L, CIDEr-D; an
-    image–sentence alignment model with R@1/5/10 and median rank in both directions; an
-    attribute detector run with mAP, P@10 and R@10 beside the most frequent attributes."""
-    tensorflow_command()
+    """Score SOURCE (a run directory, a .tflite file, or the JSON Lines of `edgecap caption --json`)
+    with BLEU, METEOR, ROUGE-L, CIDEr-D and CHAIR; an image–sentence alignment model with R@1/5/10
+    and median rank in both directions; an attribute detector run with mAP, P@10 and R@10 beside
+    the most frequent attributes. Scoring a .jsonl file needs only the base install and [eval]."""
+    jsonl = Path(source).suffix == ".jsonl"
+    if not jsonl:  # a .jsonl file is only scored: no TensorFlow
+        tensorflow_command()
     from edgecap.evaluation.evaluate import write_report
 
     options = dict(
@@ -76,6 +87,7 @@ def command(
         kernels=kernels,
         taggers=tuple(taggers),
         spice=spice,
+        duplicates=duplicates,
     )
     try:
         if Path(source).is_dir():  # a run: its files and data checked before TensorFlow is imported

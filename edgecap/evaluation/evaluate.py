@@ -62,6 +62,7 @@ def evaluate(
     no_repeat_ngram_size: int | None = None,
     kernels: str = "default",
     taggers: tuple[str, ...] = (),
+    duplicates: str = "refuse",
 ) -> dict:
     """Caption every image of ``split`` and compute the COCO caption metrics and CHAIR (×100;
     :mod:`edgecap.evaluation.chair`: the ground-truth objects from the references' words).
@@ -81,6 +82,8 @@ def evaluate(
             (:class:`edgecap.runtime.CaptionerOptions`).
         taggers: built-in tagger names whose tags constrain the captions as in ``edgecap
             caption`` (a ``.tflite`` source only; :mod:`edgecap.runtime.guidance`).
+        duplicates: a ``.jsonl`` source's rule for two records of one photo
+            (:func:`read_caption_records`).
 
     Returns:
         ``{"source", "split", "images", "beam_size", "length_penalty", "no_repeat_ngram_size", "taggers", "constrained", "metrics", "hallucinated", "seconds", "captions"}``;
@@ -90,7 +93,7 @@ def evaluate(
 
     Raises:
         ValueError: ``taggers`` with a run directory; a ``.jsonl`` source naming a photo that is
-            not in ``split``, or a malformed line.
+            not in ``split``, a malformed, oversized or repeated record (:func:`read_caption_records`).
     """
     from edgecap.runs import read_splits
 
@@ -106,7 +109,7 @@ def evaluate(
     if source.suffix == ".jsonl":
         cfg = Config.load(config) if config else default_config()
         items = read_splits(cfg, (split,), data_root)[split]
-        captions, items = read_caption_records(source, items, split)
+        captions, items = read_caption_records(source, items, split, duplicates)
         beam_size = length_penalty = no_repeat_ngram_size = None  # as the file's maker chose
     elif source.is_dir():
         from edgecap.models.keras_step import KerasStep, caption_features
@@ -179,36 +182,97 @@ def evaluate(
     }
 
 
-def read_caption_records(path: Path, items: list, split: str = "test") -> tuple[dict[str, str], list]:
+#: the longest line of a caption file read (a record is a few hundred bytes; its n-best and tags
+#: a few KB): beyond it the line is refused before it is parsed
+MAX_RECORD_BYTES = 1 << 20
+#: the longest caption scored, in characters (the runtime writes at most max_length words)
+MAX_CAPTION_CHARS = 2000
+DUPLICATES = ("refuse", "first", "last")
+
+
+def read_caption_records(
+    path: Path, items: list, split: str = "test", duplicates: str = "refuse"
+) -> tuple[dict[str, str], list]:
     """The captions of an ``edgecap caption --json`` file for the photos of a split, matched by
-    file name; records with an ``error`` are left out.
+    file name; records with an ``error`` are left out. Needs no TensorFlow.
+
+    Args:
+        path: the JSON Lines file.
+        items: the split's photos.
+        duplicates: two records of one photo (the same path twice, or two folders' photos of
+            the same file name): ``"refuse"``, or keep the ``"first"`` or the ``"last"``.
 
     Returns:
         ``({image_id: caption}, the items captioned)``.
 
     Raises:
-        ValueError: a line that is not a caption record (``file:line``), a photo not in the
-            split, or no photo of the split at all.
+        ValueError: naming ``file:line``: a line over :data:`MAX_RECORD_BYTES` (refused before it
+            is parsed), not a caption record (not JSON, nested too deeply, ``image`` or
+            ``caption`` of another type), a caption over :data:`MAX_CAPTION_CHARS`, a photo not
+            in the split, two records of one photo (both lines named) unless ``duplicates``
+            says which wins; or no photo of the split at all.
     """
+    if duplicates not in DUPLICATES:
+        raise ValueError(f"duplicates must be one of {DUPLICATES}, got {duplicates!r}")
     by_name = {it.path.name: it for it in items}
     captions: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                name, caption, error = Path(record["image"]).name, record["caption"], record.get("error")
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{n}: not a caption record of `edgecap caption --json` ({e})") from None
-            if error is not None:
+    seen: dict[str, tuple[int, str]] = {}  # image id -> (line, the record's image)
+    with open(path, encoding="utf-8", errors="strict") as f:
+        for n, name, image, caption in _records(f, path):
+            if caption is None:
                 continue
             if name not in by_name:
                 raise ValueError(f"{path}:{n}: {name} is not a photo of the {split} split")
-            captions[by_name[name].image_id] = caption
+            image_id = by_name[name].image_id
+            if image_id in seen:
+                first, other = seen[image_id]
+                if duplicates == "refuse":
+                    raise ValueError(
+                        f"{path}:{n}: {image} is the photo of line {first} ({other}) again; "
+                        "say which record counts (--duplicates first|last)"
+                    )
+                if duplicates == "first":
+                    continue
+            seen[image_id] = (n, image)
+            captions[image_id] = caption
     if not captions:
         raise ValueError(f"{path}: no caption of a {split} photo")
     return captions, [it for it in items if it.image_id in captions]
+
+
+def _records(f, path: Path):
+    """``(line number, file name, image, caption or None for an error record)`` of each record."""
+    n = 0
+    while True:
+        try:
+            line = f.readline(MAX_RECORD_BYTES + 1)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}:{n + 1}: not UTF-8 ({e.reason} at byte {e.start})") from None
+        if not line:
+            return
+        n += 1
+        if len(line) > MAX_RECORD_BYTES:
+            raise ValueError(f"{path}:{n}: a line over {MAX_RECORD_BYTES} bytes is not a caption record")
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except RecursionError:
+            raise ValueError(f"{path}:{n}: JSON nested too deeply for a caption record") from None
+        except ValueError as e:
+            raise ValueError(f"{path}:{n}: not a caption record of `edgecap caption --json` ({e})") from None
+        image = record.get("image") if isinstance(record, dict) else None
+        caption, error = (record.get("caption"), record.get("error")) if isinstance(record, dict) else (None, None)
+        if not isinstance(image, str) or not image:
+            raise ValueError(f"{path}:{n}: a caption record needs 'image', a path (got {type(image).__name__})")
+        if error is not None:
+            yield n, Path(image).name, image, None
+            continue
+        if not isinstance(caption, str):
+            raise ValueError(f"{path}:{n}: 'caption' must be a string, got {type(caption).__name__}")
+        if len(caption) > MAX_CAPTION_CHARS:
+            raise ValueError(f"{path}:{n}: a caption of {len(caption)} characters (at most {MAX_CAPTION_CHARS})")
+        yield n, Path(image).name, image, caption
 
 
 def evaluate_retrieval(
