@@ -124,6 +124,48 @@ def test_bad_tagger_files_are_one_error_naming_the_file(tmp_path):
         Tagger.create_from_model_path(path)
 
 
+def _hostile(words: dict) -> dict[str, tuple[str, str]]:
+    """Mappings a hostile or careless tagger file may hold → (the JSON text, the refusal's words)."""
+    first = words["labels"][1]
+
+    def with_entry(**entry) -> str:
+        return json.dumps({**words, "labels": [words["labels"][0], {**first, **entry}, *words["labels"][2:]]})
+
+    return {
+        "deep": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        "nan": (json.dumps({**words, "label_offset": float("nan")}), "NaN is not a number"),
+        "overflow": (json.dumps(words).replace('"label_offset": 1', '"label_offset": 1e999'), "'label_offset' must be"),
+        "float-offset": (json.dumps({**words, "label_offset": 1.0}), "'label_offset' must be an integer"),
+        "words-a-string": (with_entry(words="person"), r"labels\[1\].words must be a list"),
+        "label-a-number": (with_entry(label=7), r"labels\[1\].label must be a string"),
+        "word-a-number": (with_entry(words=[3]), r"labels\[1\].words must be a list"),
+        "special-token": (with_entry(words=["<end>"]), "nor <special> ones"),
+        "kind-a-list": (json.dumps({**words, "kind": ["detector"]}), "'kind' must be a string"),
+        "not-an-object": (json.dumps(words["labels"]), "the mapping must be a JSON object"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["deep", "nan", "overflow", "float-offset", "words-a-string", "label-a-number", "word-a-number",
+     "special-token", "kind-a-list", "not-an-object"],
+)  # fmt: skip
+def test_hostile_word_mappings_are_refused_naming_the_file_and_field(tmp_path, case):
+    """Issue 48, class 1: every field typed and bounded like the model's metadata; nothing
+    converted (a string of words is not one tag per letter)."""
+    path = _copy_tagger(tmp_path)
+    text, expected = _hostile(json.loads(path.with_suffix(".words.json").read_text()))[case]
+    path.with_suffix(".words.json").write_text(text)
+    with pytest.raises(ModelFileError, match=rf"t.words.json: .*{expected}"):
+        Tagger.create_from_model_path(path)
+
+
+def test_a_special_token_is_never_a_tag_word():
+    captioner = Captioner.from_preset("show_attend_tell_flickr8k", CaptionerOptions(taggers=()))
+    assert not {"<pad>", "<start>", "<end>", "<unk>"} & set(captioner.word_index)
+    assert "dog" in captioner.word_index
+
+
 def _tag(word, score, forms=None):
     return Tag(word, score, "test", word, tuple(forms or (word, word + "s")))
 

@@ -326,7 +326,9 @@ class Captioner:
             m.no_repeat_ngram_size if self.options.no_repeat_ngram_size is None else self.options.no_repeat_ngram_size
         )
         self.suppress = decoding_processors(m.pad_id, m.start_id, m.end_id, m.unk_id, no_repeat)
-        self.word_index = {w: i for i, w in enumerate(self.vocabulary)}
+        specials = {m.pad_id, m.start_id, m.end_id, m.unk_id}
+        #: caption word → id, for tags (the special tokens left out: a tag never names one)
+        self.word_index = {w: i for i, w in enumerate(self.vocabulary) if i not in specials}
         self.taggers = [self._load_tagger(t) for t in self.options.taggers]
         self._pool: ThreadPoolExecutor | None = None
         self.lock = threading.RLock()  #: held while the interpreter holds one photo's memory

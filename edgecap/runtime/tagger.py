@@ -151,20 +151,23 @@ def read_tag_words(words_path: str | Path, labels_path: str | Path) -> TagWords:
     """Read and check a mapping against its labels file.
 
     Raises:
-        ModelFileError: a file is missing or unreadable, not the expected JSON, its labels differ
-            from the labels file's (length or text), or a word is not one lowercase caption token
-            (names the file).
+        ModelFileError: a file is missing, unreadable or over its size limit; the mapping is not
+            JSON, nested too deeply, holds NaN or infinities, or a field of another type or
+            beyond its bounds (every field checked as it is, never converted); its labels differ
+            from the labels file's (length or text); or a word is not one lowercase caption token
+            or is a ``<special>`` one. One line naming the file (and the field).
     """
     words_path, labels_path = Path(words_path), Path(labels_path)
     labels = _read_bounded(labels_path, MAX_LABELS * 200, "labels file").splitlines()
     if not labels or len(labels) > MAX_LABELS:
         raise ModelFileError(f"{labels_path}: expected 1..{MAX_LABELS} labels, one a line, got {len(labels)}")
     try:
-        raw = json.loads(_read_bounded(words_path, MAX_WORDS_FILE_BYTES, "word mapping"))
-        kind, entries, offset = raw["kind"], raw["labels"], int(raw.get("label_offset", 0))
-        pairs = [(str(e["label"]), tuple(str(w) for w in e["words"])) for e in entries]
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f"{words_path}: not a tag word mapping ({type(e).__name__}: {e})") from None
+        raw = json.loads(_read_bounded(words_path, MAX_WORDS_FILE_BYTES, "word mapping"), parse_constant=_no_constant)
+    except RecursionError:
+        raise ModelFileError(f"{words_path}: not a tag word mapping (JSON nested too deeply)") from None
+    except ValueError as e:
+        raise ModelFileError(f"{words_path}: not a tag word mapping (not JSON: {e})") from None
+    kind, offset, pairs = _mapping_fields(raw, words_path)
     if kind not in KINDS:
         raise ModelFileError(f"{words_path}: kind must be one of {KINDS}, got {kind!r}")
     if len(pairs) != len(labels):
@@ -176,12 +179,52 @@ def read_tag_words(words_path: str | Path, labels_path: str | Path) -> TagWords:
             raise ModelFileError(
                 f"{words_path}: label {n} is {label!r}, but line {n} of {labels_path.name} is {line!r}"
             )
-        bad = [w for w in words if not w or w != w.lower() or any(c.isspace() for c in w)]
+        bad = [w for w in words if not w or w != w.lower() or any(c.isspace() for c in w) or w[0] + w[-1] == "<>"]
         if bad:
             raise ModelFileError(
-                f"{words_path}: label {label!r} maps to {bad!r}, not lowercase one-word caption tokens"
+                f"{words_path}: label {label!r} maps to {bad!r}, not lowercase one-word caption tokens (nor <special> ones)"
             )
     return TagWords(kind, labels, [w for _, w in pairs], offset)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a tag word mapping holds")
+
+
+def _mapping_fields(raw, path: Path) -> tuple[str, int, list[tuple[str, tuple[str, ...]]]]:
+    """``(kind, label_offset, [(label, words)])`` of a parsed mapping, every field of its exact
+    type and bounded: a wrong type is refused, never converted (a string is not a list of words).
+
+    Raises:
+        ModelFileError: naming ``path`` and the field.
+    """
+
+    def refuse(field: str, expected: str, got) -> ModelFileError:
+        return ModelFileError(f"{path}: {field} must be {expected}, got {type(got).__name__}")
+
+    if not isinstance(raw, dict):
+        raise refuse("the mapping", "a JSON object", raw)
+    kind, entries, offset = raw.get("kind"), raw.get("labels"), raw.get("label_offset", 0)
+    if not isinstance(kind, str):
+        raise refuse("'kind'", "a string", kind)
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_LABELS:
+        raise ModelFileError(f"{path}: 'label_offset' must be an integer in 0..{MAX_LABELS}, got {offset!r:.40}")
+    if not isinstance(entries, list) or len(entries) > MAX_LABELS:
+        raise refuse("'labels'", f"a list of at most {MAX_LABELS} entries", entries)
+    pairs = []
+    for n, entry in enumerate(entries):
+        label = entry.get("label") if isinstance(entry, dict) else None
+        words = entry.get("words") if isinstance(entry, dict) else None
+        if not isinstance(label, str):
+            raise refuse(f"labels[{n}].label", "a string", label)
+        if (
+            not isinstance(words, list)
+            or len(words) > 64
+            or not all(isinstance(w, str) and len(w) <= 64 for w in words)
+        ):
+            raise refuse(f"labels[{n}].words", "a list of at most 64 words (strings of 64 characters or fewer)", words)
+        pairs.append((label, tuple(words)))
+    return kind, offset, pairs
 
 
 class Tagger:
