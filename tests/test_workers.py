@@ -68,3 +68,27 @@ def test_the_pools_manager_thread_has_ended_when_the_last_caption_is_out(example
     out = list(caption_in_workers(default_model(), CaptionerOptions(), photos, 2))
     assert [image for image, _, _ in out] == [str(p) for p in photos] and all(r.text for _, r, _ in out)
     assert not [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread)]
+
+
+def test_a_worker_killed_mid_batch_loses_no_photo(examples):
+    """Issue 48, class 2: SIGKILL to a worker (as the OOM killer sends it) while photos are in
+    flight: they are captioned again by a fresh pool, and every path ends as a record."""
+    import multiprocessing
+    import os
+    import signal
+
+    from edgecap.paths import default_model
+    from edgecap.runtime import CaptionerOptions
+    from edgecap.runtime.pool import caption_in_workers
+
+    photos = [str(p) for p in sorted(examples.glob("*.jpg"))] * 10
+    retried: list[str] = []
+    records = caption_in_workers(default_model(), CaptionerOptions(taggers=()), photos, 2, retried.append)
+    out = [next(records)]  # the pool is up and photos are in flight
+    os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)  # one of the pool's workers
+    out += list(records)
+    assert [image for image, _, _ in out] == photos
+    assert all(result is not None and result.text for _, result, error in out), [e for _, _, e in out if e]
+    assert 1 <= len(retried) <= 4  # the photos in flight (at most 2 x workers)
+    first = {p: r.text for p, r, _ in out[:3]}
+    assert all(result.text == first[image] for image, result, _ in out)  # the same captions after the restart

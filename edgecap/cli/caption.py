@@ -267,7 +267,8 @@ def _results(captioner, path, options, images, workers: int | None):
     photos = list(photo_paths(images))
     readable = [image for image, error in photos if error is None]
     workers = workers or min(default_workers(), max(1, len(readable) // 8))
-    pooled = caption_in_workers(path, options, readable, workers) if workers > 1 else None
+    retried: list[str] = []
+    pooled = caption_in_workers(path, options, readable, workers, retried.append) if workers > 1 else None
     try:
         for image, error in photos:
             if error is not None:
@@ -287,6 +288,11 @@ def _results(captioner, path, options, images, workers: int | None):
     finally:
         if pooled is not None:
             pooled.close()  # stops the workers, also on Ctrl-C or a closed output
+        if retried:
+            click.echo(
+                f"note: a worker process died; {len(retried)} photo(s) it held were captioned again by a fresh one",
+                err=True,
+            )
 
 
 def _caption_each(results, as_json, show_attributes, show_tags, verbose, attention_dir) -> int:
