@@ -14,8 +14,10 @@ pipeline options (``--runner``, ``--project``, ...), which :func:`caption_archiv
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -86,8 +88,21 @@ class CaptionModelHandler(ModelHandler[Element, dict, Any]):
         return "edgecap"
 
 
+#: counts of the records written, read back by :func:`caption_archive` after the run
+RECORDS = beam.metrics.Metrics.counter("edgecap", "records")
+ERRORS = beam.metrics.Metrics.counter("edgecap", "errors")
+
+
 def photo_record(model: Captioner | Retriever, element: Element) -> dict:
     """The record of one element: a caption (or region vectors), or the error that stopped it."""
+    record = _record(model, element)
+    RECORDS.inc()
+    if record["error"] is not None:
+        ERRORS.inc()
+    return record
+
+
+def _record(model: Captioner | Retriever, element: Element) -> dict:
     name, data = element if isinstance(element, tuple) else (element, None)
     try:
         photo = data if data is not None else _local_or_read(name)
@@ -120,8 +135,12 @@ def caption_archive(
     model: str | None = None,
     taggers: Sequence[str] = DEFAULT_TAGGERS,
     pipeline_args: Sequence[str] = (),
-) -> None:
+) -> tuple[int, int]:
     """Caption every file ``input_glob`` matches into JSON Lines files ``OUTPUT_PREFIX-SSSSS-of-NNNNN.jsonl``.
+
+    A local glob is expanded as a shell would (a dangling link or an unreadable file is matched,
+    and gets an error record, as ``edgecap caption`` gives it); another filesystem's through
+    Beam's ``MatchFiles``.
 
     Args:
         input_glob: e.g. ``photos/*.jpg`` or ``gs://bucket/photos/**``.
@@ -130,19 +149,56 @@ def caption_archive(
         pipeline_args: Beam pipeline options (``--runner DataflowRunner --project P ...``);
             none: the DirectRunner, on this machine.
 
+    Returns:
+        ``(records, error records)`` written, from the pipeline's metrics (counted by the runner:
+        ``(0, 0)`` if it reports none).
+
     Raises:
-        ValueError: nothing matches ``input_glob``. Whatever the runner raises for the
+        ValueError: nothing matches ``input_glob``; a local ``output_prefix`` that cannot be
+            written (checked before the pipeline starts). Whatever the runner raises for the
             pipeline itself (bad options); a photo that cannot be read is an error record.
     """
-    if not FileSystems.match([input_glob])[0].metadata_list:
+    local = "://" not in input_glob
+    paths = sorted(glob.glob(input_glob, recursive=True)) if local else []
+    if (local and not paths) or (not local and not FileSystems.match([input_glob])[0].metadata_list):
         raise ValueError(f"{input_glob}: no file matches")
+    if "://" not in output_prefix:
+        _check_writable(output_prefix)
     handler = CaptionModelHandler(model, taggers)
-    with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as p:
-        _ = (
-            p
-            | "Match" >> fileio.MatchFiles(input_glob)
-            | "Paths" >> beam.Map(lambda metadata: metadata.path)
-            | "Caption" >> RunInference(handler)
-            | "Records" >> beam.Map(lambda result: json.dumps(result.inference))
-            | "Write" >> beam.io.WriteToText(output_prefix, file_name_suffix=".jsonl")
-        )
+    p = beam.Pipeline(options=PipelineOptions(list(pipeline_args)))
+    if local:
+        matched = p | "Paths" >> beam.Create(paths)
+    else:
+        matched = p | "Match" >> fileio.MatchFiles(input_glob) | "Paths" >> beam.Map(lambda metadata: metadata.path)
+    _ = (
+        matched
+        | "Caption" >> RunInference(handler)
+        | "Records" >> beam.Map(lambda result: json.dumps(result.inference))
+        | "Write" >> beam.io.WriteToText(output_prefix, file_name_suffix=".jsonl")
+    )
+    result = p.run()
+    result.wait_until_finish()
+    return _count(result, "records"), _count(result, "errors")
+
+
+def _count(result, name: str) -> int:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    counters = result.metrics().query(MetricsFilter().with_namespace("edgecap").with_name(name))["counters"]
+    return int(sum(c.committed or c.attempted or 0 for c in counters))
+
+
+def _check_writable(output_prefix: str) -> None:
+    """A local prefix's folder, made if missing (Beam would make it), takes a test file."""
+    import tempfile
+
+    prefix = os.path.abspath(output_prefix)
+    if os.path.isdir(prefix):
+        raise ValueError(f"{output_prefix}: a folder; give a prefix for the shards, e.g. {output_prefix}/captions")
+    folder = os.path.dirname(prefix)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".edgecap-write-check-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{output_prefix}: cannot be written ({folder}: {e.strerror or e})") from None

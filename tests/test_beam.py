@@ -45,6 +45,30 @@ def test_caption_archive_writes_the_records_of_caption_json_and_an_error_record(
     assert got == _records(cli.stdout.splitlines())
 
 
+def test_caption_archive_matches_caption_on_a_bad_folder_records_and_exit_codes(examples, tmp_path):
+    """Issue 48, class 3: a dangling link has an error record as with `caption`; a run with
+    failures exits 2; an output prefix that cannot be written is one line before the pipeline."""
+    photos = tmp_path / "bad"
+    photos.mkdir()
+    shutil.copy(examples / "chelsea.jpg", photos)
+    (photos / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (photos / "empty.jpg").write_bytes(b"")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "edgecap.cli", *args], capture_output=True, text=True, timeout=300)
+
+    archive = run("caption-archive", str(photos / "*.jpg"), str(tmp_path / "out" / "c"), "--tagger", "none")
+    caption = run("caption", "--json", "--tagger", "none", *sorted(map(str, photos.glob("*.jpg"))))
+    assert archive.returncode == caption.returncode == 2, archive.stderr[-2000:]
+    assert "3 records, 2 errors" in archive.stdout
+    got = _records(line for shard in (tmp_path / "out").glob("c-*.jsonl") for line in shard.read_text().splitlines())
+    assert got == _records(caption.stdout.splitlines()) and len(got) == 3
+    (tmp_path / "file").write_text("")
+    refused = run("caption-archive", str(photos / "*.jpg"), str(tmp_path / "file" / "c"))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
+    assert "cannot be written" in refused.stderr and "Traceback" not in refused.stderr
+
+
 def test_the_alignment_model_writes_region_vectors(examples, tmp_path):
     from edgecap.beam import CaptionModelHandler, photo_record
 

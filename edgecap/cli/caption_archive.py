@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import click
 
@@ -27,7 +28,9 @@ from edgecap.cli.common import fail
 def command(ctx, input_glob, output_prefix, model_path, taggers):
     """Caption every photo INPUT_GLOB matches (local, gs://, s3://, ...) into JSON Lines shards
     OUTPUT_PREFIX-SSSSS-of-NNNNN.jsonl, one record per photo as `edgecap caption --json` writes it;
-    a photo that cannot be read is an error record. Any further options are Beam's pipeline
+    a photo that cannot be read (a dangling link too) is an error record, and the exit status
+    is then 2, as for `edgecap caption`; an output prefix that cannot be written is refused
+    before the pipeline starts. Any further options are Beam's pipeline
     options, e.g. --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
     (default: the DirectRunner, on this machine)."""
     if importlib.util.find_spec("apache_beam") is None:
@@ -38,7 +41,9 @@ def command(ctx, input_glob, output_prefix, model_path, taggers):
 
     taggers = () if taggers == ("none",) else (taggers or DEFAULT_TAGGERS)
     try:
-        caption_archive(input_glob, output_prefix, model_path, taggers, ctx.args)
+        records, errors = caption_archive(input_glob, output_prefix, model_path, taggers, ctx.args)
     except (ModelFileError, ValueError, OSError) as e:
         fail(str(e))
-    click.echo(f"wrote {output_prefix}-*.jsonl")
+    click.echo(f"wrote {output_prefix}-*.jsonl: {records} records, {errors} errors")
+    if errors:  # as `edgecap caption`: some photo could not be read
+        sys.exit(2)
