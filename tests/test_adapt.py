@@ -96,6 +96,65 @@ def test_coco_and_karpathy_captions_files_are_read(tmp_path):
         read_caption_folder(folder)
 
 
+def _coco(n=3, **changes):
+    data = {
+        "images": [{"id": i, "file_name": f"p{i}.jpg"} for i in range(n)],
+        "annotations": [{"image_id": i, "caption": f"caption {i}"} for i in range(n)],
+    }
+    for key, value in changes.items():
+        data[key] = value(data[key]) if callable(value) else value
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (_coco(annotations=lambda a: a + [{"image_id": 9, "caption": "x"}]), r"annotations\[3\] is for image 9"),
+        (_coco(annotations=lambda a: a + [{"image_id": 0, "caption": None}]), r"annotations\[3\].caption must be"),
+        (_coco(annotations=lambda a: a + [{"image_id": 0, "caption": 7}]), r"annotations\[3\].caption must be"),
+        (_coco(images=lambda m: m + [{"id": 5, "file_name": "p0.jpg"}]), r"images\[3\] names p0.jpg again"),
+        (_coco(images=lambda m: [*m[:2], "p2.jpg"]), r"images\[2\] needs an 'id'"),
+        ("[" * 100_000 + "]" * 100_000, r"not a captions file \(JSON nested too deeply"),
+        (json.dumps({"images": [{"filename": "p0.jpg", "sentences": [{"raw": None}]}]}), r"images\[0\].sentences"),
+    ],
+    ids=[
+        "orphan-annotation",
+        "null-caption",
+        "number-caption",
+        "same-file-twice",
+        "image-not-object",
+        "deep",
+        "karpathy-null",
+    ],
+)
+def test_hostile_captions_files_are_refused_naming_the_entry(tmp_path, text, expected):
+    """Issue 48, class 5: adapt's COCO and Karpathy readers."""
+    folder = _folder(tmp_path, 3)
+    (folder / "captions.txt").unlink()
+    (folder / "captions.json").write_text(text)
+    with pytest.raises(DatasetError, match=rf"captions.json: {expected}"):
+        read_caption_folder(folder)
+
+
+def test_undecodable_caption_bytes_are_refused_with_the_line(tmp_path):
+    folder = _folder(tmp_path, 3)
+    lines = (folder / "captions.txt").read_bytes().splitlines()
+    lines[3] = b"p1.jpg\ta caf\xe9 in latin-1"
+    (folder / "captions.txt").write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(DatasetError, match=r"captions.txt:4: not UTF-8"):
+        read_caption_folder(folder)
+
+
+def test_cli_warnings_are_one_plain_line(tmp_path):
+    import subprocess
+    import sys
+
+    code = "import warnings, edgecap.cli; edgecap.cli.main(['models'], standalone_mode=False); warnings.warn('a photo is skipped')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.strip() == "warning: a photo is skipped"
+
+
 def test_an_unreadable_photo_is_skipped_and_counted(tmp_path):
     folder = _folder(tmp_path, 3)
     data = (folder / "p1.jpg").read_bytes()

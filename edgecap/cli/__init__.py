@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import warnings
 
 import click
 
@@ -49,3 +50,9 @@ class LazyGroup(click.Group):
 def main():
     """Attention image captioners, trained with Keras and run on device with TFLite."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    warnings.formatwarning = _plain_warning
+
+
+def _plain_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one plain line (``warning: MESSAGE``), not Python's format with a line of source."""
+    return f"warning: {message}\n"

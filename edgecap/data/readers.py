@@ -38,9 +38,69 @@ class CaptionedImage:
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The file's non-blank lines, stripped. Raises DatasetError: missing, or a line that is
+    not UTF-8 (named by its number: undecodable bytes never become U+FFFD in a caption)."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
-    return [ln.strip() for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    lines = []
+    for n, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{path}:{n}: not UTF-8 ({e.reason} at byte {e.start}: {raw[:60]!r})") from None
+        if line:
+            lines.append(line)
+    return lines
+
+
+def _load_json(path: Path):
+    """A JSON file; DatasetError for bytes that are not UTF-8, JSON that is not, or is nested too deeply."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DatasetError(f"{path}: not a captions file (JSON nested too deeply)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+
+
+def _coco_items(data, path: Path, photos: Path, id_as_name: bool) -> list[CaptionedImage]:
+    """The captioned photos of a COCO captions file's ``images`` and ``annotations``, checked:
+    each image an id and a file name, no file named twice, each annotation an image of the file
+    and a caption string.
+
+    Raises:
+        DatasetError: naming ``path`` and the entry (``images[i]``, ``annotations[j]``).
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DatasetError(f"{path}: not a COCO captions file (a JSON object with 'images' and 'annotations')")
+    if not isinstance(data.get("annotations"), list):
+        raise DatasetError(f"{path}: not a COCO captions file ('annotations' must be a list)")
+    names: dict = {}
+    first_of: dict[str, int] = {}
+    for i, img in enumerate(data["images"]):
+        image_id = img.get("id") if isinstance(img, dict) else None
+        name = img.get("file_name") if isinstance(img, dict) else None
+        if isinstance(image_id, bool) or not isinstance(image_id, (int, str)) or not isinstance(name, str) or not name:
+            raise DatasetError(f"{path}: images[{i}] needs an 'id' (a number or string) and a 'file_name'")
+        if name in first_of:
+            raise DatasetError(
+                f"{path}: images[{i}] names {name} again (images[{first_of[name]}]): one photo counted twice"
+            )
+        if image_id in names:
+            raise DatasetError(f"{path}: images[{i}] has the id {image_id!r} of another image")
+        first_of[name], names[image_id] = i, name
+    caps: dict = collections.defaultdict(list)
+    for j, ann in enumerate(data["annotations"]):
+        image_id = ann.get("image_id") if isinstance(ann, dict) else None
+        caption = ann.get("caption") if isinstance(ann, dict) else None
+        if image_id not in names:
+            raise DatasetError(f"{path}: annotations[{j}] is for image {image_id!r}, which 'images' does not list")
+        if not isinstance(caption, str) or not caption.strip():
+            raise DatasetError(f"{path}: annotations[{j}].caption must be a non-empty string, got {caption!r:.40}")
+        caps[image_id].append(caption)
+    return [
+        CaptionedImage(str(i) if id_as_name else names[i], photos / names[i], caps[i]) for i in names if caps.get(i)
+    ]
 
 
 def _drop_missing(items: list[CaptionedImage], source: Path) -> list[CaptionedImage]:
@@ -154,15 +214,7 @@ def read_coco_captions(json_path: str | Path, image_dir: str | Path) -> list[Cap
     json_path, image_dir = Path(json_path), Path(image_dir)
     if not json_path.is_file():
         raise DatasetError(f"{json_path}: file not found")
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-        names = {img["id"]: img["file_name"] for img in data["images"]}
-        caps: dict[int, list[str]] = collections.defaultdict(list)
-        for ann in data["annotations"]:
-            caps[ann["image_id"]].append(ann["caption"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DatasetError(f"{json_path}: not a COCO captions file ({e})") from e
-    items = [CaptionedImage(str(i), image_dir / names[i], caps[i]) for i in names if caps.get(i)]
+    items = _coco_items(_load_json(json_path), json_path, image_dir, id_as_name=True)
     return _check_split(_drop_missing(items, json_path), "all", json_path)
 
 
@@ -216,24 +268,25 @@ def _folder_captions_tsv(token_file: Path, photos: Path) -> list[CaptionedImage]
 def _folder_captions_json(json_path: Path, photos: Path) -> tuple[list[CaptionedImage], dict[str, str]]:
     """A COCO captions file (``images`` + ``annotations``) or a Karpathy-split file (``images``
     with ``sentences`` and ``split``): ``(items, {image name: split})``, the second empty for COCO."""
+    data = _load_json(json_path)
+    if isinstance(data, dict) and "annotations" in data:  # COCO
+        return _coco_items(data, json_path, photos, id_as_name=False), {}
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
         images = data["images"]
-        if "annotations" in data:  # COCO
-            names = {img["id"]: img["file_name"] for img in images}
-            caps: dict[int, list[str]] = collections.defaultdict(list)
-            for ann in data["annotations"]:
-                caps[ann["image_id"]].append(ann["caption"])
-            return [CaptionedImage(names[i], photos / names[i], caps[i]) for i in names if caps.get(i)], {}
         items, split_of = [], {}
-        for img in images:  # Karpathy
+        first_of: dict[str, int] = {}
+        for i, img in enumerate(images):  # Karpathy
             name = str(Path(img.get("filepath", "")) / img["filename"])
-            items.append(CaptionedImage(name, photos / name, [s["raw"] for s in img["sentences"]]))
+            captions = [s["raw"] for s in img["sentences"]]
+            if not all(isinstance(c, str) and c.strip() for c in captions):
+                raise DatasetError(f"{json_path}: images[{i}].sentences: every 'raw' must be a non-empty string")
+            if name in first_of:
+                raise DatasetError(f"{json_path}: images[{i}] names {name} again (images[{first_of[name]}])")
+            first_of[name] = i
+            items.append(CaptionedImage(name, photos / name, captions))
             for ours, theirs in _KARPATHY_SPLITS.items():
                 if ours != "val" and img.get("split") in theirs:
                     split_of[name] = ours
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{json_path}: not valid JSON ({e})") from e
     except (KeyError, TypeError, AttributeError) as e:
         raise DatasetError(
             f"{json_path}: neither a COCO captions file (images + annotations) nor a Karpathy-split file (images with sentences): missing {e}"
