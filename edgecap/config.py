@@ -93,6 +93,7 @@ class TrainConfig:
     new_word_init: str = "random"  #: with a vocabulary wider than train.init_from's: the new words' embedding rows and output weights start "random" (the layer's initializer) or at the "mean" of the old words'
     text_fraction: float = 0.0  #: share of training examples that are data.caption_text sentences without a photo (a zero image; language-side training), 0 = none
     annotation_dropout: float = 0.0  #: a tag-conditioned model (model.tag_slots): share of paired examples whose photo is zeroed, its tags kept (the decoder learns to write from tags alone)
+    person_free_share: float = 0.0  #: share of paired examples drawn from photos whose references name no person (fewer than two of five), and of text sentences drawn from those that name none (CHAIR's person words); 0 = the data's own shares (about 1 in 4 of the photos)
 
 
 @dataclass
@@ -206,6 +207,7 @@ class Config:
                     "train.ema_momentum",
                     "train.text_fraction",
                     "train.annotation_dropout",
+                    "train.person_free_share",
                     "data.dev_fraction",
                     "data.test_fraction",
                 )
@@ -232,6 +234,8 @@ class Config:
             out.append("train.text_fraction trains with teacher forcing: set train.objective = 'cross_entropy'")
         if self.train.annotation_dropout and not getattr(self.model, "tag_slots", 0):
             out.append("train.annotation_dropout zeroes photos whose tags the model still reads: set model.tag_slots")
+        if self.train.person_free_share and self.train.objective != "cross_entropy":
+            out.append("train.person_free_share weights teacher-forced examples: set train.objective = 'cross_entropy'")
         if self.train.objective == "self_critical" and self.train.num_samples < 2:
             out.append(f"train.num_samples must be >= 2 for self-critical training, got {self.train.num_samples}")
         return out + self.model.validate() + _size_problems(self.model)

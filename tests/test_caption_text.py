@@ -109,3 +109,43 @@ def test_a_run_continues_with_a_widened_vocabulary(tiny_run, tmp_path):
     bias_old = keras.ops.convert_to_numpy(old.decoder.out_words.bias)
     bias_new = keras.ops.convert_to_numpy(new.decoder.out_words.bias)
     np.testing.assert_allclose(bias_new[n:], bias_old.min(), atol=1e-5)
+
+
+def test_person_free_examples_are_drawn_at_their_share():
+    """train.person_free_share: photos whose references name no person, and sentences that name
+    none, come at the set share whatever their own (here 1 photo in 4, 1 sentence in 5)."""
+    from edgecap.data.pipeline import person_free
+    from edgecap.data.readers import CaptionedImage
+
+    items = [
+        CaptionedImage(
+            f"p{i}.jpg", f"p{i}.jpg", ["a man rides a bike", "a woman on a bike", "a bike", "a bike", "a bike"]
+        )
+        for i in range(3)
+    ] + [CaptionedImage("cat.jpg", "cat.jpg", ["a cat on a sofa", "a man 's cat", "a cat", "a cat", "a cat"])]
+    vocab = Vocabulary(["<pad>", "<start>", "<end>", "<unk>", "a"]).extended(TEXT, 1)
+    features = np.stack([np.full((5, 3), i + 1, np.float16) for i in range(4)])  # photo i: all i + 1
+    index = np.arange(4, dtype=np.int32).repeat(5)
+    free, text_free = person_free(items, index, ["a man walks", "a girl runs", "a boy", "two people", "a dog"])
+    assert free.tolist() == [False] * 15 + [True] * 5  # "a man 's cat" is one reference of five
+    assert text_free.tolist() == [False, False, False, False, True]
+    captions = encode_texts(["a"] * 20, vocab, 6)
+    text = encode_texts(TEXT[:5], vocab, 6)
+    text_mask = np.asarray([False, False, False, False, True])
+    ds = caption_dataset(
+        features, index, captions, 32, seed=2, text_captions=text, text_fraction=0.5,
+        favoured=free, text_favoured=text_mask, favoured_share=0.5,
+    )  # fmt: skip
+    photo_rows = sentence_rows = cat = dog = 0
+    for inputs, _ in ds.take(40):
+        a = inputs["annotations"].numpy()[:, 0, 0]
+        c = inputs["captions"].numpy()
+        photo_rows += (a > 0).sum()
+        cat += (a == 4).sum()
+        sentence_rows += (a == 0).sum()
+        dog += (c[a == 0] == encode_texts(TEXT[4:5], vocab, 6)[0]).all(axis=1).sum()
+    assert 0.4 < cat / photo_rows < 0.6 and 0.4 < dog / sentence_rows < 0.6
+    with pytest.raises(ValueError, match="favoured_share"):
+        caption_dataset(features, index, captions, 8, favoured=free[:3], favoured_share=0.5)
+    with pytest.raises(ValueError, match="favoured_share"):
+        caption_dataset(features, index, captions, 8, favoured=free, favoured_share=0.5, shuffle=False)

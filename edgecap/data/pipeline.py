@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from edgecap.data.readers import CaptionedImage
+from edgecap.runtime.objects import objects, reference_objects
 from edgecap.runtime.vocabulary import Vocabulary
 
 
@@ -33,6 +34,20 @@ def encode_texts(texts: Sequence[str], vocab: Vocabulary, max_length: int) -> np
     """Unpaired sentences as :func:`encode_captions` encodes captions: ``int32 (N, max_length + 2)``."""
     rows = [ids + [vocab.pad_id] * (max_length + 2 - len(ids)) for ids in (vocab.encode(t, max_length) for t in texts)]
     return np.asarray(rows, np.int32).reshape(-1, max_length + 2)
+
+
+def person_free(items: Sequence[CaptionedImage], image_index: np.ndarray, texts: Sequence[str] = ()):
+    """Which training examples show no person, for ``train.person_free_share``.
+
+    A photo shows none when fewer than two of its references name one (CHAIR's person words,
+    :func:`edgecap.runtime.objects.objects`; issue 44's count of the data's person prior); a
+    sentence when it names none.
+
+    Returns:
+        ``(bool (N,), bool (M,))``: one per row of ``image_index`` (its photo's), one per text.
+    """
+    photos = np.asarray(["person" not in reference_objects(it.captions, min_references=2) for it in items], bool)
+    return photos[image_index], np.asarray(["person" not in objects(t) for t in texts], bool).reshape(-1)
 
 
 def encode_sentences(
@@ -86,6 +101,9 @@ def caption_dataset(
     tags: dict[str, np.ndarray] | None = None,
     text_tags: dict[str, np.ndarray] | None = None,
     annotation_dropout: float = 0.0,
+    favoured: np.ndarray | None = None,
+    text_favoured: np.ndarray | None = None,
+    favoured_share: float = 0.0,
 ) -> tf.data.Dataset:
     """Batches of ``({"annotations": float16 (B, L, D), "captions": int32 (B, T+1)}, targets int32 (B, T))``.
 
@@ -109,11 +127,19 @@ def caption_dataset(
         text_tags: the same for the sentences of ``text_captions``, ``(M, K)`` each (pseudo-tags).
         annotation_dropout: share of paired examples whose annotation vectors are zeroed (the
             tags kept), so that the decoder learns to write from the tags alone.
+        favoured: ``bool (E,)``, one per paired example (a row of ``image_index``): the examples
+            drawn with probability ``favoured_share`` (the others with the rest), whatever their
+            own share; e.g. the photos without people, against a person prior of the data.
+        text_favoured: ``bool (M,)``, the same for the sentences of ``text_captions``.
+        favoured_share: share of paired examples (and of sentences) drawn from the favoured
+            ones; 0 = every example as often as the others. Needs ``shuffle`` (an endless draw).
 
     Raises:
         ValueError: ``mirrored`` does not match ``features`` in shape; ``text_fraction`` out of
             range or without ``text_captions`` of the captions' width; tags without rows for
-            every photo (and sentence), or an ``annotation_dropout`` outside [0, 1).
+            every photo (and sentence), or an ``annotation_dropout`` outside [0, 1); a
+            ``favoured_share`` outside [0, 1), without ``shuffle``, or without both masks (or
+            with an empty side).
     """
     if mirrored is not None and mirrored.shape != features.shape:
         raise ValueError(f"mirrored features have shape {mirrored.shape}, expected {features.shape}")
@@ -138,6 +164,10 @@ def caption_dataset(
         raise ValueError(f"tags need one row per photo ({len(features)}) and, with text, per sentence")
     if not 0.0 <= annotation_dropout < 1.0:
         raise ValueError(f"annotation_dropout must be in [0, 1), got {annotation_dropout}")
+    if favoured_share:
+        _check_favoured(favoured_share, shuffle, favoured, len(image_index))
+        if text_fraction:
+            _check_favoured(favoured_share, shuffle, text_favoured, len(text_captions))
     gather = _row_reader(features, mirrored)
 
     def load(idx, caps, *tag_rows):
@@ -155,17 +185,40 @@ def caption_dataset(
         return inputs, caps[:, 1:]
 
     paired = (image_index, captions, *(tags[n][image_index] for n in tag_names))
-    ds = tf.data.Dataset.from_tensor_slices(paired)
-    if shuffle:
-        ds = ds.shuffle(len(image_index), seed=seed, reshuffle_each_iteration=True)
+    if favoured_share:
+        ds = _favouring(paired, favoured, favoured_share, seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(paired)
+        if shuffle:
+            ds = ds.shuffle(len(image_index), seed=seed, reshuffle_each_iteration=True)
     if text_fraction:  # image index -1: a zero row (no photo)
         text_rows = (np.full(len(text_captions), -1, np.int32), text_captions, *(text_tags[n] for n in tag_names))
-        text = tf.data.Dataset.from_tensor_slices(text_rows)
-        text = text.shuffle(len(text_captions), seed=seed + 1, reshuffle_each_iteration=True)
+        if favoured_share:
+            text = _favouring(text_rows, text_favoured, favoured_share, seed + 1)
+        else:
+            text = tf.data.Dataset.from_tensor_slices(text_rows)
+            text = text.shuffle(len(text_captions), seed=seed + 1, reshuffle_each_iteration=True)
         ds = tf.data.Dataset.sample_from_datasets(
             [ds.repeat(), text.repeat()], [1.0 - text_fraction, text_fraction], seed=seed
         )
     return ds.batch(batch_size, drop_remainder=shuffle).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+def _check_favoured(share: float, shuffle: bool, mask: np.ndarray | None, rows: int) -> None:
+    if not 0.0 < share < 1.0 or not shuffle:
+        raise ValueError(f"favoured_share must be in (0, 1) and needs shuffle=True, got {share} (shuffle={shuffle})")
+    if mask is None or mask.shape != (rows,) or mask.all() or not mask.any():
+        shape = None if mask is None else mask.shape
+        raise ValueError(f"favoured_share needs a bool mask of ({rows},) with both kinds of rows, got {shape}")
+
+
+def _favouring(rows: tuple[np.ndarray, ...], mask: np.ndarray, share: float, seed: int) -> tf.data.Dataset:
+    """An endless shuffled draw of ``rows`` whose examples of ``mask`` come with probability ``share``."""
+    sides = []
+    for k, pick in enumerate((~mask, mask)):
+        side = tf.data.Dataset.from_tensor_slices(tuple(r[pick] for r in rows))
+        sides.append(side.shuffle(int(pick.sum()), seed=seed + 7 * k, reshuffle_each_iteration=True).repeat())
+    return tf.data.Dataset.sample_from_datasets(sides, [1.0 - share, share], seed=seed)
 
 
 def mirror_token_map(vocab: Vocabulary, pairs: Sequence[tuple[str, str]] = (("left", "right"),)) -> np.ndarray:

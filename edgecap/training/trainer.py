@@ -16,7 +16,14 @@ import keras
 import tensorflow as tf
 
 from edgecap.config import Config, ConfigError, TrainConfig
-from edgecap.data.pipeline import caption_dataset, encode_captions, encode_texts, image_dataset, mirror_token_map
+from edgecap.data.pipeline import (
+    caption_dataset,
+    encode_captions,
+    encode_texts,
+    image_dataset,
+    mirror_token_map,
+    person_free,
+)
 from edgecap.data.readers import read_caption_text
 from edgecap.evaluation.metrics import cider_d
 from edgecap.models.keras_step import KerasStep, cached_annotations, caption_features
@@ -545,6 +552,13 @@ def train(
             examples = round(examples / (1.0 - t.text_fraction))
         if photo_tags is not None:
             mirrored.update(tags=photo_tags, text_tags=text_tags, annotation_dropout=t.annotation_dropout)
+        if t.person_free_share:  # against the data's person prior (issue 44)
+            free, text_free = person_free(train_split.items, index, text if t.text_fraction else ())
+            shares = f"{free.mean():.1%} of the captions" + (
+                f", {text_free.mean():.1%} of the sentences" if len(text_free) else ""
+            )
+            print(f"person-free: {shares}; drawn at {t.person_free_share:.0%}")
+            mirrored.update(favoured=free, text_favoured=text_free, favoured_share=t.person_free_share)
         dataset = caption_dataset(
             train_split.features, index, captions, t.batch_size, shuffle=True, seed=seed, **mirrored
         )
