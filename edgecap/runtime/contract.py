@@ -26,12 +26,17 @@ representative dataset, the export verification and ``edgecap bench`` work from 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 TOKENS, LOG_PROBS, IMAGE = "tokens", "log_probs", "image"
 ROLES = ("state", "memory")
 DTYPES = ("float32", "int32")
+#: bounds of a declared tensor's row: far above any captioner's (a 7×7×2048 memory is 100,352
+#: values), far below what would exhaust a phone's memory
+MAX_DIMENSION = 65536
+MAX_VALUES = 1 << 24
 RESERVED = {TOKENS, LOG_PROBS, IMAGE}
 OVER = ("grid", "items")
 
@@ -68,6 +73,10 @@ class TensorDecl:
             raise ContractError(f"tensor {self.name!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
         if any(d < 1 for d in self.shape):
             raise ContractError(f"tensor {self.name!r}: every dimension must be >= 1, got {self.shape}")
+        if any(d > MAX_DIMENSION for d in self.shape) or math.prod(self.shape) > MAX_VALUES:
+            raise ContractError(
+                f"tensor {self.name!r}: shape {self.shape} is too large (dimensions at most {MAX_DIMENSION}, at most {MAX_VALUES:,} values a row)"
+            )
         if self.per_beam and self.role != "memory":
             raise ContractError(f"tensor {self.name!r}: only memory can be per_beam")
 

@@ -29,6 +29,10 @@ import org.json.JSONObject;
 public final class ModelMetadata {
     /** The newest metadata format this core reads. */
     public static final int FORMAT_VERSION = 3;
+    /** Bounds checked before anything large is read, as {@code edgecap/runtime/metadata.py} checks them. */
+    static final int MAX_ENTRY_BYTES = 64 << 20, MAX_ENTRIES = 16, MAX_VOCABULARY = 1_000_000, MAX_DEPTH = 64;
+    /** Bounds of a declared tensor's row ({@code edgecap/runtime/contract.py}). */
+    static final int MAX_DIMENSION = 65536, MAX_VALUES = 1 << 24;
 
     public final String name, version, architecture, quantization, task;
     public final List<String> vocabulary;
@@ -95,21 +99,31 @@ public final class ModelMetadata {
         if (!task.equals("captioning"))
             throw new ModelFileException(source + ": a " + task + " model (" + architecture + "), not a captioner");
         JSONArray words = j.getJSONArray("vocabulary");
+        if (words.length() < 4 || words.length() > MAX_VOCABULARY)
+            throw field(source, "vocabulary", "a list of 4.." + MAX_VOCABULARY + " words", words.length() + " words");
         List<String> vocab = new ArrayList<>();
-        for (int i = 0; i < words.length(); i++) vocab.add(words.getString(i));
+        for (int i = 0; i < words.length(); i++) {
+            Object w = words.get(i);
+            if (!(w instanceof String) || ((String) w).isEmpty() || hasSpace((String) w))
+                throw new ModelFileException(source + ": metadata field 'vocabulary' must hold non-empty words without spaces or line breaks (word " + i + ")");
+            vocab.add((String) w);
+        }
         vocabulary = Collections.unmodifiableList(vocab);
-        imageSize = j.getInt("image_size");
-        padId = j.getInt("pad_id");
-        startId = j.getInt("start_id");
-        endId = j.getInt("end_id");
-        unkId = j.getInt("unk_id");
-        maxLength = j.getInt("max_length");
-        beamSize = j.getInt("beam_size");
-        lengthPenalty = j.getDouble("length_penalty");
-        noRepeatNGramSize = j.getInt("no_repeat_ngram_size");
-        formatVersion = j.getInt("format_version");
-        for (int id : new int[] {padId, startId, endId, unkId})
-            if (id < 0 || id >= vocab.size()) throw new ModelFileException(source + ": special token id " + id + " is outside the vocabulary of " + vocab.size() + " words");
+        imageSize = intIn(j, "image_size", 8, 4096, source);
+        padId = intIn(j, "pad_id", 0, vocab.size() - 1, source);
+        startId = intIn(j, "start_id", 0, vocab.size() - 1, source);
+        endId = intIn(j, "end_id", 0, vocab.size() - 1, source);
+        unkId = intIn(j, "unk_id", 0, vocab.size() - 1, source);
+        maxLength = intIn(j, "max_length", 1, 1000, source);
+        beamSize = intIn(j, "beam_size", 1, 100, source);
+        Object lp = j.get("length_penalty");
+        lengthPenalty = lp instanceof Number ? ((Number) lp).doubleValue() : Double.NaN;
+        if (!(lengthPenalty >= -10 && lengthPenalty <= 10)) throw field(source, "length_penalty", "a number in -10..10", lp);
+        noRepeatNGramSize = intIn(j, "no_repeat_ngram_size", 0, 100, source);
+        if (noRepeatNGramSize == 1) throw field(source, "no_repeat_ngram_size", "0 or an integer in 2..100", 1);
+        formatVersion = intIn(j, "format_version", 0, Integer.MAX_VALUE, source);
+        if (new java.util.HashSet<>(java.util.Arrays.asList(padId, startId, endId, unkId)).size() < 4)
+            throw new ModelFileException(source + ": metadata fields pad_id, start_id, end_id, unk_id must be four different words, got [" + padId + ", " + startId + ", " + endId + ", " + unkId + "]");
         if (!j.has("contract") || j.isNull("contract"))
             throw new ModelFileException(source + ": metadata format " + formatVersion + " has no step contract; re-export the model with a current edgecap");
         JSONObject contract = j.getJSONObject("contract");
@@ -119,7 +133,14 @@ public final class ModelMetadata {
             JSONObject t = ts.getJSONObject(i);
             JSONArray s = t.getJSONArray("shape");
             int[] shape = new int[s.length()];
-            for (int k = 0; k < shape.length; k++) shape[k] = s.getInt(k);
+            long values = 1;
+            for (int k = 0; k < shape.length; k++) {
+                Object d = s.get(k);
+                long v = d instanceof Integer || d instanceof Long ? ((Number) d).longValue() : -1;
+                if (v < 1 || v > MAX_DIMENSION || (values *= v) > MAX_VALUES)
+                    throw new ModelFileException(source + ": tensor " + t.getString("name") + ": shape " + s + " must have dimensions in 1.." + MAX_DIMENSION + " and at most " + MAX_VALUES + " values");
+                shape[k] = (int) v;
+            }
             String role = t.getString("role");
             if (!role.equals("state") && !role.equals("memory")) throw new ModelFileException(source + ": tensor " + t.getString("name") + " has role " + role + " (state or memory expected)");
             list.add(new TensorDecl(t.getString("name"), shape, role, t.optBoolean("per_beam", false)));
@@ -149,6 +170,40 @@ public final class ModelMetadata {
         this.flatbufferSize = flatbufferSize;
     }
 
+    /** An integer field in {@code lo..hi}: a fraction, a string or an out-of-range number is refused, never cast. */
+    private static int intIn(JSONObject j, String key, int lo, int hi, String source) throws JSONException, ModelFileException {
+        Object v = j.get(key);
+        if ((v instanceof Integer || v instanceof Long) && ((Number) v).longValue() >= lo && ((Number) v).longValue() <= hi)
+            return ((Number) v).intValue();
+        throw field(source, key, "an integer in " + lo + ".." + hi, v);
+    }
+
+    private static ModelFileException field(String source, String key, String expected, Object got) {
+        String text = String.valueOf(got);
+        return new ModelFileException(source + ": metadata field '" + key + "' must be " + expected + ", got " + (text.length() > 80 ? text.substring(0, 80) : text));
+    }
+
+    private static boolean hasSpace(String w) {
+        for (int i = 0; i < w.length(); i++) if (Character.isWhitespace(w.charAt(i)) || Character.isSpaceChar(w.charAt(i))) return true;
+        return false;
+    }
+
+    /** Nesting depth of JSON text (brackets outside strings), so a deep document is refused before org.json recurses into it. */
+    static int depth(String json) {
+        int depth = 0, most = 0;
+        boolean inString = false;
+        for (int i = 0; i < json.length(); i++) {
+            char c = json.charAt(i);
+            if (inString) {
+                if (c == '\\') i++;
+                else if (c == '"') inString = false;
+            } else if (c == '"') inString = true;
+            else if (c == '{' || c == '[') most = Math.max(most, ++depth);
+            else if (c == '}' || c == ']') depth--;
+        }
+        return most;
+    }
+
     /** The state tensors, in contract order (the order of {@code state[i]} in a {@link StepFunction}). */
     public List<TensorDecl> stateTensors() {
         List<TensorDecl> out = new ArrayList<>();
@@ -169,15 +224,24 @@ public final class ModelMetadata {
             throw new ModelFileException(source + ": not a TFLite model file");
         int start = archiveStart(data, source);
         String json = null;
+        int entries = 0;
         try (ZipInputStream zip = new ZipInputStream(new ByteArrayInputStream(data, start, data.length - start))) {
-            for (ZipEntry e; (e = zip.getNextEntry()) != null; )
-                if (e.getName().equals("edgecap.json")) json = new String(readAll(zip), StandardCharsets.UTF_8);
+            for (ZipEntry e; (e = zip.getNextEntry()) != null; ) {
+                if (++entries > MAX_ENTRIES)
+                    throw new ModelFileException(source + ": damaged edgecap metadata (more than " + MAX_ENTRIES + " archive entries)");
+                if (!e.getName().equals("edgecap.json")) continue;
+                if (e.getSize() > MAX_ENTRY_BYTES || e.getCompressedSize() > MAX_ENTRY_BYTES)
+                    throw new ModelFileException(source + ": damaged edgecap metadata (edgecap.json declares " + e.getSize() + " bytes, at most " + MAX_ENTRY_BYTES + ")");
+                json = new String(readAll(zip, MAX_ENTRY_BYTES, source), StandardCharsets.UTF_8);
+            }
         } catch (ZipException e) {
             throw new ModelFileException(source + ": damaged metadata archive (" + e.getMessage() + ")", e);
         } catch (IOException e) {
             throw new ModelFileException(source + ": cannot read the metadata archive (" + e.getMessage() + ")", e);
         }
         if (json == null) throw new ModelFileException(source + ": the metadata archive has no edgecap.json: not an edgecap model");
+        if (depth(json) > MAX_DEPTH)
+            throw new ModelFileException(source + ": malformed edgecap.json (JSON nested too deeply, more than " + MAX_DEPTH + " levels)");
         ModelMetadata m;
         JSONObject j;
         try {
@@ -191,6 +255,8 @@ public final class ModelMetadata {
         if (!j.optBoolean("verified", true))
             throw new ModelFileException(source + ": this export did not pass (or has not yet passed) verification against Keras");
         String expected = j.optString("flatbuffer_sha256", "");
+        if (m.formatVersion >= 3 && !expected.matches("[0-9a-f]{64}"))
+            throw new ModelFileException(source + ": metadata format " + m.formatVersion + " without the flatbuffer's digest; the file is damaged or was not written by edgecap");
         if (!expected.isEmpty() && !expected.equals(sha256(data, start)))
             throw new ModelFileException(source + ": the weights do not match the SHA-256 digest in the metadata: the file is damaged");
         return m;
@@ -208,10 +274,15 @@ public final class ModelMetadata {
         throw new ModelFileException(source + ": no edgecap metadata archive after the flatbuffer: re-export the model with edgecap");
     }
 
-    private static byte[] readAll(InputStream in) throws IOException {
+    /** An entry's bytes, refused as soon as it inflates past {@code limit} (its declared size may be absent). */
+    private static byte[] readAll(InputStream in, int limit, String source) throws IOException, ModelFileException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         byte[] buf = new byte[8192];
-        for (int n; (n = in.read(buf)) > 0; ) out.write(buf, 0, n);
+        for (int n; (n = in.read(buf)) > 0; ) {
+            if (out.size() + n > limit)
+                throw new ModelFileException(source + ": damaged edgecap metadata (edgecap.json inflates past " + limit + " bytes)");
+            out.write(buf, 0, n);
+        }
         return out.toByteArray();
     }
 
