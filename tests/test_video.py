@@ -121,6 +121,8 @@ def test_live_stream_faster_than_captioning_stays_bounded_and_in_order(photos):
         grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(base, "filename"))
         tracemalloc.stop()
         dropped = captioner._live.dropped
+    with pytest.raises(ValueError, match="closed"):
+        captioner.caption_async(frames[0], 5000 * 33)
     stamps = [t for t, _ in seen]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert stamps[-1] == 4999 * 33  # the newest frame is always answered

@@ -638,7 +638,7 @@ class Captioner:
 
     def close(self) -> None:
         """Answer LIVE_STREAM's waiting frame and stop the worker threads (the object stays usable
-        for :meth:`caption`)."""
+        for :meth:`caption`; ``caption_async`` then raises ValueError)."""
         if self._live is not None:
             self._live.close()
         with self.lock:

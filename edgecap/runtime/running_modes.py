@@ -236,14 +236,17 @@ class LiveStream:
         self._waiting: tuple[ImageInput, int] | None = None
         self._busy = False
         self._error: BaseException | None = None
+        self._closed = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecap-live")
         self.dropped = 0  #: frames replaced before they were captioned
 
     def caption_async(self, frame: ImageInput, timestamp_ms: int) -> None:
         """Hand in a frame; returns at once. Raises ValueError for a timestamp not after the last
-        one, and the callback's or the caption's last exception, if any."""
+        one or a closed stream, and the callback's or the caption's last exception, if any."""
         with self._lock:
             self._raise_error()
+            if self._closed:
+                raise ValueError("caption_async after close(): this stream is closed")
             timestamp_ms = self.clock.check(timestamp_ms)
             if self._waiting is not None:
                 self.dropped += 1
@@ -261,7 +264,9 @@ class LiveStream:
             return done
 
     def close(self) -> None:
-        """Answer the waiting frame, then stop the worker thread."""
+        """Answer the waiting frame, then stop the worker thread; later frames are refused."""
+        with self._lock:
+            self._closed = True
         self.flush()
         self._pool.shutdown(wait=True)
 
