@@ -36,9 +36,7 @@ def caption_videos(captioner, videos, camera, every: float, fmt: str | None, as_
             failures += 1
             click.echo(f"error: {e}", err=True)
             if as_json and not fmt:
-                record = caption_record(source, error=str(e))
-                record.pop("image")
-                out.line(json.dumps({"video": str(source), "start": None, "end": None, "frames": 0, **record}))
+                out.line(json.dumps(span_record(str(source), None, caption_record(source, error=str(e)))))
         if fmt:  # the spans read so far, also after a failure
             text = subtitles(collected, fmt)
             for line in text.rstrip("\n").split("\n"):

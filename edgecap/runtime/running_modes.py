@@ -196,11 +196,13 @@ class VideoStream:
         :func:`thumbnail` when the caller has it."""
         with self._lock:
             timestamp_ms = self.clock.check(timestamp_ms)
-            if thumb is None:
-                thumb = thumbnail(_pixels(frame), self.gate.options.thumbnail)
+            if thumb is None:  # the thumbnail needs the pixels: make them once
+                frame = frame() if callable(frame) else frame
+                thumb = thumbnail(frame, self.gate.options.thumbnail)
             new, change = self.gate.decide(thumb, timestamp_ms)
             if new or self._held is None:
-                self._held = VideoCaptionResult(timestamp_ms, self._caption(_pixels(frame)), True, timestamp_ms, change)
+                pixels = frame() if callable(frame) else frame
+                self._held = VideoCaptionResult(timestamp_ms, self._caption(pixels), True, timestamp_ms, change)
                 return self._held
             held = self._held
             return VideoCaptionResult(timestamp_ms, held.result, False, held.captioned_ms, change)
@@ -352,7 +354,7 @@ def spans(
     try:
         for frame in frames:
             last_time = frame.time
-            result = stream.caption_for_video(frame.image, round(frame.time * 1e3), _thumb(frame, stream.gate))
+            result = stream.caption_for_video(frame.image, round(frame.time * 1e3), frame.thumbnail)
             if not result.new and current is not None:
                 current.frames += 1
                 continue
@@ -367,14 +369,3 @@ def spans(
         yield current
     if failure is not None:
         raise failure
-
-
-def _thumb(frame: VideoFrame, gate: SceneGate) -> np.ndarray:
-    if frame.thumbnail is not None:
-        return frame.thumbnail
-    return thumbnail(_pixels(frame.image), gate.options.thumbnail)
-
-
-def _pixels(frame: ImageInput | Callable[[], ImageInput]) -> ImageInput:
-    """A frame, or the frame a (lazy) function makes."""
-    return frame() if callable(frame) else frame

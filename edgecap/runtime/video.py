@@ -252,8 +252,11 @@ def subtitles(spans: Iterable[CaptionSpan], fmt: str = "vtt") -> str:
     return out.getvalue()
 
 
-def span_record(source: str, span: CaptionSpan, record: dict) -> dict:
+def span_record(source: str, span: CaptionSpan | None, record: dict) -> dict:
     """The JSON record of one span: ``video``, ``start`` and ``end`` in seconds, ``frames``, then
-    the photo record's keys (:func:`edgecap.runtime.captioner.caption_record`) less ``image``."""
+    the photo record's keys (:func:`edgecap.runtime.captioner.caption_record`) less ``image``;
+    ``span`` None: a video that failed (``start`` and ``end`` null, the record its error)."""
     record = {k: v for k, v in record.items() if k != "image"}
+    if span is None:
+        return {"video": source, "start": None, "end": None, "frames": 0, **record}
     return {"video": source, "start": round(span.start, 3), "end": round(span.end, 3), "frames": span.frames, **record}
