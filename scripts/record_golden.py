@@ -9,7 +9,9 @@ outputs through its own search and must give the same tokens, log-probabilities 
 (``android_demo/core/src/test/java/edgecap/core/GoldenTest.java``). A tag-conditioned model is
 decoded with the photo's tags (the default pipeline's detector), recorded with the tag inputs
 the Python runtime made of them (``*.tags.json``, for ``TagInputsTest.java``). Also, per photo, a PNG of the
-decoded pixels and the encoder input that ``load_image`` makes of it, for the Java resize.
+decoded pixels and the encoder input that ``load_image`` makes of it, for the Java resize; and
+the same for a few seeded noise images of other shapes (tall, wide, smaller than the input), whose
+pass order differs from the examples' under Pillow 13 (written only with Pillow 13 or newer).
 
 Usage: python scripts/record_golden.py --out android_demo/core/build/golden
 """
@@ -22,6 +24,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import PIL
 from PIL import Image
 
 from edgecap.decoding import beam_search, constrained_beam_search, greedy_search
@@ -33,7 +36,13 @@ from edgecap.runtime.presets import preset_names, preset_path
 from edgecap.runtime.tagger import Tagger, TaggerOptions
 
 BEAM_SIZES = (1, 3)
+#: (width, height) of the seeded noise images for the resize: vertical pass first (tall), horizontal
+#: first (wide, and tall but not enough), and an upscaled width
+RESIZE_SHAPES = ((427, 640), (300, 500), (400, 560), (640, 427), (200, 500), (150, 120))
 CONSTRAINED_BEAM_SIZES = (1, 3)
+#: (width, height) of the seeded noise images for the resize: vertical pass first (tall), horizontal
+#: first (wide, and tall but not enough), and an upscaled width
+RESIZE_SHAPES = ((427, 640), (300, 500), (400, 560), (640, 427), (200, 500), (150, 120))
 
 
 def _b64(array: np.ndarray, dtype: str) -> str:
@@ -114,6 +123,17 @@ def main() -> None:
         (args.out / f"{photo.stem}.resize224.json").write_text(
             json.dumps({"png": png.name, "size": 224, "rgb": _b64(pixels, "u1")})
         )
+    if int(PIL.__version__.split(".")[0]) >= 13:  # the pass order of python-pillow/Pillow#9549
+        rng = np.random.default_rng(0)
+        for w, h in RESIZE_SHAPES:
+            png = args.out / f"noise_{w}x{h}.png"
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(png)
+            pixels = load_image(png, 224)
+            (args.out / f"noise_{w}x{h}.resize224.json").write_text(
+                json.dumps({"png": png.name, "size": 224, "rgb": _b64(pixels, "u1")})
+            )
+    else:
+        print(f"Pillow {PIL.__version__}: no resize cases of other shapes (their pass order is Pillow 13's)")
     detector = Tagger.from_preset("coco_detector", TaggerOptions(max_results=2))
     tags = {photo: detector.tag(photo) for photo in photos}
     pipeline = Tagger.from_preset("coco_detector")  # the default pipeline's options: a tagged model's inputs

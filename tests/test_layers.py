@@ -20,7 +20,7 @@ FLOORS = [
     ("edgecap.runs",),
     ("edgecap.evaluation",),
     ("edgecap.training", "edgecap.export"),
-    ("edgecap.bench", "edgecap.bench_video", "edgecap.release", "edgecap.beam"),
+    ("edgecap.bench", "edgecap.bench_video", "edgecap.release", "edgecap.beam", "edgecap.web"),
     ("edgecap.cli",),
 ]
 

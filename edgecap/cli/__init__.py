@@ -30,6 +30,7 @@ COMMANDS = {
     "bench": "bench",
     "models": "models",
     "release": "release",
+    "demo": "demo",
 }
 
 

@@ -5,8 +5,10 @@ package edgecap.core;
  * makes it: the whole photo resized to {@code size × size} without keeping the aspect ratio, with
  * Pillow's antialiased bilinear filter ({@code Image.resize(..., BILINEAR)}: separable, horizontal
  * pass then vertical, fixed-point coefficients of 22 fractional bits, 8-bit rounding between the
- * passes; Pillow's {@code src/libImaging/Resample.c}). Normalisation is inside the model graph:
- * its input is {@code uint8}.
+ * passes; Pillow's {@code src/libImaging/Resample.c}). The passes run in Pillow 13's order
+ * (python-pillow/Pillow#9549): vertical first when the height shrinks by more than twice what the
+ * width does ({@link #verticalFirst}), else horizontal first. Normalisation is inside the model
+ * graph: its input is {@code uint8}.
  *
  * <p>Decoding is the platform's (Android's {@code BitmapFactory}, {@code javax.imageio}): JPEG
  * decoders may differ from libjpeg-turbo by a level here and there, so pixels are identical to
@@ -39,15 +41,25 @@ public final class Preprocessing {
         byte[] out = new byte[size * size * 3];
         for (int c = 0; c < 3; c++) {
             int[] p = planes[c];
-            int w = width, h = height;
-            if (w != size) {
-                p = pass(p, w, h, size, true);
-                w = size;
+            if (verticalFirst(width, height, size, size)) {
+                p = pass(p, width, height, size, false);
+                if (width != size) p = pass(p, width, size, size, true);
+            } else {
+                int w = width;
+                if (w != size) {
+                    p = pass(p, w, height, size, true);
+                    w = size;
+                }
+                if (height != size) p = pass(p, w, height, size, false);
             }
-            if (h != size) p = pass(p, w, h, size, false);
             for (int i = 0; i < size * size; i++) out[i * 3 + c] = (byte) p[i];
         }
         return out;
+    }
+
+    /** Whether Pillow 13 runs the vertical pass first: the height shrinks, and by more than twice what the width does. */
+    static boolean verticalFirst(int width, int height, int outWidth, int outHeight) {
+        return height > outHeight && height - outHeight > 2 * (width - outWidth);
     }
 
     /** One separable pass of Pillow's resampling over one channel ({@code horizontal}: along rows). */
