@@ -8,13 +8,17 @@ import { Captioner } from '../src/captioner.js';
 
 const WASM_DIR = '/node_modules/@litertjs/core/wasm/';
 const MANIFEST = '/models/manifest.json';
+const MAX_PIXELS = 40_000_000; // edgecap.runtime.preprocessing.DEFAULT_MAX_PIXELS
 const $ = (id) => document.getElementById(id);
 
-const state = { captioner: null, photo: null, result: null, manifest: null, stream: null };
-// LiteRT.js's threaded WASM build, with up to 4 threads, when the page is cross-origin isolated
-// (edgecap demo serves it so); `?threads=N` chooses N (1: the single-threaded build). docs/web.md.
-const asked = Number(new URLSearchParams(location.search).get('threads'));
-const threads = asked >= 1 ? Math.floor(asked) : Math.min(4, navigator.hardwareConcurrency || 1);
+const state = { captioner: null, photo: null, result: null, manifest: null, stream: null, captioned: 0 };
+// LiteRT.js's single-threaded WASM build by default; `?threads=N` (N > 1) asks for the threaded
+// build with N threads (the page is served cross-origin isolated, which it needs). The threaded
+// build is faster but does not start offline: Chromium 156 aborts its workers' script when the
+// service worker serves it from its cache (docs/web.md#serving).
+const params = new URLSearchParams(location.search);
+const asked = Number(params.get('threads'));
+const threads = asked >= 1 ? Math.floor(asked) : 1;
 const compile = threads > 1 && crossOriginIsolated ? { cpuOptions: { numThreads: threads } } : {};
 
 function showError(message) {
@@ -38,6 +42,9 @@ async function decode(blob, name) {
   } catch {
     throw new Error(`${name}: not an image this browser can decode`);
   }
+  if (bitmap.width * bitmap.height > MAX_PIXELS) {
+    throw new Error(`${name}: ${bitmap.width}x${bitmap.height} pixels is over the limit of ${MAX_PIXELS} (as edgecap caption's --max-pixels)`);
+  }
   return await drawPhoto(bitmap, bitmap.width, bitmap.height);
 }
 
@@ -47,6 +54,8 @@ async function drawPhoto(source, width, height) {
   canvas.width = width;
   canvas.height = height;
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.fillStyle = '#fff'; // transparency composited on white, as the Python runtime does
+  ctx.fillRect(0, 0, width, height);
   ctx.drawImage(source, 0, 0, width, height);
   const data = ctx.getImageData(0, 0, width, height).data;
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.92));
@@ -64,7 +73,9 @@ async function loadModel(name) {
   $('model').disabled = true;
   try {
     const t0 = performance.now();
+    const previous = state.captioner;
     state.captioner = await Captioner.fromManifest(MANIFEST, name, { compile });
+    previous?.close(); // its WASM memory
     const entry = state.captioner.entry;
     status('');
     $('engine').textContent = `Model ${entry.name} (${(entry.bytes / 1e6).toFixed(1)} MB), loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s.`;
@@ -84,6 +95,7 @@ async function caption(photo) {
   state.result = result;
   render(result);
   status('');
+  state.captioned += 1; // photos captioned and shown so far (tests wait on it)
   return result;
 }
 
@@ -245,7 +257,8 @@ async function main() {
     showError('This browser has no WebAssembly SIMD, which LiteRT.js needs: use a current Chrome, Edge, Firefox or Safari (iOS 16.4 or later).');
     return false;
   }
-  if ('serviceWorker' in navigator && !navigator.webdriver) {
+  // the service worker caches the WASM and the models for offline use (a test browser opts in with ?sw=1)
+  if ('serviceWorker' in navigator && (!navigator.webdriver || params.has('sw'))) {
     navigator.serviceWorker.register('sw.js').catch(() => {});
   }
   try {

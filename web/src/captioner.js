@@ -335,6 +335,12 @@ export class Captioner {
     }
   }
 
+  /** Free the models' WASM memory (LiteRT.js does not collect it); the Captioner is unusable after. */
+  close() {
+    this.model.delete();
+    for (const t of this.taggers) t.model.delete();
+  }
+
   _toCaption(h) {
     const words = h.tokens.map((t) => this.metadata.vocabulary[t]);
     return { text: words.join(' '), words, tokens: h.tokens, logProb: h.logProb, score: h.score, attention: h.attention ?? [] };

@@ -60,10 +60,9 @@ test('the page captions photos given through its file input as Python captions t
   const input = await page.$('#file');
   for (const r of reference.filter((x) => x.model === model)) {
     await page.mouse.move(0, 0); // off the caption: a word under the pointer would show its map instead of the boxes
-    const before = await page.evaluate(() => window.edgecapDemo.state.result);
+    const before = await page.evaluate(() => window.edgecapDemo.state.captioned);
     await input.uploadFile(path.join(refDir, r.png));
-    await page.waitForFunction((prev) => window.edgecapDemo.state.result && window.edgecapDemo.state.result !== prev, {}, before);
-    await page.waitForFunction(() => document.querySelector('#status').hidden);
+    await page.waitForFunction((n) => window.edgecapDemo.state.captioned > n, {}, before);
     const shown = await page.$eval('#caption', (e) => e.textContent);
     assert.equal(shown, r.png_result.captions[0].text, `${r.png}: the caption shown`);
     const got = await page.evaluate(() => window.edgecapDemo.plain(window.edgecapDemo.state.result));
@@ -94,4 +93,21 @@ test('a browser without WebAssembly SIMD is told so, not left waiting', async ()
   const message = await noSimd.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
   assert.match(message, /no WebAssembly SIMD/);
   await noSimd.close();
+});
+
+test('after one visit the page captions with its server gone (the service worker caches the WASM and the models)', async () => {
+  const own = await startDemo(); // a server of its own, stopped below
+  const [page, ready] = await openDemo(browser, `${own.url}?sw=1`);
+  assert.equal(ready, true);
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.reload(); // now controlled by the worker: every file of the visit goes through its cache
+  assert.equal(await page.evaluate(() => window.edgecapDemo.ready), true);
+  const first = await page.evaluate(() => window.edgecapDemo.captionUrl('/examples/chelsea.jpg'));
+  own.stop();
+  await page.setOfflineMode(true);
+  await page.reload();
+  assert.equal(await page.evaluate(() => window.edgecapDemo.ready), true, 'the page loaded its model offline');
+  const again = await page.evaluate(() => window.edgecapDemo.captionUrl('/examples/chelsea.jpg'));
+  assert.equal(again.caption.text, first.caption.text);
+  await page.close();
 });

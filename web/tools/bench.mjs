@@ -6,8 +6,8 @@
 //   node web/tools/bench.mjs [--model NAME] [--runs 20] [--threads N]
 //
 // --threads N opens the page as `?threads=N`: N > 1 runs LiteRT.js's threaded WASM build (the
-// page is served cross-origin isolated), 1 the single-threaded build; without it, the page's
-// default (up to 4 threads). Prints one JSON object (docs/web.md).
+// page is served cross-origin isolated); without it, the page's default, the single-threaded
+// build. Prints one JSON object (docs/web.md).
 import { parseArgs } from 'node:util';
 
 import { launch, openDemo, startDemo } from './browser.js';
