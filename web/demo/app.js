@@ -262,7 +262,10 @@ async function main() {
     navigator.serviceWorker.register('sw.js').catch(() => {});
   }
   try {
-    await loadLiteRt(WASM_DIR, compile.cpuOptions ? { threads: true } : {});
+    // `?wasm=compat` loads the build for browsers without relaxed SIMD (which LiteRT.js picks for
+    // them), to time and check it anywhere; otherwise LiteRT.js picks by the browser's features
+    if (params.get('wasm') === 'compat') await loadLiteRt(`${WASM_DIR}litert_wasm_compat_internal.js`);
+    else await loadLiteRt(WASM_DIR, compile.cpuOptions ? { threads: true } : {});
     const response = await fetch(MANIFEST);
     if (!response.ok) throw new Error(`${MANIFEST}: HTTP ${response.status}: build the web files first (edgecap demo does)`);
     state.manifest = await response.json();

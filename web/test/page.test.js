@@ -111,3 +111,14 @@ test('after one visit the page captions with its server gone (the service worker
   assert.equal(again.caption.text, first.caption.text);
   await page.close();
 });
+
+test('the build for browsers without relaxed SIMD loads and captions (its captions may differ: docs/web.md)', async () => {
+  const [compat, ready] = await openDemo(browser, `${demo.url}?wasm=compat`);
+  assert.equal(ready, true);
+  const r = reference.find((x) => x.model === 'show_attend_tell_flickr8k') ?? reference[0];
+  const pixels = Object.fromEntries(Object.entries(r.pixels).map(([k, v]) => [k, b64(v)]));
+  const got = await compat.evaluate((p) => window.edgecapDemo.captionPixels(p), pixels);
+  assert.ok(got.caption.words.length >= 1 && got.caption.logProb < 0, JSON.stringify(got.caption));
+  assert.deepEqual(got.tags.map((t) => t.word), r.jpeg.tags.map((t) => t.word), 'the detector is integer arithmetic: the same tags');
+  await compat.close();
+});

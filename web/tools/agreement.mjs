@@ -3,7 +3,7 @@
 // (decoded by Pillow, which decodes a large JPEG at a reduced DCT scale first).
 //
 //   node web/tools/agreement.mjs --photos ../shared/data/flickr8k/Images \
-//     --list ../shared/data/flickr8k/Flickr_8k.testImages.txt --limit 100 [--model NAME] [--threads N]
+//     --list ../shared/data/flickr8k/Flickr_8k.testImages.txt --limit 100 [--model NAME] [--threads N | --compat]
 //
 // Runs `edgecap caption --json` on the photos (the Python reference), serves them with
 // `edgecap demo --photos`, captions each through the page, and prints the agreement: captions
@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { launch, openDemo, repoRoot, startDemo } from './browser.js';
 
 const { values: a } = parseArgs({
-  options: { photos: { type: 'string' }, list: { type: 'string' }, limit: { type: 'string', default: '100' }, model: { type: 'string' }, threads: { type: 'string' } },
+  options: { photos: { type: 'string' }, list: { type: 'string' }, limit: { type: 'string', default: '100' }, model: { type: 'string' }, threads: { type: 'string' }, compat: { type: 'boolean', default: false } },
 });
 if (!a.photos) throw new Error('--photos DIR is required');
 let names = a.list ? fs.readFileSync(a.list, 'utf8').split(/\r?\n/).filter(Boolean) : fs.readdirSync(a.photos).filter((f) => /\.jpe?g$/i.test(f)).sort();
@@ -42,7 +42,10 @@ const reduced = new Set(names.filter((_, i) => drafted[i]));
 const demo = await startDemo(['--photos', path.resolve(a.photos)]);
 const browser = await launch();
 try {
-  const [page, ready] = await openDemo(browser, a.threads ? `${demo.url}?threads=${Number(a.threads)}` : demo.url);
+  const query = new URLSearchParams();
+  if (a.threads) query.set('threads', String(Number(a.threads)));
+  if (a.compat) query.set('wasm', 'compat'); // the build browsers without relaxed SIMD load
+  const [page, ready] = await openDemo(browser, `${demo.url}?${query}`);
   if (!ready) throw new Error('the page did not load its model');
   if (a.model) await page.evaluate((m) => window.edgecapDemo.loadModel(m), a.model);
   let same = 0;
@@ -60,6 +63,7 @@ try {
   const exact = diffs.filter((d) => d === 0).length;
   const summary = {
     threads: await page.evaluate(() => window.edgecapDemo.threads),
+    wasm_build: a.compat ? 'compat' : 'default',
     photos: names.length,
     captions_identical: same,
     decoded_at_full_scale_by_pillow: names.length - reduced.size,

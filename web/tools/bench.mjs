@@ -3,21 +3,25 @@
 // `encode`, one `decode_step` call of K rows, the detector, and whole captions of the example
 // photos with the default pipeline; medians of --runs.
 //
-//   node web/tools/bench.mjs [--model NAME] [--runs 20] [--threads N]
+//   node web/tools/bench.mjs [--model NAME] [--runs 20] [--threads N | --compat]
 //
 // --threads N opens the page as `?threads=N`: N > 1 runs LiteRT.js's threaded WASM build (the
 // page is served cross-origin isolated); without it, the page's default, the single-threaded
-// build. Prints one JSON object (docs/web.md).
+// build. --compat loads the build for browsers without relaxed SIMD (which LiteRT.js picks for
+// them). Prints one JSON object (docs/web.md).
 import { parseArgs } from 'node:util';
 
 import { launch, openDemo, startDemo } from './browser.js';
 
-const { values: a } = parseArgs({ options: { model: { type: 'string' }, runs: { type: 'string', default: '20' }, threads: { type: 'string' } } });
+const { values: a } = parseArgs({ options: { model: { type: 'string' }, runs: { type: 'string', default: '20' }, threads: { type: 'string' }, compat: { type: 'boolean', default: false } } });
 const runs = Number(a.runs);
 const demo = await startDemo();
 const browser = await launch();
 try {
-  const [page, ready] = await openDemo(browser, a.threads ? `${demo.url}?threads=${Number(a.threads)}` : demo.url);
+  const query = new URLSearchParams();
+if (a.threads) query.set('threads', String(Number(a.threads)));
+if (a.compat) query.set('wasm', 'compat');
+const [page, ready] = await openDemo(browser, `${demo.url}?${query}`);
   if (!ready) throw new Error('the page did not load its model');
   const t0 = Date.now();
   await page.evaluate((m) => window.edgecapDemo.loadModel(m), a.model ?? null);
@@ -78,7 +82,7 @@ try {
       encode_ms: encode, decode_step_ms: step, detector_ms: detector, captions,
     };
   }, runs);
-  console.log(JSON.stringify({ ...out, threads_asked: a.threads ? Number(a.threads) : 'default', model_load_ms: load, runs }, null, 1));
+  console.log(JSON.stringify({ ...out, threads_asked: a.threads ? Number(a.threads) : 'default', wasm_build: a.compat ? 'compat (SIMD, no relaxed SIMD)' : a.threads > 1 ? 'threaded' : 'default (relaxed SIMD if the browser has it)', model_load_ms: load, runs }, null, 1));
 } finally {
   await browser.close();
   demo.stop();
