@@ -11,7 +11,7 @@
  * import { loadLiteRt } from '@litertjs/core';
  * await loadLiteRt('/node_modules/@litertjs/core/wasm/');
  * const captioner = await Captioner.fromManifest('/models/manifest.json');
- * const result = await captioner.caption(await imagePixels(file));
+ * const result = await captioner.caption(fileInput.files[0]); // a File, an <img>, a <video>, ...
  * console.log(result.caption.text);
  * ```
  * @module captioner
@@ -56,6 +56,34 @@ function deleteAll(record) {
 /** A photo's decoded pixels: `{data, width, height, channels}` (RGBA from a canvas, or RGB). */
 export function pixelsOf(data, width, height, channels = 4) {
   return { data, width, height, channels };
+}
+
+/**
+ * Decoded pixels of what a page has: a `Blob`/`File` (decoded with EXIF orientation and without
+ * colour-profile conversion, as Pillow decodes), an `ImageData`, or anything a canvas draws (an
+ * `ImageBitmap`, `<img>`, `<canvas>`, `<video>` frame). Transparency is composited on white, as
+ * the Python runtime does.
+ * @returns {Promise<{data: Uint8ClampedArray, width: number, height: number, channels: number}>}
+ * @throws {ModelFileError} never; {TypeError} a Blob that is not an image the browser decodes
+ */
+export async function pixelsFrom(source) {
+  if (typeof ImageData !== 'undefined' && source instanceof ImageData) return pixelsOf(source.data, source.width, source.height, 4);
+  let image = source;
+  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+    try {
+      image = await createImageBitmap(source, { imageOrientation: 'from-image', colorSpaceConversion: 'none' });
+    } catch {
+      throw new TypeError(`${source.name ?? 'the blob'}: not an image this browser can decode`);
+    }
+  }
+  const width = image.naturalWidth ?? image.videoWidth ?? image.width;
+  const height = image.naturalHeight ?? image.videoHeight ?? image.height;
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(image, 0, 0, width, height);
+  return pixelsOf(ctx.getImageData(0, 0, width, height).data, width, height, 4);
 }
 
 /**
@@ -264,15 +292,16 @@ export class Captioner {
 
   /**
    * Caption one photo with the default pipeline. Calls are queued: one Captioner is safe to share.
-   * @param {{data: Uint8Array|Uint8ClampedArray, width: number, height: number, channels?: number}|{pixels: Object<string, Uint8Array>}} photo
-   *   decoded pixels (resized here for each model), or `{pixels: {captioner: Uint8Array, <tagger name>: Uint8Array}}`
-   *   already at each model's input size (the Python runtime's own pixels, for an exact comparison)
+   * @param {Blob|ImageBitmap|HTMLImageElement|HTMLCanvasElement|HTMLVideoElement|ImageData|{data: Uint8Array|Uint8ClampedArray, width: number, height: number, channels?: number}|{pixels: Object<string, Uint8Array>}} photo
+   *   a photo (`pixelsFrom`), decoded pixels (resized here for each model), or `{pixels: {captioner:
+   *   Uint8Array, <tagger name>: Uint8Array}}` already at each model's input size (the Python
+   *   runtime's own pixels, for an exact comparison)
    * @returns {Promise<object>} `{caption, captions, tags, constraints, constraintsMet, timings}`;
    *   a caption is `{text, words, tokens, logProb, score, attention}` (attention: per word, the
    *   step's map, `Float32Array` of `metadata.attention.size`)
    */
   caption(photo) {
-    const run = this._queue.then(() => this._caption(photo));
+    const run = this._queue.then(async () => this._caption(photo.pixels || photo.data ? photo : await pixelsFrom(photo)));
     this._queue = run.catch(() => {});
     return run;
   }

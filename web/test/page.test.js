@@ -122,3 +122,26 @@ test('the build for browsers without relaxed SIMD loads and captions (its captio
   assert.deepEqual(got.tags.map((t) => t.word), r.jpeg.tags.map((t) => t.word), 'the detector is integer arithmetic: the same tags');
   await compat.close();
 });
+
+test('Captioner.caption takes a File or an <img> as it is', async () => {
+  await page.evaluate((name) => window.edgecapDemo.loadModel(name), 'show_attend_tell_flickr8k');
+  const want = reference.find((x) => x.model === 'show_attend_tell_flickr8k' && x.png === 'chelsea.png').png_result.captions[0].text;
+  const got = await page.evaluate(async () => {
+    const c = window.edgecapDemo.state.captioner;
+    const blob = await (await fetch('/build/reference/chelsea.png')).blob();
+    const fromFile = await c.caption(new File([blob], 'chelsea.png'));
+    const img = new Image();
+    img.src = URL.createObjectURL(blob);
+    await img.decode();
+    const fromImg = await c.caption(img);
+    let refused = '';
+    try {
+      await c.caption(new File(['not pixels'], 'notes.jpg'));
+    } catch (e) {
+      refused = e.message;
+    }
+    return [fromFile.caption.text, fromImg.caption.text, refused];
+  });
+  assert.deepEqual(got.slice(0, 2), [want, want]);
+  assert.match(got[2], /notes\.jpg: not an image this browser can decode/);
+});
