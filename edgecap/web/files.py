@@ -120,13 +120,14 @@ def detector_output_shapes(path: Path) -> list[list[int]]:
     """The output shapes of a detector file after one run on a grey photo (the interpreter's own)."""
     import numpy as np
 
-    from edgecap.runtime.interpreter import make_interpreter
+    from edgecap.runtime.interpreter import make_interpreter, quiet_native_logs
 
-    interpreter = make_interpreter(Path(path).read_bytes())[0]
-    interpreter.allocate_tensors()
-    d = interpreter.get_input_details()[0]
-    interpreter.set_tensor(d["index"], np.full(d["shape"], 128, d["dtype"]))
-    interpreter.invoke()
+    with quiet_native_logs():  # the interpreter's "INFO: Created ... delegate" line
+        interpreter = make_interpreter(Path(path).read_bytes())[0]
+        interpreter.allocate_tensors()
+        d = interpreter.get_input_details()[0]
+        interpreter.set_tensor(d["index"], np.full(d["shape"], 128, d["dtype"]))
+        interpreter.invoke()
     return [list(interpreter.get_tensor(o["index"]).shape) for o in interpreter.get_output_details()]
 
 
