@@ -324,10 +324,10 @@ export class Captioner {
     const t1 = performance.now();
     const { state, memory } = await this.encode(pixels);
     const t2 = performance.now();
-    const tags = mergeTags((await tagging).flat());
-    const t3 = performance.now();
     let guard = null;
     try {
+      const tags = mergeTags((await tagging).flat());
+      const t3 = performance.now();
       if (m.tags) {
         const rows = tagInputRows(tags, m);
         memory[m.tags.ids] = new Tensor(rows.ids, [1, m.tags.size]);
