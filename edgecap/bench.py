@@ -200,14 +200,16 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
     encode_ops = signature_macs_by_op(flatbuffer, "encode", greedy.encode_signature.tensor_shape)
     encode_macs = by_arithmetic(encode_ops)
 
-    def whole(captioner) -> tuple[float, float, float, float, float, float]:
+    def whole(captioner, split: dict | None = None) -> tuple[float, float, float, float, float, float]:
         """Per caption, the medians over photos of: the median, the share outside Invoke, the
-        words, the fastest run, the time inside Invoke and the preprocessing (ms)."""
+        words, the fastest run, the time inside Invoke and the preprocessing (ms). ``split``, if
+        given, gets each key of the captions' ``timings_ms`` (preprocess, encode, tag_wait,
+        decode) → its per-photo medians."""
         per_photo, fastest, outside, words, inside, preprocess = [], [], [], [], [], []
         sigs = (captioner.encode_signature, captioner.step_signature)
         for p in photos:
             captioner.caption(p)  # warm-up for this photo
-            times, shares, invoke, prep = [], [], [], []
+            times, shares, invoke, prep, parts = [], [], [], [], []
             for _ in range(repeats):
                 before = sum(s.invoke_seconds for s in sigs)
                 t0 = time.perf_counter()
@@ -218,6 +220,10 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
                 shares.append(1.0 - spent / total)
                 invoke.append(spent * 1e3)
                 prep.append(result.timings_ms["preprocess"])
+                parts.append(result.timings_ms)
+            if split is not None:
+                for key in parts[0]:
+                    split.setdefault(key, []).append(statistics.median(t[key] for t in parts))
             per_photo.append(statistics.median(times))
             fastest.append(min(times))
             outside.append(statistics.median(shares))
@@ -294,13 +300,18 @@ def bench_tags(model_path: Path, threads: int, photos: list[Path], repeats: int,
         model_path,
         CaptionerOptions(beam_size=3, num_threads=threads, return_attention=False, taggers=DEFAULT_TAGGERS),
     )
-    pipeline_ms, *_ = whole(pipeline)
+    split: dict[str, list[float]] = {}
+    pipeline_ms, *_ = whole(pipeline, split)
     constrained = sum(bool(pipeline.caption(p).constraints) for p in photos)
     return {
         "tagger_ms": alone,
         "pipeline": list(DEFAULT_TAGGERS),
         "pipeline_beam3_ms": pipeline_ms,
         "constrained_photos": constrained,
+        # where a default-pipeline caption's time goes (Captioner.caption's timings, medians over
+        # photos): decoding + resizing, the photo's encode, the wait for the taggers after it,
+        # and the searches (the free one and, where the rules call for it, the constrained one)
+        "pipeline_split_ms": {k: statistics.median(v) for k, v in split.items()},
     }
 
 
@@ -643,6 +654,17 @@ def format_report(r: dict) -> str:
             f"{g['pipeline_beam3_ms'] / t['beam3_ms']:.2f}x the model alone ({g['constrained_photos']} of {r['photos']} photos constrained); "
             "taggers alone: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in g["tagger_ms"].items())
         )
+        if "pipeline_split_ms" in g:  # not in the figures of a baseline revision from before it
+            names = {
+                "preprocess": "decode + resize",
+                "encode": "encode",
+                "tag_wait": "waiting for the tags",
+                "decode": "search(es)",
+            }
+            lines.append(
+                f"{'':38} {'':>4}  with tags, where a caption's time goes (medians): "
+                + ", ".join(f"{names.get(k, k)} {ms:.2f} ms" for k, ms in g["pipeline_split_ms"].items())
+            )
     retrieval = [t for t in r["results"] if t.get("task") == "retrieval"]
     if retrieval:
         lines.append(

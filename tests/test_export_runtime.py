@@ -366,6 +366,7 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"photos in {examples} x 3 runs" in out.stdout  # which photos were timed
+    assert "where a caption's time goes (medians): decode + resize" in out.stdout
     report = json.loads((tmp_path / "bench.json").read_text())
     assert [Path(r["model"]).name for r in report["results"]] == [tiny_float32.name, "copy.tflite"] and report[
         "keras_skipped"
@@ -403,6 +404,9 @@ def test_bench_times_several_models_in_one_run(tmp_path, tiny_float32, examples)
         )
         assert r["per_op_floor_ms"]["encode"] == pytest.approx(sum(n / rates[k] for k, n in by_op.items()) / 1e6)
         assert r["per_op_floor_ms"]["step"]["1"] > 0 and rates["int8/fc@1"] > 0
+        split = r["tags"]["pipeline_split_ms"]  # the default pipeline's time, part by part
+        assert set(split) == {"preprocess", "encode", "tag_wait", "decode"} and min(split.values()) >= 0
+        assert 0 < split["encode"] and sum(split.values()) < 2 * r["tags"]["pipeline_beam3_ms"]
     bad = _cli("bench", "--model", "no_such_model", "--keras-run", "none")
     assert bad.returncode == 1 and "no_such_model" in bad.stderr
 
