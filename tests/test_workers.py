@@ -92,3 +92,20 @@ def test_a_worker_killed_mid_batch_loses_no_photo(examples):
     assert 1 <= len(retried) <= 4  # the photos in flight (at most 2 x workers)
     first = {p: r.text for p, r, _ in out[:3]}
     assert all(result.text == first[image] for image, result, _ in out)  # the same captions after the restart
+
+
+def test_the_taggers_threads_one_process_against_workers():
+    """One process: the detector gets 2 threads (it runs on after the encode, while the search
+    waits for its tags); a worker: every unset thread count is 1 (the workers share the cores);
+    a count the options set is kept."""
+    from edgecap.runtime import Captioner, CaptionerOptions, TaggerOptions
+    from edgecap.runtime.captioner import TAGGER_THREADS
+    from edgecap.runtime.interpreter import usable_cores
+    from edgecap.runtime.pool import worker_options
+
+    captioner = Captioner.from_preset("show_attend_tell_flickr8k")
+    assert [t.options.num_threads for t in captioner.taggers] == [min(TAGGER_THREADS, usable_cores())]
+    worker = worker_options(CaptionerOptions())
+    assert worker.num_threads == 1 and worker.tagger_options.num_threads == 1
+    chosen = worker_options(CaptionerOptions(num_threads=2, tagger_options=TaggerOptions(num_threads=3)))
+    assert chosen.num_threads == 2 and chosen.tagger_options.num_threads == 3

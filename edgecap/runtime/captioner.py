@@ -37,7 +37,14 @@ from edgecap.runtime.guidance import (
     per_word,
     untagged_words,
 )
-from edgecap.runtime.interpreter import BACKENDS, Signature, check_kernels, make_interpreter, quiet_native_logs
+from edgecap.runtime.interpreter import (
+    BACKENDS,
+    Signature,
+    check_kernels,
+    make_interpreter,
+    quiet_native_logs,
+    usable_cores,
+)
 from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from edgecap.runtime.running_modes import (
     CaptionSpan,
@@ -50,6 +57,12 @@ from edgecap.runtime.running_modes import (
 )
 from edgecap.runtime.tag_inputs import tag_input_arrays
 from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
+
+#: The taggers' interpreter threads in one process when their options leave it unset (at most the
+#: cores): the COCO detector costs 2.7x the photo's encode, so after the encode it runs alone
+#: while the search waits for its tags. ``--workers`` processes use 1 each
+#: (:func:`edgecap.runtime.pool.worker_options`).
+TAGGER_THREADS = 2
 
 
 @dataclass
@@ -343,8 +356,12 @@ class Captioner:
         self._warm_up()
 
     def _load_tagger(self, name_or_path: str) -> Tagger:
-        """A built-in tagger by name, or a tagger file; it runs with the captioner's kernels."""
+        """A built-in tagger by name, or a tagger file; it runs with the captioner's kernels, and,
+        unless its options say otherwise, with :data:`TAGGER_THREADS` threads: it runs beside the
+        photo's encode, then alone while the search waits for its tags (docs/runtime.md#workers)."""
         options = dataclasses.replace(self.options.tagger_options, kernels=self.options.kernels)
+        if options.num_threads is None:
+            options = dataclasses.replace(options, num_threads=min(TAGGER_THREADS, usable_cores()))
         if Path(name_or_path).suffix == ".tflite" or Path(name_or_path).is_file():
             return Tagger.create_from_model_path(name_or_path, options)
         return Tagger.from_preset(name_or_path, options)

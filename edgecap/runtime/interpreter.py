@@ -24,6 +24,14 @@ KERNELS = ("default", "builtin", "reference")
 ARM32 = ("armv7l", "armv6l", "armv8l")
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may use (its affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def check_kernels(kernels: str) -> None:
     """Raises ValueError for a name not in :data:`KERNELS`."""
     if kernels not in KERNELS:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from edgecap.runtime.captioner import Captioner, CaptionerOptions, CaptionResult
+from edgecap.runtime.interpreter import usable_cores
 from edgecap.runtime.preprocessing import ImageLoadError
 
 _captioner: Captioner | None = None  # the worker process's own
@@ -30,10 +30,19 @@ _captioner: Captioner | None = None  # the worker process's own
 
 def default_workers() -> int:
     """The CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+    return usable_cores()
+
+
+def worker_options(options: CaptionerOptions) -> CaptionerOptions:
+    """A worker's options: what is unset runs on one core, the captioner's interpreter and the
+    taggers' alike (the workers share the cores; docs/runtime.md#workers)."""
+    if options.num_threads is None:
+        options = dataclasses.replace(options, num_threads=1)
+    if options.tagger_options.num_threads is None:
+        options = dataclasses.replace(
+            options, tagger_options=dataclasses.replace(options.tagger_options, num_threads=1)
+        )
+    return options
 
 
 def _load(path: str, options: CaptionerOptions) -> None:
@@ -66,7 +75,7 @@ def caption_in_workers(
     """Caption ``images`` with ``workers`` processes; ``(image, result, error)`` in input order.
 
     At most ``2 × workers`` photos are in flight, so a large folder is not queued at once.
-    ``options.num_threads`` None becomes 1 (one core per worker).
+    Unset thread counts become 1 (one core per worker, :func:`worker_options`).
 
     A worker that dies (killed, out of memory) breaks the pool: the photos in flight that had
     no result yet are sent once more to a fresh pool (``on_retry(image)`` for each), and a photo
@@ -87,8 +96,7 @@ def caption_in_workers(
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if options.num_threads is None:
-        options = dataclasses.replace(options, num_threads=1)
+    options = worker_options(options)
     pools = _Pools(str(path), options, workers)
     pending: deque[_InFlight] = deque()
     try:
