@@ -209,7 +209,7 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
         sigs = (captioner.encode_signature, captioner.step_signature)
         for p in photos:
             captioner.caption(p)  # warm-up for this photo
-            times, shares, invoke, prep, parts = [], [], [], [], []
+            times, shares, invoke, parts = [], [], [], []
             for _ in range(repeats):
                 before = sum(s.invoke_seconds for s in sigs)
                 t0 = time.perf_counter()
@@ -219,7 +219,6 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
                 times.append(total * 1e3)
                 shares.append(1.0 - spent / total)
                 invoke.append(spent * 1e3)
-                prep.append(result.timings_ms["preprocess"])
                 parts.append(result.timings_ms)
             if split is not None:
                 for key in parts[0]:
@@ -228,7 +227,7 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
             fastest.append(min(times))
             outside.append(statistics.median(shares))
             inside.append(statistics.median(invoke))
-            preprocess.append(statistics.median(prep))
+            preprocess.append(statistics.median(t["preprocess"] for t in parts))
             words.append(len(result.tokens))
         return (
             statistics.median(per_photo),

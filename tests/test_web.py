@@ -58,7 +58,9 @@ def test_a_web_file_steps_exactly_as_the_released_file(name):
 def test_the_python_captioner_refuses_a_web_file(tmp_path):
     path = tmp_path / "default.web3.tflite"
     path.write_bytes(web_file(default_preset(), 3))
-    with pytest.raises(md.ModelFileError, match=r"default\.web3\.tflite: a web file \(decode_step's batch fixed to 3"):
+    with pytest.raises(
+        md.ModelFileError, match=r"default\.web3\.tflite: a web file \(decode_step's batch fixed for LiteRT.js"
+    ):
         Captioner.from_file(path)
 
 

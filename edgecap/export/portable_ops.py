@@ -28,7 +28,7 @@ from math import prod
 
 import numpy as np
 
-from edgecap.runtime.ops import _schema
+from edgecap.runtime.ops import _schema, model_object, pack_model
 
 QUANTIZED = ("INT8", "UINT8")
 
@@ -186,10 +186,8 @@ def rewrite(flatbuffer: bytes) -> tuple[bytes, RewriteReport]:
     Raises:
         ImportError: no TFLite schema module installed.
     """
-    import flatbuffers
-
     s = _schema()
-    model = s.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    model = model_object(flatbuffer)
     op_names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
     type_names = {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}
     report = RewriteReport([], [], [])
@@ -216,6 +214,4 @@ def rewrite(flatbuffer: bytes) -> tuple[bytes, RewriteReport]:
     if not report.changed:
         return flatbuffer, report
     _drop_unused_opcodes(model)
-    builder = flatbuffers.Builder(len(flatbuffer) + (1 << 16))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), report
+    return pack_model(model, len(flatbuffer)), report

@@ -321,10 +321,10 @@ class Captioner:
             raise md.ModelFileError(
                 f"{source}: a {metadata.task} model ({metadata.architecture}), not a captioner; use it with 'edgecap search' or edgecap.runtime.Retriever"
             )
-        web = metadata.extra.get("web") if isinstance(metadata.extra, dict) else None
+        web = metadata.extra.get("web")  # an object: the metadata schema checked it
         if web:
             raise md.ModelFileError(
-                f"{source}: a web file (decode_step's batch fixed to {web.get('step_batch')} for LiteRT.js); caption with the released file it was made from"
+                f"{source}: a web file (decode_step's batch fixed for LiteRT.js); caption with the released file it was made from"
             )
         try:
             self.interpreter, self.backend = make_interpreter(

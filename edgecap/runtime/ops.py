@@ -34,6 +34,24 @@ def _schema():
     raise ImportError("no TFLite schema module found (pip install ai-edge-litert)")
 
 
+def model_object(flatbuffer: bytes):
+    """The flatbuffer as the schema's object API (``ModelT``), to edit and :func:`pack_model` again.
+
+    Raises:
+        ImportError: no TFLite schema module installed.
+    """
+    return _schema().ModelT.InitFromPackedBuf(flatbuffer, 0)
+
+
+def pack_model(model, size_hint: int = 0) -> bytes:
+    """A ``ModelT`` written back as a ``.tflite`` flatbuffer (``TFL3``); ``size_hint``: about its bytes."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint + (1 << 16))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def _type_names(s) -> dict[int, str]:
     """TFLite tensor type code → name, e.g. ``9 → "INT8"``."""
     return {v: k for k, v in vars(s.TensorType).items() if not k.startswith("_")}

@@ -21,6 +21,7 @@ interpreter package (no TensorFlow).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -28,8 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgecap.runtime import metadata as md
-from edgecap.runtime.ops import _schema
-from edgecap.utils import atomic_write_bytes, atomic_write_text
+from edgecap.runtime.ops import model_object, pack_model
+from edgecap.utils import atomic_write_bytes, atomic_write_text, sha256_file
 
 STEP_SIGNATURE = "decode_step"
 #: the manifest's format; the page refuses another
@@ -61,12 +62,9 @@ def static_step(flatbuffer: bytes, batch: int, source: str = "<model>") -> bytes
             dynamic batch.
         ImportError: no TFLite schema module installed.
     """
-    import flatbuffers
-
     if not 1 <= batch <= 1024:
         raise WebFileError(f"{source}: the step batch must be in 1..1024, got {batch}")
-    s = _schema()
-    model = s.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    model = model_object(flatbuffer)
     sigs = [sd for sd in model.signatureDefs or [] if (sd.signatureKey or b"").decode() == STEP_SIGNATURE]
     if not sigs:
         raise WebFileError(f"{source}: no {STEP_SIGNATURE!r} signature: not a stepwise captioner")
@@ -85,9 +83,7 @@ def static_step(flatbuffer: bytes, batch: int, source: str = "<model>") -> bytes
         changed += 1
     if not changed:
         raise WebFileError(f"{source}: {STEP_SIGNATURE!r} has no dynamic batch dimension to fix")
-    builder = flatbuffers.Builder(len(flatbuffer) + (1 << 16))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack_model(model, len(flatbuffer))
 
 
 def static_outputs(flatbuffer: bytes, shapes: list[list[int]], source: str = "<model>") -> bytes:
@@ -101,19 +97,14 @@ def static_outputs(flatbuffer: bytes, shapes: list[list[int]], source: str = "<m
     Raises:
         WebFileError: ``shapes`` not one per output.
     """
-    import flatbuffers
-
-    s = _schema()
-    model = s.ModelT.InitFromPackedBuf(flatbuffer, 0)
+    model = model_object(flatbuffer)
     graph = model.subgraphs[0]
     if len(shapes) != len(graph.outputs):
         raise WebFileError(f"{source}: {len(graph.outputs)} outputs, {len(shapes)} shapes given")
     for i, shape in zip(graph.outputs, shapes):
         graph.tensors[i].shape = list(shape)
         graph.tensors[i].shapeSignature = list(shape)
-    builder = flatbuffers.Builder(len(flatbuffer) + (1 << 16))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return pack_model(model, len(flatbuffer))
 
 
 def detector_output_shapes(path: Path) -> list[list[int]]:
@@ -131,18 +122,25 @@ def detector_output_shapes(path: Path) -> list[list[int]]:
     return [list(interpreter.get_tensor(o["index"]).shape) for o in interpreter.get_output_details()]
 
 
-def web_file(path: Path, batch: int) -> bytes:
+def web_file(path: Path, batch: int | None = None) -> bytes:
     """A released edgecap file made into its web file (:func:`static_step`, metadata re-packed).
+
+    Args:
+        path: the released file (its digest is checked as it is read).
+        batch: the step's static batch; default the model's own beam size.
 
     Raises:
         ModelFileError: ``path`` is not a readable, verified edgecap model.
         WebFileError: see :func:`static_step`.
     """
     data, meta = md.read_file(path)
-    flat = md.flatbuffer(data)
-    patched = static_step(flat, batch, str(path))
-    meta.extra = {**meta.extra, "web": {"step_batch": batch, "source_sha256": md.digest(flat)}}
-    return md.pack(patched, meta)
+    return _web_bytes(data, meta, batch or meta.beam_size, str(path))
+
+
+def _web_bytes(data: bytes, meta: md.ModelMetadata, batch: int, source: str) -> bytes:
+    patched = static_step(md.flatbuffer(data), batch, source)
+    web = {**meta.extra, "web": {"step_batch": batch, "source_sha256": meta.flatbuffer_sha256}}
+    return md.pack(patched, dataclasses.replace(meta, extra=web))
 
 
 @dataclass
@@ -153,8 +151,8 @@ class WebFile:
         name: preset name, e.g. ``"show_attend_tell_flickr8k"``.
         file: file name beside the manifest.
         bytes: its size.
-        sha256: hex SHA-256 of the whole file (what the page's cache checks).
-        step_batch: the step's static batch (0 for a tagger).
+        sha256: hex SHA-256 of the whole file (the page's URL carries it, for the cache).
+        step_batch: the step's static batch.
         source_sha256: the released flatbuffer's digest it was made from.
     """
 
@@ -180,15 +178,15 @@ def _pipeline_rules() -> dict:
     }
 
 
-def build(out: Path, batch: int | None = None, names: list[str] | None = None, progress=None) -> dict:
-    """Write the web files of the built-in captioners (and the detector, copied) and ``manifest.json``.
+def build(out: Path, names: list[str] | None = None, progress=None) -> dict:
+    """Write the web files of the built-in captioners and the detector, and ``manifest.json``.
 
-    A file already there with the manifest's digest is kept (the demo's server runs this on
-    first use; later runs cost a hash of each file). Files are written atomically.
+    A file already there, made from the same release and with the manifest's digest, is kept
+    (the demo's server runs this at every start; then it costs a hash of each file). Files are
+    written atomically.
 
     Args:
         out: folder for the files (made if missing).
-        batch: the step's static batch; default each model's own beam size.
         names: captioner presets; default every built-in captioner.
         progress: called with each file name as it is written, or None.
 
@@ -213,32 +211,34 @@ def build(out: Path, batch: int | None = None, names: list[str] | None = None, p
     entries = []
     for name in names or preset_names(task="captioning"):
         src = preset_path(name)
-        k = batch or md.read_file(src)[1].beam_size
-        src_digest = md.digest(md.flatbuffer(src.read_bytes()))
+        data, meta = md.read_file(src)  # one read: the digest checked, the beam size
+        k, src_digest = meta.beam_size, meta.flatbuffer_sha256
         file = f"{name}.web{k}.tflite"
-        prev = old.get(name)
+        prev = old.get(name, {})
         if (
-            prev
-            and prev.get("source_sha256") == src_digest
+            prev.get("source_sha256") == src_digest
             and prev.get("file") == file
             and (out / file).is_file()
-            and _sha256(out / file) == prev.get("sha256")
+            and sha256_file(out / file) == prev.get("sha256")
         ):
             entries.append(WebFile(**{f: prev[f] for f in WebFile.__dataclass_fields__}))
             continue
-        data = web_file(src, k)
-        atomic_write_bytes(out / file, data)
+        web = _web_bytes(data, meta, k, str(src))
+        atomic_write_bytes(out / file, web)
         if progress:
             progress(file)
-        entries.append(WebFile(name, file, len(data), hashlib.sha256(data).hexdigest(), k, src_digest))
+        entries.append(WebFile(name, file, len(web), hashlib.sha256(web).hexdigest(), k, src_digest))
     taggers = []
     for tagger in _pipeline_rules()["taggers"]:
         src = tagger_path(tagger)
         dst = out / f"{src.stem}.web.tflite"
-        src_digest = _sha256(src)
+        src_digest = sha256_file(src)
         prev = next((t for t in old_taggers if t.get("name") == tagger), None)
         if not (
-            prev and prev.get("source_sha256") == src_digest and dst.is_file() and _sha256(dst) == prev.get("sha256")
+            prev
+            and prev.get("source_sha256") == src_digest
+            and dst.is_file()
+            and sha256_file(dst) == prev.get("sha256")
         ):
             atomic_write_bytes(dst, static_outputs(src.read_bytes(), detector_output_shapes(src), str(src)))
             if progress:
@@ -248,7 +248,7 @@ def build(out: Path, batch: int | None = None, names: list[str] | None = None, p
         for extra in (words, labels):
             shutil.copyfile(extra, out / extra.name)
         taggers.append(
-            {"name": tagger, "file": dst.name, "bytes": dst.stat().st_size, "sha256": _sha256(dst),
+            {"name": tagger, "file": dst.name, "bytes": dst.stat().st_size, "sha256": sha256_file(dst),
              "source_sha256": src_digest, "words": words.name, "labels": labels.name}
         )  # fmt: skip
     manifest = {
@@ -260,11 +260,3 @@ def build(out: Path, batch: int | None = None, names: list[str] | None = None, p
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return manifest
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -4,11 +4,10 @@
 import { loadLiteRt } from '@litertjs/core';
 import { simd } from 'wasm-feature-detect';
 
-import { Captioner } from '../src/captioner.js';
+import { Captioner, pixelsFrom } from '../src/captioner.js';
 
 const WASM_DIR = '/node_modules/@litertjs/core/wasm/';
 const MANIFEST = '/models/manifest.json';
-const MAX_PIXELS = 40_000_000; // edgecap.runtime.preprocessing.DEFAULT_MAX_PIXELS
 const $ = (id) => document.getElementById(id);
 
 const state = { captioner: null, photo: null, result: null, manifest: null, stream: null, captioned: 0 };
@@ -33,39 +32,22 @@ function status(message) {
   $('status').hidden = !message;
 }
 
-/** A photo's pixels from anything `createImageBitmap` decodes (EXIF orientation applied). */
+/** A photo file: shown, and its decoded pixels (the core's `pixelsFrom`: as Pillow decodes). */
 async function decode(blob, name) {
-  let bitmap;
-  try {
-    // EXIF orientation applied, colour profiles not (as Pillow decodes: the same pixels as Python)
-    bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', colorSpaceConversion: 'none' });
-  } catch {
-    throw new Error(`${name}: not an image this browser can decode`);
-  }
-  if (bitmap.width * bitmap.height > MAX_PIXELS) {
-    throw new Error(`${name}: ${bitmap.width}x${bitmap.height} pixels is over the limit of ${MAX_PIXELS} (as edgecap caption's --max-pixels)`);
-  }
-  return await drawPhoto(bitmap, bitmap.width, bitmap.height);
+  const file = blob instanceof File ? blob : new File([blob], name, { type: blob.type });
+  const pixels = await pixelsFrom(file);
+  await showPhoto(file);
+  return pixels;
 }
 
-/** Shows the photo (an <img>: drawn once, under the boxes and maps) and returns its decoded pixels. */
-async function drawPhoto(source, width, height) {
-  const canvas = $('pixels');
-  canvas.width = width;
-  canvas.height = height;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.fillStyle = '#fff'; // transparency composited on white, as the Python runtime does
-  ctx.fillRect(0, 0, width, height);
-  ctx.drawImage(source, 0, 0, width, height);
-  const data = ctx.getImageData(0, 0, width, height).data;
-  const blob = await new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.92));
+/** Shows a photo (an <img>, under the boxes and maps). */
+async function showPhoto(blob) {
   const img = $('photo');
   if (img.src) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(blob);
   img.hidden = false;
   await img.decode();
   clearOverlay();
-  return { data, width, height, channels: 4 };
 }
 
 async function loadModel(name) {
@@ -240,10 +222,12 @@ async function startCamera() {
 
 async function snap() {
   const video = $('camera');
-  const photo = await drawPhoto(video, video.videoWidth, video.videoHeight);
+  const photo = await pixelsFrom(video);
+  const frame = new OffscreenCanvas(photo.width, photo.height);
+  frame.getContext('2d').putImageData(new ImageData(photo.data, photo.width, photo.height), 0, 0);
+  await showPhoto(await frame.convertToBlob({ type: 'image/jpeg', quality: 0.92 }));
   state.stream.getTracks().forEach((t) => t.stop());
   video.hidden = true;
-  $('photo').hidden = false;
   $('snap').hidden = true;
   try {
     await caption(photo);

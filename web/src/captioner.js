@@ -27,6 +27,8 @@ import { beam, greedy } from './search.js';
 import { detectorTags, readTagWords, tagInputRows } from './tags.js';
 
 export const TOKENS = 'tokens', LOG_PROBS = 'log_probs', IMAGE = 'image';
+/** Photos with more pixels once decoded are refused (`edgecap.runtime.preprocessing.DEFAULT_MAX_PIXELS`). */
+export const MAX_PIXELS = 40_000_000;
 /** The manifest format this page reads (`edgecap/web/files.py` MANIFEST_VERSION). */
 export const MANIFEST_VERSION = 1;
 
@@ -63,21 +65,26 @@ export function pixelsOf(data, width, height, channels = 4) {
  * colour-profile conversion, as Pillow decodes), an `ImageData`, or anything a canvas draws (an
  * `ImageBitmap`, `<img>`, `<canvas>`, `<video>` frame). Transparency is composited on white, as
  * the Python runtime does.
+ * @param {number} maxPixels refuse a photo with more pixels once decoded (Python's `DEFAULT_MAX_PIXELS`)
  * @returns {Promise<{data: Uint8ClampedArray, width: number, height: number, channels: number}>}
- * @throws {ModelFileError} never; {TypeError} a Blob that is not an image the browser decodes
+ * @throws {TypeError} a Blob that is not an image the browser decodes; {RangeError} too many pixels
  */
-export async function pixelsFrom(source) {
+export async function pixelsFrom(source, maxPixels = MAX_PIXELS) {
   if (typeof ImageData !== 'undefined' && source instanceof ImageData) return pixelsOf(source.data, source.width, source.height, 4);
   let image = source;
+  const name = source.name ?? 'the photo';
   if (typeof Blob !== 'undefined' && source instanceof Blob) {
     try {
       image = await createImageBitmap(source, { imageOrientation: 'from-image', colorSpaceConversion: 'none' });
     } catch {
-      throw new TypeError(`${source.name ?? 'the blob'}: not an image this browser can decode`);
+      throw new TypeError(`${name}: not an image this browser can decode`);
     }
   }
   const width = image.naturalWidth ?? image.videoWidth ?? image.width;
   const height = image.naturalHeight ?? image.videoHeight ?? image.height;
+  if (width * height > maxPixels) {
+    throw new RangeError(`${name}: ${width}x${height} pixels is over the limit of ${maxPixels} (as edgecap caption's --max-pixels)`);
+  }
   const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   ctx.fillStyle = '#fff';
@@ -181,11 +188,6 @@ function webStep(model, m, memory, batch) {
   };
 }
 
-/** The step function `Captioner.search` uses, for `web/tools/bench.mjs` (one call's cost). */
-export function webStepForBench(captioner, memory) {
-  return webStep(captioner.model, captioner.metadata, memory, captioner.batch);
-}
-
 /**
  * A captioner and its taggers: `caption(photo)` runs the default pipeline.
  */
@@ -276,13 +278,18 @@ export class Captioner {
     return { state, memory };
   }
 
+  /** `decode_step` with one photo's memory bound, any number of rows (as Python's `Captioner.step_function`). */
+  stepFunction(memory) {
+    return webStep(this.model, this.metadata, memory, this.batch);
+  }
+
   /** Greedy, beam, or constrained beam search from one photo's state, as the Python runtime's `Captioner.search`. */
   async search(state, memory, constraints = null, processors = null) {
     const m = this.metadata;
     const k = this.options.beamSize ?? m.beamSize;
     const n = Math.min(this.options.numResults, k);
     const suppress = processors ? processorList([this.suppress, processors]) : this.suppress;
-    const step = webStep(this.model, m, memory, this.batch);
+    const step = this.stepFunction(memory);
     if (constraints && constraints.length) {
       return constrainedBeam(step, state, m.startId, m.endId, constraints, m.vocabulary.length, k, m.maxLength, m.lengthPenalty, n, suppress);
     }

@@ -53,7 +53,7 @@ const [page, ready] = await openDemo(browser, `${demo.url}?${query}`);
     const K = c.batch;
     const state = enc.state.map((rows) => Array.from({ length: K }, () => rows[0]));
     const tokens = new Int32Array(K).fill(m.startId);
-    const stepFn = (await import('/src/captioner.js')).webStepForBench(c, enc.memory);
+    const stepFn = c.stepFunction(enc.memory);
     const step = await time(() => stepFn(tokens, state));
     const tagger = c.taggers[0];
     const tagPixels = new Uint8Array(tagger.imageSize * tagger.imageSize * 3).fill(120);
