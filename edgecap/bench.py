@@ -12,7 +12,9 @@ and of a step (counted from the file's own operators, :mod:`edgecap.runtime.ops`
 float32 file, or the float32 stem of an int8 file) divided by its float32 rate, both measured
 in the same process with a small layer of each kind (:mod:`edgecap.export.probe`, at two row
 counts, the better rate kept: see :data:`PROBE_ROW_FACTORS`), so every
-time reads as a ratio to the hardware's limit. With TensorFlow installed, the Keras float model generating greedily step by
+time reads as a ratio to the hardware's limit. With ``--images DIR``, the whole folder is also
+captioned by ``edgecap caption DIR`` with every default, as a user runs it (photos/s, model
+loading included; with ``--baseline``, that revision's too, and how many records the two share). With TensorFlow installed, the Keras float model generating greedily step by
 step in eager mode (as the TensorFlow image-captioning tutorial does) is timed too.
 """
 
@@ -461,7 +463,8 @@ def _in_subprocess(args: list[str], source: Path | None = None) -> dict | list:
 
 def checkout(revision: str, into: Path) -> Path:
     """The source tree of git ``revision`` of this checkout, extracted into ``into`` (``git
-    archive``: no work tree or branch is touched). Its built-in files are that revision's.
+    archive``: no work tree or branch is touched). Its built-in files are that revision's
+    (``edgecap/released`` links to its ``export/``, as in a wheel).
 
     Raises:
         ValueError: edgecap is not running from a git checkout, or no such revision.
@@ -481,7 +484,67 @@ def checkout(revision: str, into: Path) -> Path:
         tar.extractall(into, filter="data")
     if proc.wait() != 0:
         raise ValueError(f"--baseline {revision}: git archive failed")
+    # its built-in files are its own: an editable install maps the package edgecap.released to
+    # this checkout's export/, and a package found in the tree itself comes first
+    released = into / "edgecap" / "released"
+    if (into / "export").is_dir() and not released.exists():
+        released.symlink_to(Path("..") / "export", target_is_directory=True)
     return into
+
+
+CAPTION_DIR_RUNS = 2  #: runs of ``edgecap caption DIR`` per tree; the fastest counts
+
+
+def caption_dir_run(folder: Path, source: Path | None = None) -> tuple[float, list[dict]]:
+    """One ``edgecap caption FOLDER --json`` with every default (model, tagger, workers), as a
+    user runs it: a fresh process, model loading included. With ``source``, the code and
+    built-in files of that tree (a baseline revision).
+
+    Returns:
+        ``(seconds, records)``: wall-clock seconds, and its records without ``timings_ms``.
+
+    Raises:
+        RuntimeError: the command failed (its last lines of stderr).
+    """
+    env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "edgecap.cli", "caption", str(folder), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=source,
+    )
+    seconds = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"edgecap caption {folder} failed:\n{out.stderr[-3000:]}")
+    records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    for record in records:
+        record.pop("timings_ms", None)
+    return seconds, records
+
+
+def caption_dir_rate(folder: Path, source: Path | None = None, runs: int = CAPTION_DIR_RUNS) -> dict:
+    """Photos per second of ``edgecap caption FOLDER`` with its defaults: the fastest of ``runs``
+    (:func:`caption_dir_run`), ``{"photos", "seconds", "photos_per_s", "records"}``."""
+    best, records = float("inf"), []
+    for _ in range(runs):
+        seconds, records = caption_dir_run(folder, source)
+        best = min(best, seconds)
+    return {"photos": len(records), "seconds": best, "photos_per_s": len(records) / best, "records": records}
+
+
+def _same_records(a: list[dict], b: list[dict]) -> dict:
+    """How many records two runs share, whole and by part (by photo)."""
+    theirs = {r["image"]: r for r in b}
+    pairs = [(r, theirs.get(r["image"], {})) for r in a]
+    return {
+        "records": sum(x == y for x, y in pairs),
+        "captions": sum(x["caption"] == y.get("caption") for x, y in pairs),
+        "tags": sum([t["word"] for t in x["tags"]] == [t["word"] for t in y.get("tags", [])] for x, y in pairs),
+        "constraints": sum(x["constraints"] == y.get("constraints") for x, y in pairs),
+        "of": len(pairs),
+    }
 
 
 def _baseline_path(model: Path, source: Path) -> Path:
@@ -502,7 +565,7 @@ def run_bench(
     baseline: str | None = None,
 ) -> dict:
     """All figures as a dict: ``{"machine", "photos", "photo_folder", "repeats", "results": [one dict per model and
-    thread count], "keras": {...} (or "keras_skipped")}``.
+    thread count], "caption_dir": {...} (with ``image_dir``), "keras": {...} (or "keras_skipped")}``.
 
     Args:
         model_paths: ``.tflite`` files, timed one after the other in this run.
@@ -512,6 +575,9 @@ def run_bench(
             that fails is reported as skipped, with its error, beside the files' figures.
         baseline: a git revision: each model is timed a second time, in this run, with the code
             and the built-in files of that revision (rows with ``"baseline": revision``).
+        image_dir: the photos (the first 20 are timed one by one); given, the whole folder is
+            also captioned by ``edgecap caption DIR`` with its defaults (:func:`caption_dir_rate`,
+            and the baseline's, with how many records the two share).
 
     Raises:
         FileNotFoundError: no photos. RuntimeError: a worker process failed.
@@ -526,10 +592,15 @@ def run_bench(
         "repeats": repeats,
         "results": [],
     }
-    photo_args = [str(p) for p in photos]
+    photo_args = [str(p.resolve()) for p in photos]  # absolute: a baseline's worker runs in its own tree
     thread_arg = ",".join(map(str, thread_counts))
     for path in model_paths:
         report["results"] += _in_subprocess(["--worker", str(path), thread_arg, str(repeats), *photo_args])
+    folder = Path(image_dir).resolve() if image_dir else None
+    if folder is not None:  # the whole folder through `edgecap caption DIR`, defaults and all
+        rate = caption_dir_rate(folder)
+        records = rate.pop("records")
+        report["caption_dir"] = {"folder": str(folder), **rate}
     if baseline:
         import tempfile
 
@@ -540,6 +611,14 @@ def run_bench(
                     ["--worker", str(_baseline_path(path, source)), thread_arg, str(repeats), *photo_args], source
                 )
                 report["results"] += [{**row, "baseline": baseline} for row in rows]
+            if folder is not None:
+                old = caption_dir_rate(folder, source)
+                report["caption_dir"]["baseline"] = {
+                    "revision": baseline,
+                    "seconds": old["seconds"],
+                    "photos_per_s": old["photos_per_s"],
+                    "same": _same_records(records, old["records"]),
+                }
     keras_dir = None if str(keras_run) == "none" else Path(keras_run) if keras_run else released_dir()
     if keras_dir is None:
         report["keras_skipped"] = "--keras-run none"
@@ -680,6 +759,19 @@ def format_report(r: dict) -> str:
                 f"{t['query_ms']:17.2f} (N = {t['index_photos']})  {t.get('index_kb_per_photo', float('nan')):14.1f}  {t['peak_rss_mb']:11.0f}{synthetic}"
             )
     lines += _against_baseline(r)
+    if "caption_dir" in r:
+        c = r["caption_dir"]
+        lines.append(
+            f"edgecap caption DIR (every default) on {c['photos']} photos in {c['folder']}: {c['photos_per_s']:.1f} photos/s "
+            f"({c['seconds']:.2f} s with loading, the fastest of {CAPTION_DIR_RUNS})"
+        )
+        if "baseline" in c:
+            b, same = c["baseline"], c["baseline"]["same"]
+            lines.append(
+                f"    against {b['revision']}: {b['photos_per_s']:.1f} photos/s, {c['photos_per_s'] / b['photos_per_s']:.2f}x; "
+                f"the same records on {same['records']} of {same['of']} photos (captions {same['captions']}, "
+                f"tag words {same['tags']}, constraints {same['constraints']})"
+            )
     if r["results"]:
         lines.append(f"interpreter: {r['results'][0]['interpreter']}")
     if "keras" in r:

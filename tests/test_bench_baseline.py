@@ -41,3 +41,50 @@ def test_the_report_says_what_invoke_and_preprocessing_alone_are_against_the_bas
         assert fixed < new["beam3_ms"]
         assert f"{fixed / then[name]['beam3_ms']:.2f}x the baseline's whole caption" in text
     assert "Invoke and preprocessing alone" not in format_report({**report, "results": list(then.values())})
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs a git checkout of edgecap")
+def test_a_baseline_tree_reads_its_own_built_in_files(tmp_path):
+    """An editable install maps edgecap.released to this checkout's export/: the baseline's
+    tree must not time today's taggers with yesterday's code."""
+    import os
+    import subprocess
+    import sys
+
+    source = checkout("HEAD", tmp_path)
+    code = "from edgecap.runtime.presets import tagger_path, preset_path; print(tagger_path('coco_detector')); print(preset_path('show_attend_tell_flickr8k'))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(source)},
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    paths = [Path(line).resolve() for line in out.stdout.split()]
+    assert len(paths) == 2 and all(p.is_relative_to(source.resolve()) and p.is_file() for p in paths), out.stderr[
+        -2000:
+    ]
+
+
+def test_caption_dir_times_the_whole_folder_and_compares_records(tmp_path, examples):
+    import shutil
+
+    from edgecap.bench import _same_records, caption_dir_rate
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("chelsea.jpg", "coffee.jpg"):
+        shutil.copy(examples / name, folder / name)
+    (folder / "notes.txt").write_text("not a photo")
+    rate = caption_dir_rate(folder, runs=1)
+    records = rate["records"]
+    assert rate["photos"] == 2 and rate["photos_per_s"] > 0 and rate["seconds"] > 0
+    assert {Path(r["image"]).name for r in records} == {"chelsea.jpg", "coffee.jpg"}
+    assert all(r["caption"] and "timings_ms" not in r for r in records)
+    changed = [{**records[0], "caption": "a different caption"}, records[1]]
+    same = _same_records(records, changed)
+    assert same == {"records": 1, "captions": 1, "tags": 2, "constraints": 2, "of": 2}
+    report = {"photos": 2, "repeats": 3, "machine": "m", "results": [], "caption_dir": {"folder": str(folder), **rate}}
+    report["caption_dir"]["baseline"] = {"revision": "HEAD", "seconds": 1.0, "photos_per_s": 2.0, "same": same}
+    text = format_report(report)
+    assert "edgecap caption DIR (every default) on 2 photos" in text and "the same records on 1 of 2 photos" in text

@@ -22,7 +22,7 @@ from edgecap.cli.common import fail
     "--images",
     "image_dir",
     type=click.Path(exists=True, file_okay=False),
-    help="Photos to time (default: 20 Flickr8k dev photos if present, else examples/).",
+    help="Photos to time (default: 20 Flickr8k dev photos if present, else examples/); given, the whole folder is also captioned by `edgecap caption DIR` with its defaults (photos/s).",
 )
 @click.option("--repeats", type=click.IntRange(3), default=20, show_default=True)
 @click.option(
