@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from edgecap.runtime.preprocessing import ImageLoadError, load_image
+from edgecap.runtime.preprocessing import ImageLoadError, decode_once, load_image
 
 
 @pytest.fixture
@@ -151,3 +151,30 @@ def test_any_bytes_give_an_image_or_an_image_load_error(data, cut, flip, example
         except ImageLoadError:
             continue
         assert out.shape == (224, 224, 3) and out.dtype == np.uint8
+
+
+def test_one_decode_gives_each_size_the_pixels_of_its_own_decode(photo, tmp_path, examples):
+    """decode_once: the captioner (224) and the detector (300) share one decode only where it
+    changes no pixel; a JPEG whose sizes ask for different DCT scales is left to each."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated, grey, png = tmp_path / "rotated.jpg", tmp_path / "grey.jpg", tmp_path / "photo.png"
+    photo.transpose(Image.Transpose.ROTATE_90).save(rotated, exif=exif, quality=95)
+    photo.convert("L").save(grey)
+    photo.convert("RGBA").save(png)
+    big = tmp_path / "big.jpg"  # 224 asks for 1/8 scale, 300 too: shared
+    photo.resize((4000, 3000)).save(big)
+    for source in (examples / "chelsea.jpg", rotated, grey, png, big, big.read_bytes()):
+        shared = decode_once(source, (224, 300))
+        assert isinstance(shared, Image.Image) and shared.mode == "RGB"
+        for size in (224, 300):
+            assert np.array_equal(load_image(shared, size), load_image(source, size))
+    middle = tmp_path / "middle.jpg"  # 224 asks for 1/2 scale, 300 for none: each decodes its own
+    photo.resize((640, 480)).save(middle)
+    assert decode_once(middle, (224, 300)) == middle
+    assert decode_once(photo, (224, 300)) is photo  # already decoded
+    with pytest.raises(ImageLoadError, match="missing.jpg"):
+        decode_once(tmp_path / "missing.jpg", (224, 300))
+    (tmp_path / "not.jpg").write_bytes(b"no image here")
+    with pytest.raises(ImageLoadError, match="not.jpg: not an image"):  # left to load_image, which names it
+        load_image(decode_once(tmp_path / "not.jpg", (224, 300)), 224)

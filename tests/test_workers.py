@@ -95,9 +95,8 @@ def test_a_worker_killed_mid_batch_loses_no_photo(examples):
 
 
 def test_the_taggers_threads_one_process_against_workers():
-    """One process: the detector gets 2 threads (it runs on after the encode, while the search
-    waits for its tags); a worker: every unset thread count is 1 (the workers share the cores);
-    a count the options set is kept."""
+    """One process: the detector gets TAGGER_THREADS (1: it runs beside the encode); a worker:
+    every unset thread count is 1 (the workers share the cores); a count the options set is kept."""
     from edgecap.runtime import Captioner, CaptionerOptions, TaggerOptions
     from edgecap.runtime.captioner import TAGGER_THREADS
     from edgecap.runtime.interpreter import usable_cores

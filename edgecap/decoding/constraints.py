@@ -59,6 +59,23 @@ class ConstraintFSM:
         self.num_states = 1 << len(sets)
         self.accepting = self.num_states - 1
         self.constraint_tokens = np.flatnonzero(self.token_mask)  # (n,) ids that meet some constraint
+        self._leaving: dict[int, np.ndarray | None] = {}
+        self._moving: dict[tuple[int, int], np.ndarray] = {}
+
+    def leaving(self, target: int) -> np.ndarray | None:
+        """``bool (V,)``: the words that would take a beam out of state ``target`` (None if none)."""
+        if target not in self._leaving:
+            outside = (self.token_mask & ~target) != 0
+            self._leaving[target] = outside if outside.any() else None
+        return self._leaving[target]
+
+    def moving(self, source: int, target: int) -> np.ndarray:
+        """The constraint word ids that take a beam from state ``source`` to ``target``."""
+        key = (source, target)
+        if key not in self._moving:
+            ct = self.constraint_tokens
+            self._moving[key] = ct[(source | self.token_mask[ct]) == target]
+        return self._moving[key]
 
     def next_state(self, state: int, token: int) -> int:
         return state | int(self.token_mask[token])
@@ -84,18 +101,17 @@ def _state_candidates(
     rows_list, toks_list = [], []
     same = cand[target * K : (target + 1) * K]  # (K, V) rows in `target`
     if np.isfinite(same).any():
-        outside = (fsm.token_mask & ~target) != 0  # words that would leave `target`
-        if outside.any():
+        outside = fsm.leaving(target)  # words that would leave `target`
+        if outside is not None:
             same = same.copy()
             same[:, outside] = -np.inf
         r, t = top_candidates(same, min(n, same.size))
         rows_list.append(r + target * K)
         toks_list.append(t)
-    ct = fsm.constraint_tokens
     for s in range(target):  # strict subsets of `target` move in by a constraint word
         if s & ~target or s == target:
             continue
-        moving = ct[(s | fsm.token_mask[ct]) == target]
+        moving = fsm.moving(s, target)
         if not moving.size:
             continue
         block = cand[s * K : (s + 1) * K][:, moving]  # (K, n_moving)
@@ -168,33 +184,31 @@ def constrained_beam_search(
     tokens = np.full((R,), start_id, np.int32)
     scores = np.full((R,), -np.inf, np.float32)  # (R,) running log-probs, row = state * K + beam
     scores[0] = 0.0
-    seqs: list[list[int]] = [[] for _ in range(R)]
-    attns: list[list[np.ndarray]] = [[] for _ in range(R)]
+    words = np.zeros((R, max_length), np.int64)  # (R, T) row r's first t entries: its words so far
+    alphas: np.ndarray | None = None  # (R, T, L) the attention row of each of those words
     finished: list[list[Hypothesis]] = [[] for _ in range(S)]
-    attn_size = 0
 
     def norm(logp: float, length: int) -> float:
         return logp / (length**length_penalty) if length_penalty else logp
 
-    def finish(row: int, logp: float) -> None:
-        seq = seqs[row]
-        att = np.stack(attns[row]) if attns[row] else (np.zeros((0, attn_size), np.float32) if attn_size else None)
+    def finish(row: int, logp: float, t: int) -> None:  # the caption of `row`: its t words, then <end>
+        att = alphas[row, :t].copy() if alphas is not None else None
         s = row // K
-        finished[s].append(Hypothesis(list(seq), logp, norm(logp, len(seq) + 1), att, s == fsm.accepting))
+        finished[s].append(Hypothesis(words[row, :t].tolist(), logp, norm(logp, t + 1), att, s == fsm.accepting))
         finished[s].sort(key=lambda h: -h.score)
         del finished[s][K:]
 
     for t in range(max_length + 1):
         log_probs, state, alpha = step(tokens, state)
-        if alpha is not None:
-            attn_size = alpha.shape[-1]
+        if alpha is not None and alphas is None:
+            alphas = np.zeros((R, max_length, alpha.shape[-1]), np.float32)
         if processors:
-            log_probs = processors(log_probs, np.asarray(seqs, np.int64).reshape(R, t))
+            log_probs = processors(log_probs, words[:, :t])
         if t == max_length:  # out of room: every live beam ends here
             end_lp = log_probs[:, end_id]
             for row in range(R):
                 if np.isfinite(scores[row]):
-                    finish(row, float(scores[row] + (end_lp[row] if np.isfinite(end_lp[row]) else np.float32(0.0))))
+                    finish(row, float(scores[row] + (end_lp[row] if np.isfinite(end_lp[row]) else np.float32(0.0))), t)
             break
         cand = scores[:, None] + log_probs  # (R, V) float32
         keep_rows = np.zeros((R,), np.int64)
@@ -205,7 +219,7 @@ def constrained_beam_search(
             n = 0
             for row, token, score in zip(rows.tolist(), toks.tolist(), sc.tolist()):
                 if token == end_id:
-                    finish(row, float(score))
+                    finish(row, float(score), t)
                     continue
                 keep_rows[target * K + n], keep_tokens[target * K + n], keep_scores[target * K + n] = row, token, score
                 n += 1
@@ -225,9 +239,12 @@ def constrained_beam_search(
             break
         if (keep_rows != np.arange(R)).any():
             state = tuple(s[keep_rows] for s in state)
-        rows_list = keep_rows.tolist()
-        seqs = [seqs[r] + [int(tok)] for r, tok in zip(rows_list, keep_tokens.tolist())]  # every row t + 1 words
-        attns = [attns[r] + [alpha[r]] for r in rows_list] if alpha is not None else attns
+            words = words[keep_rows]
+            if alphas is not None:
+                alphas = alphas[keep_rows]
+        words[:, t] = keep_tokens  # every row t + 1 words
+        if alphas is not None and alpha is not None:
+            alphas[:, t] = alpha[keep_rows]
         scores = keep_scores
         tokens = keep_tokens
     if finished[fsm.accepting]:

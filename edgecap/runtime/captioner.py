@@ -45,7 +45,7 @@ from edgecap.runtime.interpreter import (
     quiet_native_logs,
     usable_cores,
 )
-from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, load_image
+from edgecap.runtime.preprocessing import DEFAULT_MAX_PIXELS, ImageInput, decode_once, load_image
 from edgecap.runtime.running_modes import (
     CaptionSpan,
     LiveStream,
@@ -59,10 +59,11 @@ from edgecap.runtime.tag_inputs import tag_input_arrays
 from edgecap.runtime.tagger import Tag, Tagger, TaggerOptions
 
 #: The taggers' interpreter threads in one process when their options leave it unset (at most the
-#: cores): the COCO detector costs 2.7x the photo's encode, so after the encode it runs alone
-#: while the search waits for its tags. ``--workers`` processes use 1 each
+#: cores). 1 since the int8 detector (issue 46): it starts before the encode, which runs on the
+#: other core, and ends about when the encode does; a second detector thread took the encode's
+#: core (docs/runtime.md#workers). ``--workers`` processes use 1 each too
 #: (:func:`edgecap.runtime.pool.worker_options`).
-TAGGER_THREADS = 2
+TAGGER_THREADS = 1
 
 
 @dataclass
@@ -357,8 +358,8 @@ class Captioner:
 
     def _load_tagger(self, name_or_path: str) -> Tagger:
         """A built-in tagger by name, or a tagger file; it runs with the captioner's kernels, and,
-        unless its options say otherwise, with :data:`TAGGER_THREADS` threads: it runs beside the
-        photo's encode, then alone while the search waits for its tags (docs/runtime.md#workers)."""
+        unless its options say otherwise, with :data:`TAGGER_THREADS` threads, beside the
+        photo's encode (docs/runtime.md#workers)."""
         options = dataclasses.replace(self.options.tagger_options, kernels=self.options.kernels)
         if options.num_threads is None:
             options = dataclasses.replace(options, num_threads=min(TAGGER_THREADS, usable_cores()))
@@ -517,8 +518,12 @@ class Captioner:
 
     def tag(self, image: ImageInput) -> list[Tag]:
         """Every tagger's tags of one photo, best first (a word named twice keeps its best score)."""
+        return self._tag_each([image] * len(self.taggers))
+
+    def _tag_each(self, inputs: list) -> list[Tag]:
+        """:meth:`tag` with one input per tagger (a photo, or the pixels its preprocess made)."""
         best: dict[str, Tag] = {}
-        for tagger in self.taggers:
+        for tagger, image in zip(self.taggers, inputs):
             for t in tagger.tag(image):
                 if t.word not in best or t.score > best[t.word].score:
                     best[t.word] = t
@@ -560,13 +565,31 @@ class Captioner:
 
     def _tag_in_background(self, image: ImageInput):
         """Start the taggers on another thread (the interpreters' ``Invoke`` releases the GIL), so
-        that they run while this thread encodes and searches; None without taggers."""
+        that they run while this thread encodes and searches; None without taggers.
+
+        Where one decode serves the captioner and every tagger (:func:`decode_once`), the photo
+        is decoded once and each tagger's pixels are made here, before the captioner's own: the
+        detector is the longer path, and another thread would start them only when this one
+        releases the GIL at the encode's ``Invoke``. Otherwise each decodes its own, the taggers
+        on their thread. Returns ``(future, image)``: the photo for :meth:`preprocess`.
+
+        Raises:
+            ImageLoadError: the photo cannot be read (names the file).
+        """
         if not self.taggers:
-            return None
+            return None, image
+        sizes = (self.metadata.image_size, *(t.image_size for t in self.taggers))
+        limit = min([self.options.max_pixels, *(t.options.max_pixels for t in self.taggers)])
+        decoded = decode_once(image, sizes, limit)
+        if decoded is image:  # not decoded here (different JPEG scales, or pixels already)
+            inputs = [image] * len(self.taggers)
+        else:
+            image = decoded
+            inputs = [t.preprocess(image) for t in self.taggers]
         with self.lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecap-tagger")
-        return self._pool.submit(self.tag, image)
+        return self._pool.submit(self._tag_each, inputs), image
 
     def _to_caption(self, hyp: Hypothesis) -> Caption:
         words = [self.vocabulary[i] for i in hyp.tokens]
@@ -586,7 +609,7 @@ class Captioner:
             ModelFileError: the interpreter fails on this model (names the model file).
         """
         t0 = time.perf_counter()
-        tagging = self._tag_in_background(image)  # decodes the photo itself, at its own size
+        tagging, image = self._tag_in_background(image)
         pixels = self.preprocess(image)
         t1 = time.perf_counter()
         try:

@@ -104,6 +104,63 @@ def _decode(fp, name: str, size: int | None, max_pixels: int) -> Image.Image:
     return img
 
 
+def _drafted_size(data: bytes, size: int) -> tuple[int, int] | None:
+    """The size Pillow decodes an encoded photo at for ``load_image(..., size)`` (a JPEG's DCT
+    scaling), read from the header alone; None if Pillow cannot read the header."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                if img.format == "JPEG":
+                    img.draft("RGB", (size, size))
+                return img.size
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError):
+        return None
+
+
+def decode_once(source: ImageInput, sizes: tuple[int, ...], max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInput:
+    """One decode of a photo for several models' sizes (the captioner's and its taggers').
+
+    Each ``load_image(result, s)`` then gives the same pixels as ``load_image(source, s)`` for
+    every ``s`` in ``sizes``: the photo is decoded, turned upright (EXIF) and made RGB once, and
+    each model resizes it its own way. A JPEG is decoded once only when every size asks for the
+    same DCT scale (:func:`load_image`'s ``Image.draft``); otherwise, and for a photo already
+    decoded (a PIL image or an array), ``source`` is returned as it is and each model decodes
+    its own. Thread-safe to share: the returned image is only read (resized) afterwards.
+
+    Args:
+        source: a path, encoded bytes, a PIL image or a ``uint8`` array.
+        sizes: the square sides (pixels) the photo will be resized to.
+        max_pixels: as in :func:`load_image`.
+
+    Returns:
+        an RGB ``PIL.Image.Image`` decoded once, or ``source`` itself.
+
+    Raises:
+        ImageLoadError: as :func:`load_image` (names the file).
+    """
+    if isinstance(source, (Image.Image, np.ndarray)) or not sizes:
+        return source
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    if isinstance(source, bytes):
+        data = source
+    else:
+        with _read_file(Path(source)) as f:
+            try:
+                data = f.read()
+            except OSError as e:
+                raise ImageLoadError(f"{name}: {e.strerror or e}") from None
+    drafted = {_drafted_size(data, s) for s in set(sizes)}
+    if len(drafted) != 1 or None in drafted:
+        return source  # different DCT scales (or a header Pillow cannot read): each decodes its own
+    img = _decode(io.BytesIO(data), name, max(sizes), max_pixels)
+    try:
+        img = ImageOps.exif_transpose(img) or img
+        return _to_rgb(img)
+    except (OSError, ValueError) as e:
+        raise ImageLoadError(f"{name}: cannot convert image ({e})") from e
+
+
 def load_image(source: ImageInput, size: int | None = 224, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read any photo and resize it for the encoder.
 
@@ -124,6 +181,8 @@ def load_image(source: ImageInput, size: int | None = 224, max_pixels: int = DEF
         ImageLoadError: missing, unreadable, special (FIFO, device), empty, truncated,
             corrupt or oversized input (names the file and the cause).
     """
+    if isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.shape == (size, size, 3):
+        return source.copy()  # already this size and RGB: what the round trip through Pillow gives
     img, name = _open(source)
     if not isinstance(img, Image.Image):  # an open file or bytes
         with img:

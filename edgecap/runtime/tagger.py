@@ -86,7 +86,8 @@ class TaggerOptions:
         category_allowlist: keep only tags whose word or label is listed (empty: all).
         category_denylist: drop tags whose word or label is listed.
         num_threads: interpreter CPU threads (None: backend default; inside a
-            :class:`~edgecap.runtime.Captioner`, 2 in one process and 1 in ``--workers`` processes).
+            :class:`~edgecap.runtime.Captioner`, ``TAGGER_THREADS`` (1), and 1 in ``--workers``
+            processes).
         backends: interpreter packages to try, in order.
         quiet: silence the interpreter's own log lines while the model loads.
         max_pixels: refuse photos with more pixels than this once decoded.
