@@ -244,6 +244,7 @@ def bench_file(model_path: Path, threads: int, photos: list[Path], repeats: int)
     beam_ms, beam_out, beam_words, beam_min_ms, beam_invoke_ms, beam_prep_ms = whole(beam)
     tags = bench_tags(model_path, threads, photos, repeats, whole)
     rates = {kind: rate_gmacs(kind, threads) for kind in PROBES}
+    tags["tagger_floor_ms"] = {name: floor_ms(m, rates) for name, m in tags["tagger_macs"].items()}
     op_rates = op_rates_gmacs(threads)
     return {
         "model": str(model_path),
@@ -289,14 +290,17 @@ def bench_tags(model_path: Path, threads: int, photos: list[Path], repeats: int,
     the photos were constrained."""
     from edgecap.runtime import Captioner, CaptionerOptions
     from edgecap.runtime.guidance import DEFAULT_TAGGERS
-    from edgecap.runtime.presets import tagger_names
+    from edgecap.runtime.ops import by_arithmetic, subgraph_macs_by_op
+    from edgecap.runtime.presets import tagger_names, tagger_path
     from edgecap.runtime.tagger import Tagger, TaggerOptions
 
-    alone = {}
+    alone, macs = {}, {}
     for name in tagger_names():
         tagger = Tagger.from_preset(name, TaggerOptions(num_threads=threads))
         tagger.tag(photos[0])
         alone[name] = statistics.median(_median_ms(lambda p=p: tagger.tag(p), repeats) for p in photos)
+        shapes = {d["index"]: [int(x) for x in d["shape"]] for d in tagger.interpreter.get_tensor_details()}
+        macs[name] = by_arithmetic(subgraph_macs_by_op(tagger_path(name).read_bytes(), 0, shapes.__getitem__))
     pipeline = Captioner.from_file(
         model_path,
         CaptionerOptions(beam_size=3, num_threads=threads, return_attention=False, taggers=DEFAULT_TAGGERS),
@@ -306,6 +310,7 @@ def bench_tags(model_path: Path, threads: int, photos: list[Path], repeats: int,
     constrained = sum(bool(pipeline.caption(p).constraints) for p in photos)
     return {
         "tagger_ms": alone,
+        "tagger_macs": macs,  # by arithmetic; bench_file adds "tagger_floor_ms" at this run's rates
         "pipeline": list(DEFAULT_TAGGERS),
         "pipeline_beam3_ms": pipeline_ms,
         "constrained_photos": constrained,
@@ -682,6 +687,11 @@ def _against_baseline(r: dict) -> list[str]:
                     f"{'':4}its beam-3 Invoke and preprocessing alone: {new['invoke_ms']['beam3']:.2f} + "
                     f"{new['preprocess_ms']['beam3']:.2f} ms, {fixed / old['beam3_ms']:.2f}x the baseline's whole caption"
                 )
+            if "tags" in new and "tags" in old:  # the default pipeline as each revision ships it
+                a, b = new["tags"]["pipeline_beam3_ms"], old["tags"]["pipeline_beam3_ms"]
+                lines.append(
+                    f"{'':4}the default pipeline (beam 3, with tags): {a:.2f} against {b:.2f} ms ({a / b:.2f}x)"
+                )
         elif "query_ms" in new and "query_ms" in old:
             lines.append(
                 f"{head} text query over {new['index_photos']} photos {new['query_ms']:.2f} against {old['query_ms']:.2f} ms "
@@ -730,7 +740,11 @@ def format_report(r: dict) -> str:
         lines.append(
             f"{_label(t):38} {t['threads']:>4}  with tags ({', '.join(g['pipeline'])}): beam-3 {g['pipeline_beam3_ms']:.2f} ms, "
             f"{g['pipeline_beam3_ms'] / t['beam3_ms']:.2f}x the model alone ({g['constrained_photos']} of {r['photos']} photos constrained); "
-            "taggers alone: " + ", ".join(f"{n} {ms:.2f} ms" for n, ms in g["tagger_ms"].items())
+            "taggers alone: "
+            + ", ".join(
+                f"{n} {ms:.2f} ms" + (f" (floor {g['tagger_floor_ms'][n]:.2f})" if "tagger_floor_ms" in g else "")
+                for n, ms in g["tagger_ms"].items()
+            )
         )
         if "pipeline_split_ms" in g:  # not in the figures of a baseline revision from before it
             names = {

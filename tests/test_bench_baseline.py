@@ -88,3 +88,16 @@ def test_caption_dir_times_the_whole_folder_and_compares_records(tmp_path, examp
     report["caption_dir"]["baseline"] = {"revision": "HEAD", "seconds": 1.0, "photos_per_s": 2.0, "same": same}
     text = format_report(report)
     assert "edgecap caption DIR (every default) on 2 photos" in text and "the same records on 1 of 2 photos" in text
+
+
+def test_the_report_sets_the_default_pipeline_and_caption_dir_against_the_baseline():
+    """On a committed run (docs/bench/2026-12-07-flickr8k-test-1000.json, issue 46's done-when)."""
+    import json
+
+    report = json.loads((ROOT / "docs" / "bench" / "2026-12-07-flickr8k-test-1000.json").read_text())
+    now, then = (next(r for r in report["results"] if ("baseline" in r) is b) for b in (False, True))
+    a, b = now["tags"]["pipeline_beam3_ms"], then["tags"]["pipeline_beam3_ms"]
+    text = format_report(report)
+    assert f"the default pipeline (beam 3, with tags): {a:.2f} against {b:.2f} ms ({a / b:.2f}x)" in text
+    c = report["caption_dir"]
+    assert f"{c['photos_per_s'] / c['baseline']['photos_per_s']:.2f}x; the same records on" in text

@@ -7,7 +7,7 @@ import pytest
 
 from edgecap.export.requantize import RequantizeError, detection_agreement, uint8_to_int8
 from edgecap.runtime.interpreter import make_interpreter
-from edgecap.runtime.ops import model_object, operators
+from edgecap.runtime.ops import by_arithmetic, model_object, operators, subgraph_macs_by_op
 from edgecap.runtime.preprocessing import load_image
 from edgecap.runtime.presets import tagger_path
 
@@ -42,6 +42,11 @@ def test_the_built_in_detector_is_int8_inside_with_a_uint8_input():
     interpreter.allocate_tensors()
     (inp,) = interpreter.get_input_details()
     assert inp["dtype"] == np.uint8 and list(inp["shape"]) == [1, 300, 300, 3]
+    shapes = {d["index"]: list(d["shape"]) for d in interpreter.get_tensor_details()}
+    macs = by_arithmetic(subgraph_macs_by_op(content, 0, shapes.__getitem__))
+    assert macs["float"] == 0 and macs["int8"] > 5e8  # every convolution integer; SSD-MobileNet at 300x300
+    with pytest.raises(IndexError, match="no subgraph 1"):
+        subgraph_macs_by_op(content, 1, shapes.__getitem__)
 
 
 def test_a_uint8_file_with_an_operator_the_rewrite_does_not_know_is_refused():

@@ -128,8 +128,6 @@ def signature_macs_by_op(
         KeyError: no such signature. ImportError: no TFLite schema module installed.
     """
     s = _schema()
-    op = s.BuiltinOperator
-    type_names = _type_names(s)
     model = s.Model.GetRootAs(model_bytes, 0)
     index = None
     for i in range(model.SignatureDefsLength()):
@@ -138,6 +136,22 @@ def signature_macs_by_op(
             index = sd.SubgraphIndex()
     if index is None:
         raise KeyError(f"no signature {signature_key!r} in the model")
+    return subgraph_macs_by_op(model_bytes, index, tensor_shape)
+
+
+def subgraph_macs_by_op(model_bytes: bytes, index: int, tensor_shape: Callable[[int], list[int]]) -> dict[str, int]:
+    """:func:`signature_macs_by_op` for subgraph ``index`` (a file without signatures, such as a
+    tagger, has its graph at 0).
+
+    Raises:
+        IndexError: no such subgraph. ImportError: no TFLite schema module installed.
+    """
+    s = _schema()
+    op = s.BuiltinOperator
+    type_names = _type_names(s)
+    model = s.Model.GetRootAs(model_bytes, 0)
+    if not 0 <= index < model.SubgraphsLength():
+        raise IndexError(f"no subgraph {index} in the model")
     graph = model.Subgraphs(index)
     total = {f"{a}/{k}": 0 for a in ("int8", "float") for k in OP_KINDS}
     for k in range(graph.OperatorsLength()):
