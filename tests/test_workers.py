@@ -106,5 +106,21 @@ def test_the_taggers_threads_one_process_against_workers():
     assert [t.options.num_threads for t in captioner.taggers] == [min(TAGGER_THREADS, usable_cores())]
     worker = worker_options(CaptionerOptions())
     assert worker.num_threads == 1 and worker.tagger_options.num_threads == 1
+    assert CaptionerOptions().overlap_taggers and not worker.overlap_taggers  # tags first, on the worker's thread
     chosen = worker_options(CaptionerOptions(num_threads=2, tagger_options=TaggerOptions(num_threads=3)))
     assert chosen.num_threads == 2 and chosen.tagger_options.num_threads == 3
+
+
+def test_taggers_first_on_the_calling_thread_give_the_same_captions(examples):
+    """overlap_taggers=False (what workers use) changes where the detector runs, not what it says."""
+    from edgecap.runtime import Captioner, CaptionerOptions
+
+    photos = sorted(examples.glob("*.jpg"))
+    results = []
+    for overlap in (True, False):
+        with Captioner.from_preset("show_attend_tell_flickr8k", CaptionerOptions(overlap_taggers=overlap)) as c:
+            results.append(
+                [(r.text, r.log_prob, [t.to_json() for t in r.tags], r.constraints) for r in map(c.caption, photos)]
+            )
+            assert (c._pool is None) is not overlap  # no tagger thread without the overlap
+    assert results[0] == results[1] and any(tags for _, _, tags, _ in results[0])

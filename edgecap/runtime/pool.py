@@ -35,7 +35,9 @@ def default_workers() -> int:
 
 def worker_options(options: CaptionerOptions) -> CaptionerOptions:
     """A worker's options: what is unset runs on one core, the captioner's interpreter and the
-    taggers' alike (the workers share the cores; docs/runtime.md#workers)."""
+    taggers' alike, and the taggers run before the encode on the worker's own thread (the
+    workers share the cores; docs/runtime.md#workers)."""
+    options = dataclasses.replace(options, overlap_taggers=False)
     if options.num_threads is None:
         options = dataclasses.replace(options, num_threads=1)
     if options.tagger_options.num_threads is None:
