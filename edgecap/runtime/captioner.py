@@ -570,13 +570,15 @@ class Captioner:
 
     def _tag_in_background(self, image: ImageInput):
         """Start the taggers on another thread (the interpreters' ``Invoke`` releases the GIL), so
-        that they run while this thread encodes and searches; None without taggers.
+        that they run while this thread encodes and searches (with ``overlap_taggers`` False,
+        run them here and now).
 
         Where one decode serves the captioner and every tagger (:func:`decode_once`), the photo
         is decoded once and each tagger's pixels are made here, before the captioner's own: the
         detector is the longer path, and another thread would start them only when this one
         releases the GIL at the encode's ``Invoke``. Otherwise each decodes its own, the taggers
-        on their thread. Returns ``(future, image)``: the photo for :meth:`preprocess`.
+        on their thread. Returns ``(future, image)``: the tags to come (None without taggers)
+        and the photo for :meth:`preprocess`.
 
         Raises:
             ImageLoadError: the photo cannot be read (names the file).
