@@ -500,30 +500,33 @@ def checkout(revision: str, into: Path) -> Path:
 CAPTION_DIR_RUNS = 2  #: runs of ``edgecap caption DIR`` per tree; the fastest counts
 
 
-def caption_dir_run(folder: Path, source: Path | None = None) -> tuple[float, list[dict]]:
-    """One ``edgecap caption FOLDER --json`` with every default (model, tagger, workers), as a
-    user runs it: a fresh process, model loading included. With ``source``, the code and
-    built-in files of that tree (a baseline revision).
+def caption_dir_run(
+    folder: Path, source: Path | None = None, options: tuple[str, ...] = ()
+) -> tuple[float, list[dict]]:
+    """One ``edgecap caption FOLDER --json`` with every default (model, tagger, workers) but
+    ``options``, as a user runs it: a fresh process, model loading included. With ``source``,
+    the code and built-in files of that tree (a baseline revision). A photo that cannot be read
+    is an error record, counted like the others.
 
     Returns:
         ``(seconds, records)``: wall-clock seconds, and its records without ``timings_ms``.
 
     Raises:
-        RuntimeError: the command failed (its last lines of stderr).
+        RuntimeError: the command failed, or wrote no record (its last lines of stderr).
     """
     env = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
     t0 = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "edgecap.cli", "caption", str(folder), "--json"],
+        [sys.executable, "-m", "edgecap.cli", "caption", str(folder), "--json", *options],
         capture_output=True,
         text=True,
         env=env,
         cwd=source,
     )
     seconds = time.perf_counter() - t0
-    if out.returncode != 0:
-        raise RuntimeError(f"edgecap caption {folder} failed:\n{out.stderr[-3000:]}")
     records = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode not in (0, 2) or not records:  # 2: some record is an error record
+        raise RuntimeError(f"edgecap caption {folder} failed:\n{out.stderr[-3000:]}")
     for record in records:
         record.pop("timings_ms", None)
     return seconds, records

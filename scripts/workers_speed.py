@@ -13,13 +13,11 @@ Default images: the first --limit Flickr8k test photos in ../shared.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from edgecap.bench import caption_dir_run
 
 
 def flickr_test_photos(limit: int) -> Path:
@@ -36,18 +34,7 @@ def flickr_test_photos(limit: int) -> Path:
 
 def run(images: Path, workers: int, extra: list[str]) -> tuple[float, list[dict]]:
     """Seconds for one ``edgecap caption`` process, and its records without timings."""
-    t0 = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-m", "edgecap.cli", "caption", str(images), "--json", "--workers", str(workers), *extra],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    seconds = time.perf_counter() - t0
-    records = [json.loads(line) for line in out.stdout.splitlines()]
-    for record in records:
-        record.pop("timings_ms", None)
-    return seconds, records
+    return caption_dir_run(images, None, ("--workers", str(workers), *extra))
 
 
 def main() -> None:
