@@ -33,6 +33,7 @@ import numpy as np
 
 from edgecap.export.requantize import detection_agreement, uint8_to_int8
 from edgecap.runtime.interpreter import make_interpreter
+from edgecap.runtime.ops import model_object
 from edgecap.runtime.preprocessing import load_image
 from edgecap.runtime.tagger import Tagger, TaggerOptions, read_tag_words
 from edgecap.utils import atomic_write_bytes
@@ -88,6 +89,19 @@ def same_tags(a: list, b: list) -> tuple[int, int]:
     return words, sum(x == y for x, y in zip(a, b))
 
 
+def exact_channels(original: bytes, rewritten: bytes) -> tuple[int, int]:
+    """Output channels of the int8 weights that kept the uint8 file's scale (exact), and all of them."""
+    old = {t.name: t for t in model_object(original).subgraphs[0].tensors}
+    exact = total = 0
+    for t in model_object(rewritten).subgraphs[0].tensors:
+        q = t.quantization
+        if q is not None and q.scale is not None and len(q.scale) > 1 and old.get(t.name) is not None:
+            if old[t.name].type == 3:  # UINT8 weights: not the per-channel biases (INT32)
+                total += len(q.scale)
+                exact += int((q.scale == old[t.name].quantization.scale[0]).sum())
+    return exact, total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="the uint8 .tflite file")
@@ -99,6 +113,8 @@ def main() -> None:
     rewritten = uint8_to_int8(content)
     atomic_write_bytes(args.output, rewritten)
     print(f"{args.output}: {len(rewritten) / 1e6:.2f} MB (from {len(content) / 1e6:.2f} MB)")
+    exact, total = exact_channels(content, rewritten)
+    print(f"convolution weights: {exact} of {total} output channels exact (the old scale), {total - exact} rescaled")
     for n, spec in enumerate(args.check):
         name, photos = photo_set(spec)
         pixels = [load_image(p, 300) for p in photos]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgecap.export.portable_ops import _new_tensor, _opcode_index
 from edgecap.runtime.ops import _schema, model_object, pack_model
 
 #: operators the rewrite knows: anything else in a uint8 file is refused
@@ -41,10 +42,15 @@ class RequantizeError(ValueError):
     """The file is not a uint8 file this rewrite knows (the message names the operator or tensor)."""
 
 
-def _op_name(s, model, op) -> str:
+def _op_namer(s, model):
+    """``op`` → its builtin operator's name, ``"CUSTOM"`` for a custom op."""
     names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
-    code = model.operatorCodes[op.opcodeIndex]
-    return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+
+    def name(op) -> str:
+        code = model.operatorCodes[op.opcodeIndex]
+        return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+
+    return name
 
 
 def _buffer(model, tensor) -> np.ndarray | None:
@@ -120,52 +126,22 @@ def _shift_to_int8(s, model, tensor) -> None:
     tensor.quantization = _quantization(s, quant.scale, np.asarray(quant.zeroPoint) - 128, quant.quantizedDimension)
 
 
-def _opcode(s, model, builtin: int, version: int) -> int:
-    for i, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and code.customCode is None:
-            code.version = max(code.version, version)
-            return i
-    code = s.OperatorCodeT()
-    code.builtinCode = builtin
-    code.deprecatedBuiltinCode = min(builtin, 127)
-    code.version = version
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
-
-
-def _new_tensor(s, model, like, name: str, tensor_type: int, quantization) -> int:
+def _tensor_like(s, model, like, name: str, tensor_type: int, quantization) -> int:
+    """A new tensor shaped as ``like`` (no data), of ``tensor_type`` and ``quantization``."""
     graph = model.subgraphs[0]
-    t = s.TensorT()
-    t.shape = np.array(like.shape, np.int32)
-    if like.shapeSignature is not None:
-        t.shapeSignature = np.array(like.shapeSignature, np.int32)
-    t.type = tensor_type
-    t.name = name.encode()
-    t.quantization = quantization
-    empty = s.BufferT()
-    model.buffers.append(empty)
-    t.buffer = len(model.buffers) - 1
-    graph.tensors.append(t)
-    return len(graph.tensors) - 1
+    index = _new_tensor(model, s, graph, like, name)
+    graph.tensors[index].type, graph.tensors[index].quantization = tensor_type, quantization
+    return index
 
 
-def _quantize_op(s, model, source: int, target: int):
+def _unary_op(s, model, kind: str, source: int, target: int):
+    """A ``QUANTIZE`` or ``DEQUANTIZE`` op from tensor ``source`` to ``target`` (version 2: int8)."""
     op = s.OperatorT()
-    op.opcodeIndex = _opcode(s, model, s.BuiltinOperator.QUANTIZE, _INT8_VERSIONS["QUANTIZE"])
+    op.opcodeIndex = _opcode_index(model, s, getattr(s.BuiltinOperator, kind), 2)
     op.inputs = np.array([source], np.int32)
     op.outputs = np.array([target], np.int32)
-    op.builtinOptionsType = s.BuiltinOptions.QuantizeOptions
-    op.builtinOptions = s.QuantizeOptionsT()
-    return op
-
-
-def _dequantize_op(s, model, source: int, target: int):
-    op = s.OperatorT()
-    op.opcodeIndex = _opcode(s, model, s.BuiltinOperator.DEQUANTIZE, 2)
-    op.inputs = np.array([source], np.int32)
-    op.outputs = np.array([target], np.int32)
-    op.builtinOptionsType = s.BuiltinOptions.DequantizeOptions
-    op.builtinOptions = s.DequantizeOptionsT()
+    op.builtinOptionsType = getattr(s.BuiltinOptions, kind.title() + "Options")
+    op.builtinOptions = getattr(s, kind.title() + "OptionsT")()
     return op
 
 
@@ -187,8 +163,8 @@ def _float_inputs(s, model, op, ops: list) -> None:
             _set_buffer(s, model, t, ((data.view(np.int8).astype(np.float32) - zero) * scale).astype(np.float32))
             new_inputs.append(i)
             continue
-        j = _new_tensor(s, model, t, t.name.decode() + "/float", s.TensorType.FLOAT32, None)
-        ops.append(_dequantize_op(s, model, int(i), j))
+        j = _tensor_like(s, model, t, t.name.decode() + "/float", s.TensorType.FLOAT32, None)
+        ops.append(_unary_op(s, model, "DEQUANTIZE", int(i), j))
         new_inputs.append(j)
     op.inputs = np.array(new_inputs, np.int32)
 
@@ -214,15 +190,13 @@ def uint8_to_int8(flatbuffer: bytes) -> bytes:
         raise RequantizeError(f"one subgraph expected, the file has {len(model.subgraphs)}")
     graph = model.subgraphs[0]
     uint8 = s.TensorType.UINT8
-    weights, biases = set(), set()
+    op_name = _op_namer(s, model)
     for op in graph.operators:
-        name = _op_name(s, model, op)
+        name = op_name(op)
         if name not in _KNOWN:
             raise RequantizeError(f"operator {name} is not one the int8 rewrite knows")
         if name in _CHANNEL_AXIS and graph.tensors[op.inputs[1]].type == uint8:
             _requantize_weights(s, model, op, name)
-            weights.add(int(op.inputs[1]))
-            biases.add(int(op.inputs[2]))
         code = model.operatorCodes[op.opcodeIndex]
         if name in _INT8_VERSIONS and code.customCode is None:
             code.version = max(code.version, _INT8_VERSIONS[name])
@@ -238,38 +212,31 @@ def uint8_to_int8(flatbuffer: bytes) -> bytes:
             inputs.append(i)
             continue
         quant = inner.quantization
-        outer = _new_tensor(
-            s,
-            model,
-            inner,
-            inner.name.decode(),
-            uint8,
-            _quantization(s, quant.scale, np.asarray(quant.zeroPoint) + 128),
-        )
+        outer_quant = _quantization(s, quant.scale, np.asarray(quant.zeroPoint) + 128)
+        outer = _tensor_like(s, model, inner, inner.name.decode(), uint8, outer_quant)
         inner.name = inner.name + b"/int8"
-        ops.insert(0, _quantize_op(s, model, outer, int(i)))
+        ops.insert(0, _unary_op(s, model, "QUANTIZE", outer, int(i)))
         inputs.append(outer)
     graph.inputs = np.array(inputs, np.int32)
     # concatenation inputs requantized to the output's scale and zero point
     rewritten = []
     for op in ops:
-        if _op_name(s, model, op) == "CONCATENATION":
-            out = graph.tensors[op.outputs[0]]
+        if op_name(op) == "CONCATENATION":
+            out = graph.tensors[op.outputs[0]].quantization
             new_inputs = []
             for i in op.inputs:
                 t = graph.tensors[i]
-                same = np.allclose(t.quantization.scale, out.quantization.scale, rtol=0, atol=0) and list(
-                    t.quantization.zeroPoint
-                ) == list(out.quantization.zeroPoint)
+                q = t.quantization
+                same = np.array_equal(q.scale, out.scale) and np.array_equal(q.zeroPoint, out.zeroPoint)
                 if t.type != s.TensorType.INT8 or same:
                     new_inputs.append(i)
                     continue
-                q = _quantization(s, out.quantization.scale, out.quantization.zeroPoint)
-                j = _new_tensor(s, model, t, t.name.decode() + "/requantized", s.TensorType.INT8, q)
-                rewritten.append(_quantize_op(s, model, int(i), j))
+                requantized = _quantization(s, out.scale, out.zeroPoint)
+                j = _tensor_like(s, model, t, t.name.decode() + "/requantized", s.TensorType.INT8, requantized)
+                rewritten.append(_unary_op(s, model, "QUANTIZE", int(i), j))
                 new_inputs.append(j)
             op.inputs = np.array(new_inputs, np.int32)
-        elif _op_name(s, model, op) == "CUSTOM":
+        elif op_name(op) == "CUSTOM":
             _float_inputs(s, model, op, rewritten)
         rewritten.append(op)
     graph.operators = rewritten

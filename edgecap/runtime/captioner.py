@@ -97,7 +97,7 @@ class CaptionerOptions:
         tagger_options: score threshold, max results and category lists of every tagger.
         overlap_taggers: run the taggers on a second thread beside the photo's encode (a
             caption's latency); False runs them first on the calling thread, which costs about
-            1 ms less CPU a photo: what ``--workers`` processes use, where other processes fill
+            2 ms less CPU a photo: what ``--workers`` processes use, where other processes fill
             the cores (docs/runtime.md#workers). The captions do not change.
         constrain: let the taggers' words constrain the beam search (Anderson et al. 2017;
             :mod:`edgecap.runtime.guidance` decides which and when); False: tags are only reported.

@@ -104,18 +104,32 @@ def _decode(fp, name: str, size: int | None, max_pixels: int) -> Image.Image:
     return img
 
 
-def _drafted_size(data: bytes, size: int) -> tuple[int, int] | None:
+def _drafted_size(data: bytes, size: int | None) -> tuple[int, int] | None:
     """The size Pillow decodes an encoded photo at for ``load_image(..., size)`` (a JPEG's DCT
-    scaling), read from the header alone; None if Pillow cannot read the header."""
+    scaling; None: no scaling, the photo's own size), read from the header alone; None if
+    Pillow cannot read the header."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
-                if img.format == "JPEG":
+                if size is not None and img.format == "JPEG":
                     img.draft("RGB", (size, size))
                 return img.size
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, Image.DecompressionBombError):
         return None
+
+
+def _one_scale(data: bytes, sizes: tuple[int, ...]) -> bool:
+    """Whether every size in ``sizes`` decodes the photo at the same DCT scale (and Pillow reads
+    its header). A draft never decodes below the requested size, so a photo under twice the
+    smallest size on a side is decoded whole for every size: one header read decides."""
+    whole = _drafted_size(data, None)
+    if whole is None:
+        return False
+    if min(whole) < 2 * min(sizes):
+        return True
+    drafted = {_drafted_size(data, s) for s in set(sizes)}
+    return len(drafted) == 1
 
 
 def decode_once(source: ImageInput, sizes: tuple[int, ...], max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInput:
@@ -150,8 +164,7 @@ def decode_once(source: ImageInput, sizes: tuple[int, ...], max_pixels: int = DE
                 data = f.read()
             except OSError as e:
                 raise ImageLoadError(f"{name}: {e.strerror or e}") from None
-    drafted = {_drafted_size(data, s) for s in set(sizes)}
-    if len(drafted) != 1 or None in drafted:
+    if not _one_scale(data, sizes):
         return source  # different DCT scales (or a header Pillow cannot read): each decodes its own
     img = _decode(io.BytesIO(data), name, max(sizes), max_pixels)
     try:
